@@ -1,0 +1,70 @@
+# routerkit — two commands do everything on a fresh Debian machine:
+#   make demo   set up what is missing, then run the whole journey on the virtual sample
+#   make test   set up what is missing, then run the test suite (hil tests included)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Host packages: the virtual sample (QEMU, stock U-Boot), firmware build tools, serial peers,
+# the signify cross-check, tmux for the terminal test, chromium for the build-log page test.
+APT_PACKAGES := qemu-system-arm qemu-utils u-boot-qemu u-boot-tools device-tree-compiler \
+	busybox-static dropbear-bin ser2net socat lrzsz cpio e2fsprogs dosfstools mtools \
+	signify-openbsd openssh-client openssh-server tmux chromium fdisk iproute2 ca-certificates
+
+.PHONY: help setup apt venv demo test test-fast bench reliability lint typecheck clean
+
+help:
+	@echo "make demo         set up, then run the whole journey on the virtual sample"
+	@echo "make test         set up, then run every test (unit + hil)"
+	@echo "make bench        run every benchmark in benchmarks/"
+	@echo "make reliability  long fault-injection runs"
+	@echo "make lint         ruff + mypy"
+
+setup: apt venv
+
+# Installs only what is missing; a no-op (one dpkg-query) when everything is there.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,heic]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/python -m toolkit.demo
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not hil" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+reliability: setup
+	ROUTERKIT_RELIABILITY=1 $(BIN)/python -m pytest -q -m reliability $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check toolkit tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

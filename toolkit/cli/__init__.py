@@ -1,0 +1,136 @@
+"""The ``routerkit`` command line: the only layer that prints, prompts or exits.
+
+Command groups live one per module and are imported only when invoked, so ``routerkit --help``
+does not pay for paramiko, tuf or Pillow. Every :class:`toolkit.errors.RouterkitError` is
+turned into one line on stderr (and a JSON object on stdout with ``--json``) with the error's
+own exit code, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+import click
+
+from toolkit import __version__
+from toolkit.cli._app import App
+from toolkit.errors import DeviceError, Interrupted, RouterkitError
+
+# name -> (module, attribute, one-line help). The help is here so that `--help` can list the
+# commands without importing them.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "assemble": ("toolkit.cli.assemble", "assemble", "Walk through assembling a sample, step by step."),
+    "guide": ("toolkit.cli.guide", "guide", "Check and show assembly guides."),
+    "sample": ("toolkit.cli.sample", "sample", "Start, stop and talk to the virtual sample."),
+    "firmware": ("toolkit.cli.firmware", "firmware", "Build, inspect, verify, publish and pull images."),
+    "keys": ("toolkit.cli.keys", "keys", "Manage image signing keys and trusted keys."),
+    "flash": ("toolkit.cli.flash", "flash", "Flash an image over serial (U-Boot) or SSH."),
+    "verify": ("toolkit.cli.verify", "verify", "Health-check a sample: version, slots, selftest."),
+    "hosts": ("toolkit.cli.hosts", "hosts", "List, trust and forget SSH host keys."),
+    "fleet": ("toolkit.cli.fleet", "fleet", "Flash every target of a lab in parallel."),
+    "share": ("toolkit.cli.share", "share", "Publish a session's build log to the community."),
+    "bug": ("toolkit.cli.bug", "bug", "File a bug report with the context collected for you."),
+    "outbox": ("toolkit.cli.outbox", "outbox", "Inspect and retry queued uploads."),
+    "community": ("toolkit.cli.community", "community", "Run the local community tracker."),
+    "sessions": ("toolkit.cli.sessions", "sessions", "List and show recorded sessions."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        try:
+            command = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            return None  # a command group not built yet
+        return command  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RouterkitError as err:
+            raise ReportedError(err, _app(ctx)) from err
+        except KeyboardInterrupt:
+            err = Interrupted("interrupted; the journey stopped at a safe point")
+            raise ReportedError(err, _app(ctx)) from None
+
+
+def _app(ctx: click.Context) -> App | None:
+    obj = ctx.find_object(App)
+    return obj
+
+
+class ReportedError(click.ClickException):
+    """A RouterkitError on its way out: one line, the error's exit code, no traceback."""
+
+    def __init__(self, err: RouterkitError, app: App | None) -> None:
+        super().__init__(str(err))
+        self.err = err
+        self.exit_code = err.exit_code
+        self.json = bool(app and app.json)
+
+    def show(self, file: Any = None) -> None:
+        err = self.err
+        if self.json:
+            payload = {
+                "ok": False,
+                "error": err.message,
+                "error_class": type(err).__name__,
+                "exit_code": err.exit_code,
+            }
+            if err.hint:
+                payload["hint"] = err.hint
+            if isinstance(err, DeviceError) and err.last_output:
+                payload["last_output"] = err.last_output
+            click.echo(json.dumps(payload))
+        click.echo(f"routerkit: error: {err}", err=True)
+        if isinstance(err, DeviceError) and err.last_output:
+            tail = err.last_output.rstrip().splitlines()[-8:]
+            click.echo("last console lines:", err=True)
+            for line in tail:
+                click.echo(f"  | {line}", err=True)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  routerkit sample up                 boot the virtual sample
+  routerkit assemble                  assemble your sample, step by step
+  routerkit flash fw.img --via serial flash over the U-Boot console
+  routerkit share --preview           see exactly what would be uploaded
+Run `routerkit COMMAND --help` for more.""",
+)
+@click.version_option(__version__, prog_name="routerkit")
+@click.option("-v", "--verbose", count=True, help="More detail (repeat for debug logs).")
+@click.option("--json", "json_", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("-y", "--yes", is_flag=True, help="Non-interactive: never prompt; fail instead.")
+@click.pass_context
+def root(ctx: click.Context, verbose: int, json_: bool, yes: bool) -> None:
+    """routerkit: assemble, flash, verify and report on engineering-sample routers."""
+    ctx.obj = App(verbose=verbose, json=json_, yes=yes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    root.main(args=argv if argv is not None else sys.argv[1:], prog_name="routerkit")
