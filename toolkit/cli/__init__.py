@@ -40,17 +40,25 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+    """A group whose subcommands are imported on first use.
+
+    ``lazy`` maps a command name to (module, attribute, one-line help); the root uses
+    :data:`COMMANDS`, and a subgroup can pass its own map (see ``toolkit.cli.firmware``).
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = COMMANDS if lazy is None else lazy
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) | set(self.commands))
+        return sorted(set(self.lazy) | set(self.commands))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.commands:
             return self.commands[name]
-        if name not in COMMANDS:
+        if name not in self.lazy:
             return None
-        module, attr, _ = COMMANDS[name]
+        module, attr, _ = self.lazy[name]
         try:
             command = getattr(importlib.import_module(module), attr)
         except ModuleNotFoundError as exc:
@@ -60,23 +68,21 @@ class LazyGroup(click.Group):
         return command  # type: ignore[no-any-return]
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows += [(n, c.get_short_help_str()) for n, c in sorted(self.commands.items()) if n not in self.lazy]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is not None:  # only the root maps errors, once
+            return super().invoke(ctx)
         try:
             return super().invoke(ctx)
         except RouterkitError as err:
-            raise ReportedError(err, _app(ctx)) from err
+            raise ReportedError(err, ctx.find_object(App)) from err
         except KeyboardInterrupt:
-            err = Interrupted("interrupted; the journey stopped at a safe point")
-            raise ReportedError(err, _app(ctx)) from None
-
-
-def _app(ctx: click.Context) -> App | None:
-    obj = ctx.find_object(App)
-    return obj
+            stop = Interrupted("interrupted; the journey stopped at a safe point")
+            raise ReportedError(stop, ctx.find_object(App)) from None
 
 
 class ReportedError(click.ClickException):
@@ -85,7 +91,7 @@ class ReportedError(click.ClickException):
     def __init__(self, err: RouterkitError, app: App | None) -> None:
         super().__init__(str(err))
         self.err = err
-        self.exit_code = err.exit_code
+        self.exit_code = err.exit_code  # type: ignore[misc]  # click reads it per instance
         self.json = bool(app and app.json)
 
     def show(self, file: Any = None) -> None:
