@@ -1,0 +1,105 @@
+"""What both flash paths share: options, the result, and the entry point.
+
+Both paths follow one plan (DESIGN §5): check → transfer → verify in RAM/tmp → write the
+inactive slot → read back and verify → switch → reboot → verify the running version → record.
+The serial path lives in :mod:`toolkit.journeys.flash_serial`, the SSH path in
+:mod:`toolkit.journeys.flash_ssh`; :func:`flash` picks one and owns the session journal.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.events import NullReporter, Reporter
+from toolkit.record import Journal
+from toolkit.targets import Target
+
+
+@dataclass
+class FlashOptions:
+    via: str = "serial"  # "serial" | "ssh"
+    path: str = "auto"  # serial: auto|tftp|ymodem|xmodem|gzip; ssh: auto|sftp|scp|cat
+    allow_downgrade: bool = False
+    force_board: bool = False
+    keep_settings: bool = False
+    accept_new_hostkey: bool = False
+    running_version: str | None = None  # known version on the device, if any
+    interactive: bool = False  # may the journey ask the tester (e.g. "press reset now")?
+    timeout: float | None = None  # overall boot/reconnect timeout override, seconds
+    chunk_size: int | None = None  # serial: bytes per verified chunk
+
+
+@dataclass
+class FlashResult:
+    ok: bool
+    target: str
+    board: str
+    via: str
+    path: str  # the transfer path actually used (tftp, ymodem, xmodem, sftp, scp, cat)
+    image: str
+    image_sha256: str
+    version_before: str | None
+    version_after: str | None
+    slot: str | None  # the slot now running
+    bytes: int  # payload bytes sent over the link in this run
+    seconds: float
+    resumed_from: int = 0  # byte offset a resumed transfer started from
+    session: str = ""
+    steps: dict[str, float] = field(default_factory=dict)  # step name -> seconds
+    verify: dict[str, Any] | None = None  # the closing `verify` report
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def flash(
+    image: Path,
+    target: Target,
+    options: FlashOptions,
+    reporter: Reporter | None = None,
+    journal: Journal | None = None,
+) -> FlashResult:
+    """Flash ``image`` onto ``target`` by ``options.via``, recording into ``journal``.
+
+    The image is verified (signature, board, compat, hashes, size, downgrade) by the path's
+    first step, before any byte reaches the device.
+    """
+    reporter = reporter or NullReporter()
+    journal = journal or Journal.create("flash", board=target.board, target=target.name)
+    journal.append(
+        "flash_started",
+        via=options.via,
+        image=str(image),
+        target=target.to_dict(),
+        options=asdict(options),
+    )
+    start = time.monotonic()
+    try:
+        if options.via == "serial":
+            from toolkit.journeys import flash_serial
+
+            result = flash_serial.flash(image, target, options, reporter, journal)
+        elif options.via == "ssh":
+            from toolkit.journeys import flash_ssh
+
+            result = flash_ssh.flash(image, target, options, reporter, journal)
+        else:
+            from toolkit.errors import ConfigError
+
+            raise ConfigError(f"unknown flash path --via {options.via!r} (serial or ssh)")
+    except BaseException as exc:
+        journal.append(
+            "flash",
+            ok=False,
+            via=options.via,
+            error=str(exc) or type(exc).__name__,
+            error_class=type(exc).__name__,
+            seconds=round(time.monotonic() - start, 3),
+        )
+        raise
+    result.session = journal.id
+    journal.append("flash", **result.to_dict())
+    return result
