@@ -1,0 +1,1 @@
+"""Firmware images: the v1 format, signing keys, verification, channels (TUF) and builds."""
