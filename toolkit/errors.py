@@ -112,6 +112,12 @@ class ImageTooLargeError(ImageError):
     exit_code = 16
 
 
+class ImageHashError(ImageError):
+    """The FIT does not match the sha256 pinned in the signed metadata, or a FIT node hash."""
+
+    exit_code = 19
+
+
 class ChannelError(RouterkitError):
     """A firmware channel (TUF repository) is unreachable, stale, or serves a bad target."""
 
