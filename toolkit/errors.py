@@ -124,6 +124,12 @@ class ChannelError(RouterkitError):
     exit_code = 17
 
 
+class BuildError(RouterkitError):
+    """Building a firmware image or disk failed (guest package fetch, mkimage, cpio...)."""
+
+    exit_code = 18
+
+
 # --- devices (20-29) ---------------------------------------------------------------------
 
 
@@ -175,6 +181,13 @@ class DeviceCommandError(DeviceError):
     exit_code = 26
 
 
+class PlaceError(DeviceError):
+    """A labgrid place cannot be used: unknown, busy (the message says by whom), or the
+    coordinator is unreachable."""
+
+    exit_code = 27
+
+
 # --- SSH (30-39) -------------------------------------------------------------------------
 
 
@@ -207,10 +220,38 @@ class PublishError(RouterkitError):
     exit_code = 40
 
 
+class PublishRetryableError(PublishError):
+    """Server down, 429, 5xx or a timeout: the item stays queued and is retried with back-off."""
+
+    exit_code = 41
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
 class KeyringError(RouterkitError):
     """No usable keyring backend for tokens."""
 
     exit_code = 42
+
+
+class PublishAuthError(PublishError):
+    """401/403: the token is missing, expired or lacks permission (`routerkit community login`)."""
+
+    exit_code = 43
+
+
+class PayloadTooLargeError(PublishError):
+    """413: an attachment is larger than the server accepts; shrink the photos and retry."""
+
+    exit_code = 44
+
+
+class TrackerSchemaError(PublishError):
+    """The tracker lacks routerkit's properties (idempotency_key, signature): a different schema."""
+
+    exit_code = 45
 
 
 # --- journal (50-59) ---------------------------------------------------------------------
