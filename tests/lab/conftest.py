@@ -56,14 +56,14 @@ def start_labgrid(tmp: Path, device_tty: str, place: str = "es1") -> Iterator[La
     coordinator = f"127.0.0.1:{port}"
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        log = open(tmp / "coordinator.log", "wb")
+        log = open(tmp / "coordinator.log", "wb")  # noqa: SIM115 - lives as long as the process
         procs.append(subprocess.Popen(
             [str(BIN / "labgrid-coordinator"), "-l", coordinator], stdout=log, stderr=log,
             cwd=tmp,
         ))
         config = tmp / "exporter.yaml"
         config.write_text(f"bench1:\n  RawSerialPort:\n    port: {device_tty}\n    speed: 115200\n")
-        elog = open(tmp / "exporter.log", "wb")
+        elog = open(tmp / "exporter.log", "wb")  # noqa: SIM115 - lives as long as the process
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with socket.socket() as s:
