@@ -99,10 +99,12 @@ def seal(fit: bytes, metadata: dict[str, Any], signer: SecretKey | None = None) 
     Fills ``format``, ``fit_size``, ``fit_sha256`` and ``signer``; signs the compact JSON with
     ``signer`` or, if None, with this machine's development key (created on first use).
     """
+    comment = None
     if signer is None:
         from toolkit.firmware.keys import dev_key
 
         signer = dev_key()
+        comment = f"verify with routerkit DEVELOPMENT key {signer.keyid} (its build machine only)"
     fdt.header_totalsize(fit)  # refuse to seal something that is not a FIT at all
     meta = dict(metadata)
     meta.update(
@@ -112,7 +114,7 @@ def seal(fit: bytes, metadata: dict[str, Any], signer: SecretKey | None = None) 
         signer=signer.keyid,
     )
     meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    sig_bytes = signer.sign(meta_bytes, f"verify with routerkit key {signer.keyid}").to_bytes()
+    sig_bytes = signer.sign(meta_bytes, comment or f"verify with routerkit key {signer.keyid}").to_bytes()
     footer = Footer(len(fit), len(meta_bytes), len(sig_bytes))
     return fit + meta_bytes + sig_bytes + footer.to_bytes()
 

@@ -92,6 +92,8 @@ def _write_exclusive(path: Path, data: bytes, mode: int) -> bool:
 def generate(name: str, *, comment: str | None = None, trust: bool = True) -> SecretKey:
     """Create key pair ``name`` (refuses to overwrite); optionally trust its public half."""
     _check_name(name)
+    if name == DEV_KEY:
+        raise ConfigError(f"{DEV_KEY!r} is reserved for the local development key")
     key = SecretKey.generate(comment or f"routerkit secret key {name}")
     if not _write_exclusive(keys_dir() / f"{name}.sec", key.to_bytes(), 0o600):
         raise ConfigError(
