@@ -1,0 +1,113 @@
+# Shared helpers of the on-device scripts (busybox sh). Sourced, never run.
+#
+# Every device path comes from /etc/routerkit.conf (generated from the board profile at build
+# time) and can be overridden by the environment, so the same scripts run on the HOST in tests
+# against plain files: RK_DEV_A, RK_DEV_B, RK_BOOT_DIR, RK_CMDLINE, RK_BOARD, RK_VERSION_FILE.
+
+[ -r "${RK_CONF:-/etc/routerkit.conf}" ] && . "${RK_CONF:-/etc/routerkit.conf}"
+: "${RK_BOARD:=unknown}"
+: "${RK_DEV_A:=/dev/vda2}"
+: "${RK_DEV_B:=/dev/vda3}"
+: "${RK_BOOT_DEV:=/dev/vda1}"
+: "${RK_BOOT_DIR:=/boot}"
+: "${RK_STATE_FILE:=state.env}"
+: "${RK_CMDLINE:=/proc/cmdline}"
+: "${RK_VERSION_FILE:=/etc/firmware-version}"
+
+rk_die() {
+	echo "${RK_PROG:-routerkit}: error: $*" >&2
+	exit 1
+}
+
+rk_say() {
+	echo "${RK_PROG:-routerkit}: $*"
+}
+
+# Decimal value of a zero-padded number ("000123" is octal to $((...)); expr is decimal).
+rk_num() {
+	case "$1" in
+	'' | *[!0-9]*) return 1 ;;
+	esac
+	expr "$1" + 0
+}
+
+rk_slot_dev() {
+	case "$1" in
+	A) echo "$RK_DEV_A" ;;
+	B) echo "$RK_DEV_B" ;;
+	*) return 1 ;;
+	esac
+}
+
+rk_other_slot() {
+	if [ "$1" = B ]; then echo A; else echo B; fi
+}
+
+# Size in bytes of a block device, or of a regular file standing in for one (tests).
+rk_dev_size() {
+	if [ -b "$1" ]; then
+		blockdev --getsize64 "$1"
+	else
+		stat -c %s "$1"
+	fi
+}
+
+# Slot the running kernel was booted from (rk.slot= on the command line set by boot.scr).
+rk_running_slot() {
+	sed -n 's/.*\brk\.slot=\([AB]\).*/\1/p' "$RK_CMDLINE" 2>/dev/null | head -n 1
+}
+
+# Value of KEY in state.env. U-Boot's `env export -t` may leave a NUL at the end: drop it.
+rk_state_get() {
+	tr -d '\000' <"$RK_BOOT_DIR/$RK_STATE_FILE" 2>/dev/null | sed -n "s/^$1=//p" | tail -n 1
+}
+
+# Write state.env atomically (temp file + rename, both on the FAT): a power cut leaves either
+# the old or the new file, never a half-written one that U-Boot would misread.
+rk_state_write() {
+	_active=$1
+	_tries=$2
+	_tmp="$RK_BOOT_DIR/$RK_STATE_FILE.new"
+	printf 'rk_active=%s\nrk_tries=%s\n' "$_active" "$_tries" >"$_tmp" || return 1
+	sync
+	mv -f "$_tmp" "$RK_BOOT_DIR/$RK_STATE_FILE" || return 1
+	sync
+}
+
+# Footer of an image (file or slot region already cut to length): sets rk_fit_size,
+# rk_meta_size, rk_sig_size from the 33-byte "RKFW1 %012d %08d %04d\n" line.
+rk_parse_footer() {
+	set -- $1
+	[ "$#" = 4 ] && [ "$1" = RKFW1 ] || return 1
+	rk_fit_size=$(rk_num "$2") || return 1
+	rk_meta_size=$(rk_num "$3") || return 1
+	rk_sig_size=$(rk_num "$4") || return 1
+}
+
+# JSON helpers for the compact metadata object (one line): string and number fields.
+rk_json_str() {
+	printf '%s' "$1" | sed -n "s/.*\"$2\" *: *\"\([^\"]*\)\".*/\1/p"
+}
+
+rk_json_num() {
+	printf '%s' "$1" | sed -n "s/.*\"$2\" *: *\([0-9][0-9]*\).*/\1/p"
+}
+
+# Does the metadata's supported_devices list contain $2?
+rk_json_supports() {
+	_list=$(printf '%s' "$1" | sed -n 's/.*"supported_devices" *: *\[\([^]]*\)\].*/\1/p')
+	case ",$(printf '%s' "$_list" | tr -d ' ')," in
+	*",\"$2\","*) return 0 ;;
+	esac
+	return 1
+}
+
+# sha256 of the first $2 bytes of $1.
+rk_sha256_head() {
+	head -c "$2" "$1" | sha256sum | cut -d' ' -f1
+}
+
+# Bytes $2..$2+$3 of $1.
+rk_cut() {
+	dd if="$1" bs=65536 skip="$2" count="$3" iflag=skip_bytes,count_bytes 2>/dev/null
+}

@@ -1,0 +1,239 @@
+"""``routerkit firmware build``: the reference firmware of a board, reproducibly, in seconds.
+
+Pipeline: guest packages (cached) → initramfs → gzip'ed kernel (cached per kernel) → FIT
+(``mkimage -f``, cached per input hash) → :func:`toolkit.firmware.image.seal` (metadata +
+signature + footer). Same inputs give the same bytes: SOURCE_DATE_EPOCH fixes every timestamp,
+the host key is derived, and nothing depends on the build directory or the time of day.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolkit import paths
+from toolkit.boards import Board, load_board
+from toolkit.errors import BuildError
+from toolkit.events import NullReporter, Reporter, step
+from toolkit.firmware import fit as fitmod
+from toolkit.firmware import initramfs as initramfsmod
+from toolkit.firmware.guest import GuestRoot, fetch_guest, need_tool
+
+_RECIPE_FILES = ("build.py", "initramfs.py", "fit.py", "guest.py")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``firmware build`` made. ``to_dict()`` is the ``--json`` output."""
+
+    path: Path
+    sha256: str
+    version: str
+    board: str
+    size: int
+    fit_size: int
+    fit_sha256: str
+    kernel_size: int  # gzip'ed kernel inside the FIT
+    initramfs_size: int  # gzip'ed cpio inside the FIT
+    kernel_abi: str
+    ssh_host_key: str  # public key line, also in the metadata
+    ssh_host_key_fingerprint: str  # "SHA256:...", also in the metadata
+    signer: str
+    source_date_epoch: int
+    seconds: float
+    cached_fit: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def firmware_cache() -> Path:
+    path = paths.cache_dir() / "firmware"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(paths.REPO_ROOT), *args],
+            capture_output=True, text=True, check=False, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def default_epoch() -> int:
+    """SOURCE_DATE_EPOCH, else the commit time of the checkout, else 0."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env and env.isdigit():
+        return int(env)
+    commit_time = _git("log", "-1", "--format=%ct")
+    return int(commit_time) if commit_time and commit_time.isdigit() else 0
+
+
+def default_revision() -> str:
+    return os.environ.get("ROUTERKIT_SOURCE_REVISION") or _git("rev-parse", "HEAD") or "unknown"
+
+
+def _kernel_gz(guest: GuestRoot, reporter: Reporter) -> bytes:
+    """gzip -9 of the raw arm64 Image; the slowest step, so cached per guest kernel package."""
+    kernel_pkg = f"linux-image-{guest.kernel_abi}"
+    tag = hashlib.sha256(f"{kernel_pkg}={guest.packages.get(kernel_pkg)}".encode()).hexdigest()
+    cached = firmware_cache() / f"kernel-{guest.kernel_abi}-{tag[:12]}.gz"
+    if cached.exists():
+        return cached.read_bytes()
+    with step(reporter, "compress kernel", guest.kernel_abi):
+        data = gzip.compress(fitmod.raw_arm64_image(guest.kernel.read_bytes()), 9, mtime=0)
+    from toolkit.record import atomic_write
+
+    atomic_write(cached, data)
+    return data
+
+
+def _inputs_key(guest: GuestRoot, board: Board, version: str, epoch: int, seed: bytes) -> str:
+    """Hash of everything the FIT depends on: packages, on-device files, board, recipe code."""
+    h = hashlib.sha256()
+    for part in (guest.digest, version, str(epoch), hashlib.sha256(seed).hexdigest()):
+        h.update(part.encode() + b"\0")
+    h.update(board.path.read_bytes())
+    here = Path(__file__).parent
+    sources = [here / name for name in _RECIPE_FILES]
+    sources += sorted(p for p in initramfsmod.ROOTFS_SRC.rglob("*") if p.is_file())
+    sources.append(paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519.pub")
+    for path in sources:
+        h.update(str(path.relative_to(paths.REPO_ROOT)).encode() + b"\0")
+        h.update(str(os.access(path, os.X_OK)).encode() + path.read_bytes() + b"\0")
+    busybox = subprocess.run([need_tool("busybox"), "--list-full"], capture_output=True, check=True)
+    h.update(busybox.stdout)
+    return h.hexdigest()
+
+
+def build_fit(
+    version: str, board: Board, *, epoch: int, reporter: Reporter | None = None,
+    guest: GuestRoot | None = None,
+) -> tuple[bytes, initramfsmod.HostKey, dict[str, Any]]:
+    """The FIT of one version (cached by input hash) with its host key and sizes."""
+    reporter = reporter or NullReporter()
+    guest = guest or fetch_guest(reporter)
+    seed = initramfsmod.host_key_seed()
+    key = _inputs_key(guest, board, version, epoch, seed)
+    cache = firmware_cache() / "fit"
+    fit_path, info_path = cache / f"{key}.fit", cache / f"{key}.json"
+    host_key = initramfsmod.derive_host_key(board.id, version, seed)
+    if fit_path.exists() and info_path.exists():
+        info = json.loads(info_path.read_text())
+        info["cached"] = True
+        return fit_path.read_bytes(), host_key, info
+    with step(reporter, "initramfs", f"busybox + dropbear + modules for {guest.kernel_abi}"):
+        initrd = initramfsmod.build_initramfs(guest, board, version, host_key, epoch)
+    kernel = _kernel_gz(guest, reporter)
+    with step(reporter, "FIT", "mkimage -f"):
+        its = fitmod.its_source(
+            description=f"routerkit {board.id} {version}",
+            kernel="kernel.gz", initramfs="initramfs.cpio.gz",
+            load=str(board.get("firmware.kernel_load", "0x40400000")),
+        )
+        fit = fitmod.make_fit(its, {"kernel.gz": kernel, "initramfs.cpio.gz": initrd}, epoch)
+    info = {"kernel_size": len(kernel), "initramfs_size": len(initrd),
+            "kernel_abi": guest.kernel_abi, "cached": False}
+    from toolkit.record import atomic_write
+
+    atomic_write(fit_path, fit)
+    atomic_write(info_path, json.dumps(info).encode())
+    return fit, host_key, info
+
+
+def build_image(
+    version: str,
+    board: str | Board = "es-virt",
+    *,
+    out: Path | None = None,
+    key: str | Path | None = None,
+    reporter: Reporter | None = None,
+    epoch: int | None = None,
+    source_revision: str | None = None,
+) -> BuildResult:
+    """Build and sign the reference firmware ``version`` for ``board``.
+
+    ``out`` is a directory (the image is ``<board>-<version>.img`` in it) or a file path
+    ending in ``.img``; default: the firmware cache. ``key`` is a secret key name or path
+    (default: this machine's development key).
+    """
+    from toolkit.firmware import image as imagemod
+    from toolkit.record import atomic_write
+
+    start = time.monotonic()
+    reporter = reporter or NullReporter()
+    board_obj = board if isinstance(board, Board) else load_board(board)
+    if not version or any(c.isspace() or c in "/\"\\" for c in version):
+        raise BuildError(f"invalid version {version!r}: no spaces, slashes or quotes")
+    epoch = default_epoch() if epoch is None else epoch
+    fit, host_key, info = build_fit(version, board_obj, epoch=epoch, reporter=reporter)
+    signer = None
+    if key is not None:
+        from toolkit.firmware.keys import load_secret
+
+        signer = load_secret(key)
+    metadata = {
+        "board": board_obj.id,
+        "supported_devices": board_obj.compatible,
+        "version": version,
+        "compat_version": str(board_obj.require("board.compat_version")),
+        "build_date": datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source_revision": source_revision or default_revision(),
+        "ssh_host_key": host_key.public_line,
+        "ssh_host_key_fingerprint": host_key.fingerprint,
+        "kernel": info["kernel_abi"],
+    }
+    with step(reporter, "seal", "metadata + signature"):
+        data = imagemod.seal(fit, metadata, signer)
+    if out is None:
+        out = firmware_cache() / "images"
+    target = out if out.suffix == ".img" else out / f"{board_obj.id}-{version}.img"
+    if len(data) > board_obj.slot_size:
+        from toolkit.errors import ImageTooLargeError
+
+        raise ImageTooLargeError(
+            f"image is {len(data)} bytes, the {board_obj.id} slot holds {board_obj.slot_size}"
+        )
+    atomic_write(target, data)
+    parsed = imagemod.parse(target)
+    return BuildResult(
+        path=target, sha256=hashlib.sha256(data).hexdigest(), version=version,
+        board=board_obj.id, size=len(data), fit_size=len(fit),
+        fit_sha256=hashlib.sha256(fit).hexdigest(), kernel_size=int(info["kernel_size"]),
+        initramfs_size=int(info["initramfs_size"]), kernel_abi=str(info["kernel_abi"]),
+        ssh_host_key=host_key.public_line, ssh_host_key_fingerprint=host_key.fingerprint,
+        signer=str(parsed.metadata.get("signer", "")), source_date_epoch=epoch,
+        seconds=round(time.monotonic() - start, 3), cached_fit=bool(info.get("cached")),
+    )
+
+
+def test_client_key() -> Path:
+    """A 0600 copy of the committed TEST-ONLY client key (git does not keep 0600, and
+    OpenSSH refuses a private key that others can read)."""
+    src = paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519"
+    dest = paths.data_dir() / "firmware" / "test_id_ed25519"
+    data = src.read_bytes()
+    if not dest.exists() or dest.read_bytes() != data:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dest)
+    shutil.copymode(dest, dest)
+    return dest

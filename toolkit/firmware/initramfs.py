@@ -1,0 +1,257 @@
+"""The initramfs of the reference firmware: busybox, dropbear, virtio modules, our scripts.
+
+Reproducible by construction: the tree is staged in a temp dir with fixed modes and mtimes
+(SOURCE_DATE_EPOCH), packed by ``cpio --reproducible -R 0:0`` from a sorted file list, and
+gzip'ed without a name or timestamp. The dropbear host key is "generated per build" but
+derived deterministically from a per-machine secret, the board and the version, so two builds
+of the same version are byte-identical and two versions have different host keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit import paths
+from toolkit.boards import Board
+from toolkit.errors import BuildError
+from toolkit.firmware.guest import GuestRoot, elf_needed, modinfo, need_tool
+
+ROOTFS_SRC = paths.REPO_ROOT / "firmware" / "rootfs"
+MULTIARCH = "lib/aarch64-linux-gnu"
+LOADER = "ld-linux-aarch64.so.1"
+#: Programs copied from the guest packages, with their shared libraries.
+DROPBEAR = "usr/sbin/dropbear"
+DEFAULT_MODULES = ("virtio_mmio", "virtio_blk", "virtio_net", "vfat", "nls_cp437")
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """The dropbear host key of one build."""
+
+    dropbear_key: bytes  # dropbear's own private key format
+    public_line: str  # "ssh-ed25519 AAAA... root@es-virt"
+    fingerprint: str  # OpenSSH "SHA256:..." form
+
+
+def host_key_seed() -> bytes:
+    """The per-machine secret (created once, mode 0600) that host keys are derived from."""
+    path = paths.data_dir() / "firmware" / "host-key-seed"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        os.replace(tmp, path)
+    return path.read_bytes()
+
+
+def derive_host_key(board_id: str, version: str, seed: bytes | None = None) -> HostKey:
+    """ed25519 host key seeded from sha256(secret, board, version), in dropbear format."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    seed = host_key_seed() if seed is None else seed
+    material = hashlib.sha256(seed + b"\0" + board_id.encode() + b"\0" + version.encode())
+    key = Ed25519PrivateKey.from_private_bytes(material.digest())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
+    blob = base64.b64decode(pub.split()[1])
+    fingerprint = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    with tempfile.TemporaryDirectory(prefix="rk-hostkey-") as tmp:
+        src, dst = Path(tmp) / "key.pem", Path(tmp) / "key.dropbear"
+        src.write_bytes(pem)
+        os.chmod(src, 0o600)
+        proc = subprocess.run(
+            [need_tool("dropbearconvert"), "openssh", "dropbear", str(src), str(dst)],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise BuildError(f"dropbearconvert failed: {proc.stderr.strip()}")
+        dropbear_key = dst.read_bytes()
+    return HostKey(dropbear_key, f"{pub} root@{board_id}", fingerprint)
+
+
+def module_load_order(guest: GuestRoot, wanted: list[str]) -> list[str]:
+    """Paths (relative to the modules dir) of the wanted modules and their dependencies,
+    dependencies first. Modules built into the kernel are skipped."""
+    mdir = guest.modules_dir
+    norm = lambda name: name.replace("-", "_")  # noqa: E731 - kernel treats - and _ alike
+    builtin = set()
+    builtin_file = mdir / "modules.builtin"
+    if builtin_file.exists():
+        builtin = {norm(Path(line).stem) for line in builtin_file.read_text().split()}
+    index = {norm(p.name[: -len(".ko")]): p for p in sorted(mdir.glob("kernel/**/*.ko"))}
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        name = norm(name)
+        if name in builtin or name in visiting:
+            return
+        path = index.get(name)
+        if path is None:
+            raise BuildError(f"kernel module {name} not found in {mdir} (nor built in)")
+        rel = str(path.relative_to(mdir))
+        if rel in order:
+            return
+        visiting.add(name)
+        for dep in sorted(filter(None, modinfo(path).get("depends", "").split(","))):
+            visit(dep)
+        visiting.discard(name)
+        order.append(rel)
+
+    for name in wanted:
+        visit(name)
+    return order
+
+
+def library_closure(guest: GuestRoot, binaries: list[Path]) -> dict[str, Path]:
+    """soname -> file in the guest tree, for every library the binaries need (transitively)."""
+    search = [guest.root / MULTIARCH, guest.root / "usr" / MULTIARCH]
+    found: dict[str, Path] = {}
+    todo = [soname for b in binaries for soname in elf_needed(b)]
+    while todo:
+        soname = todo.pop()
+        if soname in found:
+            continue
+        for directory in search:
+            candidate = directory / soname
+            if candidate.exists():
+                found[soname] = candidate.resolve()
+                todo.extend(elf_needed(found[soname]))
+                break
+        else:
+            raise BuildError(f"library {soname} (needed by dropbear) is not in the guest packages")
+    return found
+
+
+def _busybox_applets() -> list[str]:
+    """Applet paths (bin/ls, sbin/ip...). The host's busybox-static is the same Debian
+    package built with the same configuration, and it can run here; the arm64 one cannot."""
+    out = subprocess.run(
+        [need_tool("busybox"), "--list-full"], capture_output=True, text=True, check=True
+    )
+    return sorted(line.strip() for line in out.stdout.splitlines() if line.strip())
+
+
+def _routerkit_conf(board: Board) -> str:
+    disk = str(board.get("flash.linux_device", "/dev/vda"))
+    boot = int(board.require("flash.bootstate.partition"))
+    lines = [
+        "# Generated from the board profile at build time; the environment overrides it.",
+        f': "${{RK_BOARD:={board.id}}}"',
+        f': "${{RK_BOOT_DEV:={disk}{boot}}}"',
+        f': "${{RK_STATE_FILE:={board.get("flash.bootstate.file", "state.env")}}}"',
+        f': "${{RK_MAX_TRIES:={board.get("flash.bootstate.max_tries", 3)}}}"',
+    ]
+    for name, slot in sorted(board.slots.items()):
+        lines.append(f': "${{RK_DEV_{name}:={disk}{slot.partition}}}"')
+    return "\n".join(lines) + "\n"
+
+
+def stage(guest: GuestRoot, board: Board, version: str, host_key: HostKey, dest: Path) -> None:
+    """Lay out the initramfs tree in ``dest`` (an empty directory)."""
+    shutil.copytree(ROOTFS_SRC, dest, dirs_exist_ok=True, symlinks=True)
+    for sub in ("proc", "sys", "dev", "tmp", "run", "boot", "root/.ssh", "etc/dropbear",
+                "var/log", "bin", "sbin", "usr/bin", "usr/sbin", MULTIARCH):
+        (dest / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(guest.root / "bin" / "busybox", dest / "bin" / "busybox")
+    for applet in _busybox_applets():
+        link = dest / applet
+        if not link.exists() and not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(dest / "bin" / "busybox", link.parent))
+    dropbear = guest.root / DROPBEAR
+    shutil.copyfile(dropbear, dest / DROPBEAR)
+    for soname, src in sorted(library_closure(guest, [dropbear]).items()):
+        shutil.copyfile(src, dest / MULTIARCH / soname)
+    # The program interpreter is /lib/ld-linux-aarch64.so.1 (PT_INTERP of every arm64 binary).
+    (dest / "lib" / LOADER).symlink_to(f"aarch64-linux-gnu/{LOADER}")
+    if not (dest / MULTIARCH / LOADER).exists():
+        raise BuildError(f"{LOADER} missing from the guest libc6")
+
+    kdir = f"lib/modules/{guest.kernel_abi}"
+    wanted = [str(m) for m in board.get("firmware.modules", DEFAULT_MODULES)]
+    order = module_load_order(guest, wanted)
+    for rel in order:
+        target = dest / kdir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(guest.modules_dir / rel, target)
+    (dest / kdir / "routerkit.load").write_text("".join(f"{rel}\n" for rel in order))
+
+    etc = dest / "etc"
+    (etc / "firmware-version").write_text(version + "\n")
+    board_json = {
+        "id": board.id, "name": board.name, "hardware_rev": board.get("board.hardware_rev"),
+        "compatible": board.compatible, "compat_version": board.get("board.compat_version"),
+    }
+    (etc / "board.json").write_text(json.dumps(board_json, indent=1, sort_keys=True) + "\n")
+    (etc / "routerkit.conf").write_text(_routerkit_conf(board))
+    (etc / "hostname").write_text(board.id + "\n")
+    (etc / "dropbear" / "dropbear_ed25519_host_key").write_bytes(host_key.dropbear_key)
+    (etc / "dropbear" / "dropbear_ed25519_host_key.pub").write_text(host_key.public_line + "\n")
+    test_pub = paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519.pub"
+    shutil.copyfile(test_pub, dest / "root" / ".ssh" / "authorized_keys")
+
+
+def _normalise(dest: Path, epoch: int) -> list[str]:
+    """Fixed modes and mtimes; returns the sorted relative file list for cpio."""
+    private = {"root", "root/.ssh", "root/.ssh/authorized_keys",
+               "etc/dropbear/dropbear_ed25519_host_key"}
+    names: list[str] = []
+    for path in sorted(dest.rglob("*"), key=lambda p: str(p.relative_to(dest)).encode()):
+        rel = str(path.relative_to(dest))
+        names.append(rel)
+        if not path.is_symlink():
+            if path.is_dir():
+                mode = 0o700 if rel in private else 0o755
+            elif rel in private:
+                mode = 0o600
+            else:
+                executable = os.access(path, os.X_OK) or rel.startswith((MULTIARCH, "bin/", "usr/sbin/"))
+                mode = 0o755 if executable else 0o644
+            os.chmod(path, mode)
+        os.utime(path, (epoch, epoch), follow_symlinks=False)
+    return names
+
+
+def pack(dest: Path, epoch: int) -> bytes:
+    """cpio newc of ``dest`` (sorted, uid/gid 0, fixed mtimes), gzip'ed without name/time."""
+    names = _normalise(dest, epoch)
+    os.utime(dest, (epoch, epoch))
+    proc = subprocess.run(
+        [need_tool("cpio"), "--quiet", "-o", "-H", "newc", "--reproducible", "-R", "0:0"],
+        input=("\n".join(["."] + names) + "\n").encode(),
+        cwd=dest, capture_output=True, check=False, env=dict(os.environ, LC_ALL="C"),
+    )
+    if proc.returncode != 0:
+        raise BuildError(f"cpio failed: {proc.stderr.decode(errors='replace').strip()}")
+    return gzip.compress(proc.stdout, compresslevel=9, mtime=0)
+
+
+def build_initramfs(
+    guest: GuestRoot, board: Board, version: str, host_key: HostKey, epoch: int
+) -> bytes:
+    """The gzip'ed cpio of the reference firmware for one board and version."""
+    with tempfile.TemporaryDirectory(prefix="rk-initramfs-") as tmp:
+        dest = Path(tmp) / "root"
+        dest.mkdir()
+        stage(guest, board, version, host_key, dest)
+        return pack(dest, epoch)
