@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
+import shlex
 import threading
 import time
 import zlib
@@ -237,7 +238,9 @@ class FakeUBoot(FakeTransport):
     boot_delay: float = 0.0
     bootdelay: float = 2.0
     at_prompt: bool = False
-    version_text: str = "U-Boot 2023.01+dfsg-2 (Jan 01 2024 - 00:00:00 +0000)\r\n\r\naarch64-linux-gnu-gcc 12.2.0"
+    version_text: str = (
+        "U-Boot 2023.01+dfsg-2 (Jan 01 2024 - 00:00:00 +0000)\r\n\r\naarch64-linux-gnu-gcc 12.2.0"
+    )
     env: dict[str, str] = field(default_factory=lambda: {"bootdelay": "2", "arch": "arm"})
     memory: dict[int, bytes] = field(default_factory=dict)
     commands: Mapping[str, FakeCommand] = field(default_factory=dict)
@@ -300,7 +303,10 @@ class FakeUBoot(FakeTransport):
             self.lines.append(line)
         out = []
         for part in line.split(";"):
-            argv = part.replace("$?", str(self._last_status)).split()
+            try:
+                argv = shlex.split(part.replace("$?", str(self._last_status)))
+            except ValueError:
+                return "syntax error\r\n"
             if not argv:
                 continue
             text, self._last_status = self._command(argv)

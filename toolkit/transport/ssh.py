@@ -1,0 +1,529 @@
+"""SSH to a device: paramiko with routerkit's own host keys, commands, and fast uploads.
+
+Constructing an :class:`SSHConnection` records parameters; the first use connects (fabric's
+lazy model). Each failure names its step, so a tester knows where to look:
+
+- ``TCP``      → :class:`HostUnreachableError` (nothing listens, no route, timeout; or the
+  port answers but no SSH server speaks — a device still booting behind QEMU's port forward)
+- host key     → :class:`HostKeyError` (decided by :func:`toolkit.hostkeys.check`, *before*
+  any credential is sent; paramiko's ``RejectPolicy`` is the base: nothing is auto-added)
+- ``auth``     → :class:`AuthError` (wrong key or password)
+- ``upload``   → :class:`TransferError` (link lost, device-side write failed)
+
+Uploads: dropbear (the firmware's SSH server) has no SFTP subsystem and no ``scp`` binary in
+our image, so ``auto`` probes SFTP, then legacy scp, then streams into ``cat > FILE``. A
+dropbear channel window is only 24 KiB, so one channel is a stop-and-wait of 24 KiB packets;
+the ``cat`` path therefore splits large files over a few channels (``dd seek=`` into the same
+file), which keeps several windows in flight on one TCP connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import (
+    AuthError,
+    DeviceCommandError,
+    HostKeyError,
+    HostUnreachableError,
+    SSHError,
+    TransferError,
+)
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from toolkit.hostkeys import Decision, HostKeyContext, HostKeyStore
+
+Progress = Callable[[int, int], None]
+
+#: Our receive window per channel (command output) and the largest packet we accept.
+WINDOW = 16 * 1024 * 1024
+MAX_PACKET = 32768
+#: Ciphers in the order we offer them. dropbear (Debian) offers chacha20 and aes-ctr but no
+#: GCM; paramiko has no chacha20. AES-128 does 10 rounds to AES-256's 14: cheaper on a small
+#: device CPU (and in QEMU's emulated arm64), the side that limits an upload.
+CIPHERS = ("aes128-gcm@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com", "aes256-ctr")
+#: Bytes per stream below which splitting over several channels does not pay.
+SPLIT_MIN = 1024 * 1024
+DD_BLOCK = 65536
+
+
+@dataclass
+class RunResult:
+    """The outcome of one command on the device (fabric's Result, smaller)."""
+
+    command: str
+    exit_status: int  # -1: the connection dropped before the command reported its status
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def tail(self, lines: int = 8) -> str:
+        text = (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class UploadResult:
+    method: str  # sftp | scp | cat
+    bytes: int
+    seconds: float
+    streams: int = 1
+
+
+@dataclass
+class SSHConnection:
+    """One SSH connection to one device. Thread-safe for concurrent commands/channels."""
+
+    host: str
+    port: int = 22
+    user: str = "root"
+    identity: str = ""  # the host-key identity (board/name) the key is checked under
+    key_file: str | None = None
+    password: str | None = None
+    store: HostKeyStore | None = None
+    context: HostKeyContext | None = None
+    connect_timeout: float = 10.0
+    on_hostkey: Callable[[Decision], None] | None = None
+    hostkey: Decision | None = field(default=None, init=False)
+    _client: Any = field(default=None, init=False, repr=False)
+    _methods: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    # --- connection ----------------------------------------------------------------------
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        """The live paramiko Transport; connects on first use."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise SSHError(f"ssh: the connection to {self.where} was lost")
+        return transport  # type: ignore[no-any-return]
+
+    @property
+    def where(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+    def connect(self) -> SSHConnection:
+        """Connect now (instead of on first use); returns self."""
+        self.transport  # noqa: B018 - the property connects
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> SSHConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connect(self) -> Any:
+        import paramiko
+
+        from toolkit.hostkeys import HostKeyStore
+
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as exc:
+            raise HostUnreachableError(
+                f"TCP: cannot reach {self.host}:{self.port}: {exc.strerror or exc}",
+                hint="is the device powered and on the network? is the port right?",
+            ) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        store = self.store or HostKeyStore()
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(_make_policy(self, store))
+        try:
+            client.connect(
+                self.host,
+                self.port,
+                username=self.user,
+                pkey=self._pkey(),
+                password=self.password,
+                sock=sock,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                transport_factory=_tuned_transport,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            how = (
+                f"key {self.key_file}"
+                if self.key_file
+                else "password"
+                if self.password
+                else "no key or password"
+            )
+            raise AuthError(
+                f"auth: {self.where} refused {how} ({exc})",
+                hint="check --identity/--user, or the device's authorized_keys",
+            ) from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            client.close()
+            raise HostUnreachableError(
+                f"ssh: {self.host}:{self.port} accepts TCP but no SSH session could be set up "
+                f"({exc or type(exc).__name__})",
+                hint="the device may still be booting, or another service owns the port",
+            ) from None
+        return client
+
+    def _pkey(self) -> Any:
+        if not self.key_file:
+            return None
+        import paramiko
+
+        path = Path(self.key_file).expanduser()
+        try:
+            return paramiko.PKey.from_path(path)
+        except FileNotFoundError:
+            raise AuthError(f"auth: identity file {path} does not exist") from None
+        except (paramiko.SSHException, ValueError) as exc:
+            raise AuthError(f"auth: cannot load identity file {path}: {exc}") from None
+
+    # --- commands ------------------------------------------------------------------------
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = 60.0,
+        input: bytes | None = None,
+        check: bool = False,
+        what: str | None = None,
+    ) -> RunResult:
+        """Run ``command`` through the device's shell and collect its output and status.
+
+        ``check`` raises :class:`DeviceCommandError` (naming ``what``) on a non-zero status.
+        A connection that drops mid-command yields ``exit_status == -1`` (a reboot looks so).
+        """
+        try:
+            chan = self.transport.open_session(window_size=WINDOW, max_packet_size=MAX_PACKET)
+        except HostKeyError:
+            raise
+        except SSHError:
+            raise
+        except Exception as exc:
+            raise SSHError(f"ssh: cannot open a session on {self.where}: {exc}") from None
+        out, err = bytearray(), bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            chan.exec_command(command)
+            if input is not None:
+                chan.sendall(input)
+            chan.shutdown_write()
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if (
+                    chan.exit_status_ready()
+                    and not chan.recv_ready()
+                    and not chan.recv_stderr_ready()
+                ):
+                    break
+                if chan.closed or not chan.get_transport().is_active():
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise DeviceCommandError(
+                        f"{what or command.split()[0]}: no answer within {timeout:.0f} s on {self.where}",
+                        last_output=(out + err).decode(errors="replace")[-2000:],
+                    )
+                select.select([chan], [], [], min(left, 1.0) if left is not None else 1.0)
+            status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+        except (OSError, EOFError) as exc:
+            status = -1
+            err += f"\n(connection lost: {exc})".encode()
+        finally:
+            chan.close()
+        result = RunResult(
+            command, status, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+        if check and not result.ok:
+            raise DeviceCommandError(
+                f"{what or command.split()[0]} failed on {self.where} (exit {status}): "
+                f"{result.tail(3) or 'no output'}",
+                last_output=result.tail(20),
+            )
+        return result
+
+    # --- uploads -------------------------------------------------------------------------
+
+    def upload(
+        self,
+        source: Path | bytes,
+        dest: str,
+        *,
+        method: str = "auto",
+        progress: Progress | None = None,
+        streams: int | None = None,
+    ) -> UploadResult:
+        """Copy ``source`` to the device path ``dest``.
+
+        ``method``: ``auto`` (SFTP ▸ legacy scp ▸ ``cat``), or one of ``sftp``, ``scp``, ``cat``.
+        ``streams`` (``cat`` only): parallel channels; default picks by size (1–4).
+        ``progress(done, total)`` is called from the sending thread(s) as bytes leave.
+        """
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        order = ["sftp", "scp", "cat"] if method == "auto" else [method]
+        start = time.monotonic()
+        for candidate in order:
+            if candidate == "sftp" and self._has("sftp", self._probe_sftp):
+                self._upload_sftp(data, dest, progress)
+                return UploadResult("sftp", len(data), time.monotonic() - start)
+            if candidate == "scp" and self._has("scp", self._probe_scp):
+                self._upload_scp(data, dest, progress)
+                return UploadResult("scp", len(data), time.monotonic() - start)
+            if candidate == "cat":
+                n = self._upload_cat(data, dest, progress, streams)
+                return UploadResult("cat", len(data), time.monotonic() - start, streams=n)
+        raise TransferError(
+            f"upload: {self.where} offers no {method} transfer", hint="try --path cat"
+        )
+
+    def _has(self, name: str, probe: Callable[[], bool]) -> bool:
+        if name not in self._methods:
+            self._methods[name] = probe()
+        return self._methods[name]
+
+    def _probe_sftp(self) -> bool:
+        import paramiko
+
+        try:
+            self._client_or_connect().open_sftp().close()
+            return True
+        except (paramiko.SSHException, EOFError, OSError):
+            return False
+
+    def _probe_scp(self) -> bool:
+        # Legacy scp needs an `scp` binary on the device; OpenSSH's newer scp uses SFTP.
+        return self.run("command -v scp >/dev/null", timeout=15).ok
+
+    def _client_or_connect(self) -> Any:
+        self.transport  # noqa: B018 - connects
+        return self._client
+
+    def _upload_sftp(self, data: bytes, dest: str, progress: Progress | None) -> None:
+        import io
+
+        try:
+            sftp = self._client_or_connect().open_sftp()
+            try:
+                sftp.putfo(
+                    io.BytesIO(data), dest, file_size=len(data), callback=progress, confirm=True
+                )
+            finally:
+                sftp.close()
+        except (OSError, EOFError) as exc:
+            raise TransferError(f"upload (sftp) to {self.where}:{dest} failed: {exc}") from None
+
+    def _upload_scp(self, data: bytes, dest: str, progress: Progress | None) -> None:
+        chan = self.transport.open_session(window_size=WINDOW, max_packet_size=MAX_PACKET)
+        chan.settimeout(60)
+        try:
+            chan.exec_command(f"scp -t {shlex.quote(dest)}")
+            self._scp_ack(chan, "start")
+            name = dest.rsplit("/", 1)[-1]
+            chan.sendall(f"C0644 {len(data)} {name}\n".encode())
+            self._scp_ack(chan, "header")
+            _send_all(chan, memoryview(data), progress, _Counter(len(data)))
+            chan.sendall(b"\0")
+            self._scp_ack(chan, "data")
+            chan.shutdown_write()
+        except (OSError, EOFError) as exc:
+            raise TransferError(f"upload (scp) to {self.where}:{dest}: link lost ({exc})") from None
+        finally:
+            chan.close()
+
+    @staticmethod
+    def _scp_ack(chan: Any, what: str) -> None:
+        code = chan.recv(1)
+        if code != b"\0":
+            message = b""
+            with contextlib.suppress(OSError):
+                message = chan.recv(1024)
+            raise TransferError(
+                f"upload (scp): the device refused the {what}: {message.decode(errors='replace').strip() or code!r}"
+            )
+
+    def _upload_cat(
+        self, data: bytes, dest: str, progress: Progress | None, streams: int | None
+    ) -> int:
+        size = len(data)
+        if streams is None:
+            streams = max(1, min(4, size // SPLIT_MIN))
+        qdest = shlex.quote(dest)
+        if streams == 1:
+            self._stream(f"cat > {qdest}", memoryview(data), progress, _Counter(size), dest)
+            return 1
+        # Parts start on DD_BLOCK boundaries so `dd seek=` (in blocks: busybox's dd may lack
+        # oflag=seek_bytes) lands exactly; short reads from the pipe are fine, dd writes what
+        # it read and the file offset advances by that much.
+        blocks = -(-size // DD_BLOCK)
+        per = -(-blocks // streams)
+        self.run(f": > {qdest}", check=True, what="creating the upload file", timeout=30)
+        counter = _Counter(size)
+        errors: list[BaseException] = []
+        threads = []
+        for i in range(streams):
+            lo, hi = i * per * DD_BLOCK, min(size, (i + 1) * per * DD_BLOCK)
+            if lo >= hi:
+                continue
+            cmd = (
+                f"out=$(dd of={qdest} bs={DD_BLOCK} seek={i * per} conv=notrunc 2>&1) "
+                '|| { echo "$out" >&2; exit 1; }'
+            )
+            view = memoryview(data)[lo:hi]
+
+            def work(cmd: str = cmd, view: memoryview = view) -> None:
+                try:
+                    self._stream(cmd, view, progress, counter, dest)
+                except BaseException as exc:  # collected and re-raised in the caller's thread
+                    errors.append(exc)
+
+            thread = threading.Thread(target=work, name=f"upload-{i}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return len(threads)
+
+    def _stream(
+        self,
+        command: str,
+        view: memoryview,
+        progress: Progress | None,
+        counter: _Counter,
+        dest: str,
+    ) -> None:
+        try:
+            chan = self.transport.open_session(window_size=WINDOW, max_packet_size=MAX_PACKET)
+        except SSHError as exc:
+            raise TransferError(f"upload: {exc}") from None
+        chan.settimeout(60)
+        try:
+            chan.exec_command(command)
+            _send_all(chan, view, progress, counter)
+            chan.shutdown_write()
+            status = chan.recv_exit_status()
+            err = b""
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(4096)
+            while chan.recv_ready():
+                err += chan.recv(4096)
+        except (OSError, EOFError) as exc:
+            raise TransferError(
+                f"upload: the link to {self.where} was lost after {counter.done} of "
+                f"{counter.total} bytes ({exc or type(exc).__name__})"
+            ) from None
+        finally:
+            chan.close()
+        if status != 0:
+            text = err.decode(errors="replace").strip()
+            raise TransferError(
+                f"upload: writing {dest} on {self.where} failed (exit {status}): {text or 'no message'}"
+            )
+
+
+class _Counter:
+    """Bytes sent so far across streams, for one progress total."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def add(self, n: int, progress: Progress | None) -> None:
+        with self._lock:
+            self.done += n
+            done = self.done
+            now = time.monotonic()
+            # The reporter draws; ~20 updates a second are plenty and keep the GIL free.
+            if progress is None or (now - self._last < 0.05 and done < self.total):
+                return
+            self._last = now
+        progress(done, self.total)
+
+
+def _send_all(chan: Any, view: memoryview, progress: Progress | None, counter: _Counter) -> None:
+    # sendall in 256 KiB slices: paramiko splits them into window-sized packets itself; bigger
+    # slices mean fewer Python round trips, smaller ones smoother progress.
+    step = 256 * 1024
+    for i in range(0, len(view), step):
+        part = view[i : i + step]
+        chan.sendall(part)
+        counter.add(len(part), progress)
+
+
+def _tuned_transport(sock: Any, **kwargs: Any) -> Any:
+    import paramiko
+
+    transport = paramiko.Transport(
+        sock, default_window_size=WINDOW, default_max_packet_size=MAX_PACKET, **kwargs
+    )
+    opts = transport.get_security_options()
+    available = list(opts.ciphers)
+    opts.ciphers = [c for c in CIPHERS if c in available] + [
+        c for c in available if c not in CIPHERS
+    ]
+    return transport
+
+
+def _make_policy(conn: SSHConnection, store: HostKeyStore) -> Any:
+    """paramiko's RejectPolicy, except that a key our rules accept passes (and is stored).
+
+    paramiko asks this policy for every key because routerkit never loads keys into paramiko's
+    own HostKeys: the decision is :func:`toolkit.hostkeys.check`'s alone, taken before auth.
+    """
+    import paramiko
+
+    from toolkit.hostkeys import check
+
+    class StorePolicy(paramiko.RejectPolicy):
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:  # type: ignore[override]
+            decision = check(
+                store,
+                conn.identity or f"{conn.host}:{conn.port}",
+                key.get_name(),
+                key.get_base64(),
+                host=conn.host,
+                port=conn.port,
+                context=conn.context,
+            )
+            conn.hostkey = decision
+            if conn.on_hostkey is not None:
+                conn.on_hostkey(decision)
+
+    return StorePolicy()
