@@ -26,7 +26,7 @@ from toolkit.sample.state import (
     sample_dir,
     save_state,
 )
-from toolkit.sample.watch import SerialLink, watch_boot
+from toolkit.sample.watch import connect, watch_boot
 
 SERIAL_MODES = ("socket", "rfc2217")
 WAIT_STATES = ("ssh", "linux", "uboot", "none", "auto")
@@ -275,18 +275,23 @@ def _watch(
     reporter: Reporter,
 ) -> None:
     """Connect to the console, record the boot, stop at ``wait``, disconnect."""
+    from toolkit.protocol.console import Console
+
     journal = Journal.create("sample", board=profile.id, sample=state.name)
     state.journal = journal.id
-    link = SerialLink(state.serial_url)
+    boot_log = Path(state.boot_log)
+    boot_log.unlink(missing_ok=True)  # the Console appends; one file per boot
+    console: Console | None = None
     ok = False
     error: str | None = None
     try:
         with step(reporter, f"boot to {wait}"):
-            link.open(time.monotonic() + 10.0)
+            transport = connect(state.serial_url, time.monotonic() + 10.0)
+            console = Console(transport, transcript_path=boot_log, name=f"sample {state.name}")
             if state.serial_mode == "rfc2217":
                 _qmp(state, "cont")  # started paused (-S) so the console misses nothing
             state.boot_times = watch_boot(
-                link, profile, wait, t0, state.ssh_port, timeout,
+                console, profile, wait, t0, state.ssh_port, timeout,
                 on_mark=lambda n, s: reporter.message(f"{n} after {s:.2f} s", "debug"),
             )  # fmt: skip
         ok = True
@@ -294,9 +299,10 @@ def _watch(
         error = str(exc)
         raise
     finally:
-        link.close()
-        transcript = bytes(link.transcript)
-        Path(state.boot_log).write_bytes(transcript)
+        transcript = b""
+        if console is not None:
+            transcript = console.transcript_bytes()
+            console.close()
         stored = journal.store_bytes(f"boot-{state.name}.log", transcript)
         journal.append(
             "sample_up" if ok else "sample_up_failed",
@@ -332,7 +338,8 @@ def _stop(state: SampleState) -> None:
             client.quit()
             asked = True
         if not (asked and _wait_gone(pid, 5.0)):
-            _kill(pid, signal.SIGTERM, 2.0)
+            # A QEMU blocked in its chardev wait ignores SIGTERM: do not wait long for it.
+            _kill(pid, signal.SIGTERM, 0.5)
             _kill(pid, signal.SIGKILL, 5.0)
     _stop_ser2net(state)
     if state.pid:
