@@ -211,6 +211,12 @@ class HostKeyError(SSHError):
     exit_code = 33
 
 
+class NoSpaceError(SSHError):
+    """Too little free space on the device (e.g. in /tmp) for the upload; nothing was sent."""
+
+    exit_code = 34
+
+
 # --- community (40-49) -------------------------------------------------------------------
 
 
@@ -263,6 +269,12 @@ class JournalError(RouterkitError):
 
 class SessionNotFound(JournalError):
     exit_code = 51
+
+
+class SessionMismatch(JournalError):
+    """A session of another kind or board was given to resume (e.g. another board's assembly)."""
+
+    exit_code = 52
 
 
 # --- assembly guide and photos (60-69) ---------------------------------------------------

@@ -1,0 +1,390 @@
+"""Turn a session journal into a build log: forum Markdown and a self-contained HTML page.
+
+Reads what the other journeys record and tolerates anything missing:
+
+- assembly (``step_started`` / ``step_finished`` / ``step_skipped`` / ``photo`` / ``check``);
+- ``flash`` and ``verify`` results (ok, version_before/after, slot, path, bytes, seconds);
+- console text from ``last_output`` / ``console_tail`` fields and ``files/*console*`` files.
+
+Flash and verify sessions of the same board recorded *after* the assembly session are folded
+in, so "assemble → flash → verify → share" gives one build log.
+
+Every human text goes through the :class:`~toolkit.community.redact.Redactor` before it is
+rendered; every photo goes through :func:`strip_image_metadata` again. The HTML page embeds
+photo thumbnails as ``data:`` URIs (it opens offline, alone) and links each to the full photo
+by its attachment name.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from toolkit.community.redact import Redactor, strip_image_metadata
+from toolkit.errors import PhotoError
+from toolkit.record import Journal
+
+CONSOLE_LINES = 30
+
+
+@dataclass
+class Blob:
+    """An attachment: name (unique in the post), bytes, MIME type."""
+
+    name: str
+    data: bytes
+    mime: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class PhotoRef:
+    name: str
+    step: str
+    width: int | None
+    height: int | None
+    original_bytes: int | None
+    thumb: str = ""  # data: URI
+
+
+@dataclass
+class StepLog:
+    id: str
+    title: str
+    status: str = "started"  # started | done | failed | skipped
+    seconds: float | None = None
+    photos: list[PhotoRef] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class BuildLog:
+    session: str
+    board: str
+    title: str
+    started: str
+    steps: list[StepLog]
+    parts: list[str]
+    flashes: list[dict[str, Any]]
+    verifies: list[dict[str, Any]]
+    console: str
+    attachments: list[Blob]
+    original_bytes: int  # sum of the photo originals, for the "bytes uploaded" figure
+    markdown: str = ""
+    html: str = ""
+    redactions: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _first(rec: dict[str, Any], *names: str) -> Any:
+    for n in names:
+        if rec.get(n) not in (None, ""):
+            return rec[n]
+    return None
+
+
+def _ts(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def related_sessions(journal: Journal) -> list[Journal]:
+    """The session, plus later flash/verify sessions of the same board (up to the next
+    assembly session)."""
+    out = [journal]
+    board = journal.board
+    seen = False
+    for other in Journal.all():
+        if other.id == journal.id:
+            seen = True
+            continue
+        if not seen or other.board != board:
+            continue
+        kind = other.header.get("kind")
+        if kind == "assemble":
+            break
+        if kind in ("flash", "verify"):
+            out.append(other)
+    return out
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "x"
+
+
+def compose(journal: Journal, redactor: Redactor, *, related: bool = True, thumb_px: int = 480) -> BuildLog:
+    """Build the (redacted) build log of ``journal``."""
+    sessions = related_sessions(journal) if related else [journal]
+    head = journal.header
+    board = str(head.get("board") or "unknown board")
+    steps: dict[str, StepLog] = {}
+    starts: dict[str, datetime] = {}
+    flashes: list[dict[str, Any]] = []
+    verifies: list[dict[str, Any]] = []
+    console: list[str] = []
+    blobs: list[Blob] = []
+    warnings: list[str] = []
+    original_total = 0
+
+    def step_of(rec: dict[str, Any]) -> StepLog:
+        sid = str(_first(rec, "step", "step_id", "id") or "?")
+        if sid not in steps:
+            steps[sid] = StepLog(sid, str(_first(rec, "title", "name") or sid))
+        elif rec.get("title"):
+            steps[sid].title = str(rec["title"])
+        return steps[sid]
+
+    for sess in sessions:
+        for rec in sess.events():
+            kind = rec.get("type")
+            if kind == "step_started":
+                st = step_of(rec)
+                ts = _ts(rec.get("ts"))
+                if ts:
+                    starts[st.id] = ts
+            elif kind == "step_finished":
+                st = step_of(rec)
+                st.status = "done" if rec.get("ok", True) else "failed"
+                secs = _first(rec, "seconds", "duration")
+                if secs is None and st.id in starts and _ts(rec.get("ts")):
+                    secs = (_ts(rec["ts"]) - starts[st.id]).total_seconds()  # type: ignore[operator]
+                st.seconds = float(secs) if secs is not None else None
+                if rec.get("error"):
+                    st.note = str(rec["error"])
+            elif kind == "step_skipped":
+                st = step_of(rec)
+                st.status, st.note = "skipped", str(rec.get("reason") or "")
+            elif kind == "check":
+                step_of(rec).checks.append(
+                    {"name": str(_first(rec, "name", "check", "id") or "check"), "ok": rec.get("ok"),
+                     "detail": str(rec.get("detail") or rec.get("value") or "")}
+                )
+            elif kind == "photo":
+                st = step_of(rec)
+                ref, blob, orig = _photo(sess, rec, st, len(st.photos) + 1, thumb_px, warnings)
+                if ref is not None and blob is not None:
+                    st.photos.append(ref)
+                    blobs.append(blob)
+                    original_total += orig
+            elif kind == "flash":
+                flashes.append(rec)
+            elif kind == "verify":
+                verifies.append(rec)
+            for key in ("last_output", "console_tail"):
+                if isinstance(rec.get(key), str):
+                    console.extend(rec[key].splitlines())
+        for f in sorted(sess.files_dir.glob("*console*")) if sess.files_dir.is_dir() else []:
+            console.extend(f.read_text(errors="replace").splitlines()[-CONSOLE_LINES:])
+
+    parts = _parts(board)
+    log = BuildLog(
+        session=journal.id,
+        board=board,
+        title=f"Build log: {board} ({journal.id})",
+        started=str(head.get("ts", "")),
+        steps=list(steps.values()),
+        parts=parts,
+        flashes=flashes,
+        verifies=verifies,
+        console="\n".join(console[-CONSOLE_LINES:]),
+        attachments=blobs,
+        original_bytes=original_total,
+        warnings=warnings,
+    )
+    _redact_model(log, redactor)
+    log.markdown = render_markdown(log)
+    log.html = render_html(log)
+    log.redactions = dict(redactor.counts)
+    return log
+
+
+def _photo(
+    sess: Journal, rec: dict[str, Any], st: StepLog, n: int, thumb_px: int, warnings: list[str]
+) -> tuple[PhotoRef | None, Blob | None, int]:
+    rel = _first(rec, "path", "processed", "processed_path", "file")
+    if not rel:
+        warnings.append(f"a photo of step {st.id} has no processed file recorded; skipped")
+        return None, None, 0
+    path = Path(rel) if Path(rel).is_absolute() else sess.dir / rel
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        warnings.append(f"photo {rel} of step {st.id} is missing; skipped")
+        return None, None, 0
+    try:
+        data, _removed = strip_image_metadata(raw)
+    except PhotoError as exc:
+        warnings.append(f"photo {rel}: {exc}; skipped")
+        return None, None, 0
+    ext = ".jpg" if data[:3] == b"\xff\xd8\xff" else ".png"
+    name = f"step-{_safe_name(st.id)}-{n}{ext}"
+    orig_path = _first(rec, "original", "original_path")
+    orig_bytes = _first(rec, "original_bytes")
+    if orig_bytes is None and orig_path and Path(orig_path).is_file():
+        orig_bytes = Path(orig_path).stat().st_size
+    ref = PhotoRef(name, st.id, rec.get("width"), rec.get("height"), int(orig_bytes) if orig_bytes else None)
+    ref.thumb = _thumbnail(data, thumb_px)
+    mime = "image/jpeg" if ext == ".jpg" else "image/png"
+    return ref, Blob(name, data, mime), int(orig_bytes or len(raw))
+
+
+def _thumbnail(data: bytes, px: int) -> str:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im = im.convert("RGB")
+        im.thumbnail((px, px))
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=75)  # fresh encode: no metadata can ride along
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def _parts(board: str) -> list[str]:
+    try:
+        from toolkit.guide.loader import load_board_guide
+
+        guide = load_board_guide(board)
+        return [f"{p.quantity} × {p.name}" for p in guide.parts]
+    except Exception:  # noqa: BLE001 - the parts list is a nicety; a build log without it is fine
+        return []
+
+
+def _redact_model(log: BuildLog, r: Redactor) -> None:
+    for st in log.steps:
+        st.title, st.note = r.text(st.title), r.text(st.note)
+        for c in st.checks:
+            c["name"], c["detail"] = r.text(c["name"]), r.text(c["detail"])
+    log.console = r.text(log.console)
+    log.flashes = [_redact_dict(f, r) for f in log.flashes]
+    log.verifies = [_redact_dict(v, r) for v in log.verifies]
+    log.title = r.text(log.title)
+
+
+def _redact_dict(d: Any, r: Redactor) -> Any:
+    if isinstance(d, dict):
+        return {k: _redact_dict(v, r) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_redact_dict(v, r) for v in d]
+    return r.text(d) if isinstance(d, str) else d
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(round(seconds))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{seconds:.1f} s"
+
+
+_MARK = {"done": "✓", "failed": "✗", "skipped": "skipped", "started": "unfinished"}
+
+
+def firmware_lines(log: BuildLog) -> list[str]:
+    out = []
+    for f in log.flashes:
+        ok = "ok" if f.get("ok") else f"FAILED ({f.get('error_class') or ''} {f.get('error') or ''})".strip()
+        vers = f"{f.get('version_before') or '?'} → {f.get('version_after') or '?'}"
+        size = f"{int(f['bytes']) / 1048576:.1f} MiB" if isinstance(f.get("bytes"), int | float) else "?"
+        out.append(
+            f"flash: {ok}, {vers}, via {f.get('via') or '?'}/{f.get('path') or '?'}, slot {f.get('slot') or '?'}, "
+            f"{size} in {_dur(f.get('seconds'))}"
+        )
+    for v in log.verifies:
+        ok = "ok" if v.get("ok") else "FAILED"
+        ver = v.get("version_after") or v.get("version") or "?"
+        out.append(f"verify: {ok}, version {ver}, slot {v.get('slot') or '?'}, {_dur(v.get('seconds'))}")
+    return out
+
+
+def render_markdown(log: BuildLog) -> str:
+    total = sum(s.seconds or 0 for s in log.steps)
+    md = [f"# {log.title}", "", f"Board **{log.board}** · started {log.started} · assembly time {_dur(total)}", ""]
+    if log.parts:
+        md += ["## Parts", "", *[f"- {p}" for p in log.parts], ""]
+    md += ["## Steps", ""]
+    if not log.steps:
+        md += ["_No assembly steps were recorded in this session._", ""]
+    for i, st in enumerate(log.steps, 1):
+        md.append(f"### {i}. {st.title} — {_dur(st.seconds)} {_MARK.get(st.status, st.status)}")
+        md.append("")
+        if st.note:
+            md += [f"> {st.note}", ""]
+        for p in st.photos:
+            md.append(f"![{st.title}, photo]({p.name})")
+        for c in st.checks:
+            md.append(f"- check `{c['name']}`: {'ok' if c['ok'] else 'failed' if c['ok'] is False else '—'} {c['detail']}".rstrip())
+        md.append("")
+    fw = firmware_lines(log)
+    if fw:
+        md += ["## Firmware", "", *[f"- {line}" for line in fw], ""]
+    if log.console.strip():
+        md += ["## Console (last lines)", "", "```text", log.console.replace("```", "ʼʼʼ"), "```", ""]
+    md.append("_Shared with routerkit; identifiers are salted hashes, secrets removed._")
+    return "\n".join(md) + "\n"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.6rem}section.step{border-top:1px solid #ccc;padding:.5rem 0}
+.photos{display:flex;flex-wrap:wrap;gap:.5rem}.photos img{max-width:240px;height:auto;border:1px solid #999}
+.ok{color:#070}.failed{color:#b00}.skipped{color:#777}pre{background:#f4f4f4;padding:.5rem;overflow:auto}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}"""
+
+
+def render_html(log: BuildLog) -> str:
+    e = html.escape
+    total = sum(s.seconds or 0 for s in log.steps)
+    out = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>{e(log.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(log.title)}</h1>",
+        f"<p>Board <b>{e(log.board)}</b> · started {e(log.started)} · assembly time {e(_dur(total))}</p>",
+    ]
+    if log.parts:
+        out += ["<h2>Parts</h2><ul>", *[f"<li>{e(p)}</li>" for p in log.parts], "</ul>"]
+    out.append("<h2>Steps</h2><table><tr><th>#</th><th>step</th><th>time</th><th>result</th></tr>")
+    for i, st in enumerate(log.steps, 1):
+        out.append(f'<tr><td>{i}</td><td><a href="#s{i}">{e(st.title)}</a></td><td>{e(_dur(st.seconds))}</td>'
+                   f'<td class="{e(st.status)}">{e(_MARK.get(st.status, st.status))}</td></tr>')
+    out.append("</table>")
+    for i, st in enumerate(log.steps, 1):
+        out.append(f'<section class="step" id="s{i}"><h3>{i}. {e(st.title)}</h3>')
+        if st.note:
+            out.append(f"<p><i>{e(st.note)}</i></p>")
+        out.append('<div class="photos">')
+        for p in st.photos:
+            dims = f"{p.width}×{p.height}" if p.width and p.height else ""
+            out.append(f'<a href="{e(p.name)}"><img src="{p.thumb}" alt="{e(st.title)} ({e(p.name)})" '
+                       f'title="{e(p.name)} {e(dims)}"></a>')
+        out.append("</div>")
+        if st.checks:
+            out.append("<ul>")
+            for c in st.checks:
+                cls = "ok" if c["ok"] else "failed" if c["ok"] is False else ""
+                out.append(f'<li class="{cls}">check <code>{e(c["name"])}</code>: {e(str(c["detail"]))}</li>')
+            out.append("</ul>")
+        out.append("</section>")
+    fw = firmware_lines(log)
+    if fw:
+        out += ["<h2>Firmware</h2><ul>", *[f"<li>{e(line)}</li>" for line in fw], "</ul>"]
+    if log.console.strip():
+        out.append(f"<h2>Console (last lines)</h2><pre>{e(log.console)}</pre>")
+    out.append("<p><small>Shared with routerkit; identifiers are salted hashes, secrets removed.</small></p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

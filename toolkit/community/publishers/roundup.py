@@ -1,0 +1,203 @@
+"""Publish to a Roundup tracker through its REST interface (Roundup 2.x, ``/rest/data``).
+
+A build log or bug report becomes: one ``file`` per attachment (multipart upload), one ``msg``
+holding the Markdown text (its ``files`` link the attachments), and one ``issue`` carrying
+``kind``, ``board``, ``firmware``, the duplicate ``signature`` and the ``idempotency_key``.
+Adding to an existing report creates a ``msg`` and PATCHes it into the issue's ``messages``
+(``@op=add``, with the ``If-Match`` etag Roundup requires).
+
+Every object carries an idempotency key and is looked up (exact match: ``prop:=value``)
+before it is created, so a retry after a crash re-uses what already reached the server:
+uploads resume, and nothing is posted twice.
+
+Roundup's CSRF rules for REST: an ``Origin`` matching the tracker's web URL, ``Referer`` and
+``X-Requested-With`` on every request; we send all three.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from toolkit.community.publishers import Remote
+from toolkit.community.publishers._http import Http, check
+from toolkit.errors import PublishAuthError, PublishError, TrackerSchemaError
+
+if TYPE_CHECKING:
+    from toolkit.community.outbox import Item
+    from toolkit.events import Reporter
+
+
+class RoundupPublisher:
+    name = "roundup"
+
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0, transport: Any = None) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        parts = urlsplit(self.url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        self.user_id = _jwt_subject(token)
+        self.http = Http(
+            self.url + "rest/data/",
+            {
+                "Authorization": f"Bearer {token}",
+                "Origin": origin,
+                "Referer": self.url,
+                "X-Requested-With": "rest",
+                "Accept": "application/json",
+                "User-Agent": "routerkit",
+            },
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_config(cls) -> RoundupPublisher:
+        """The configured tracker (``roundup_url``) or the local one, started if needed."""
+        from toolkit.community import tokens
+        from toolkit.community.config import community_config
+
+        url = community_config().get("roundup_url")
+        if url:
+            token = tokens.get_token("roundup", url)
+            if not token:
+                raise PublishAuthError(f"no token for {url}", hint="`routerkit community login --to roundup`")
+            return cls(url, token)
+        from toolkit.community.server import LocalTracker
+
+        tracker = LocalTracker()
+        info = tracker.serve()
+        return cls(info.url, tracker.issue_token(lifetime=12 * 3600))
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- REST primitives --------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
+        resp = self.http.request(method, path, what, **kw)
+        if resp.status_code == 400 and ("is not valid for" in resp.text or "not found in class" in resp.text):
+            raise TrackerSchemaError(
+                f"{what}: this tracker has a different schema ({resp.json().get('error', {}).get('msg')})",
+                hint="use `routerkit community serve`'s tracker or add routerkit's properties to the schema",
+            )
+        check(resp, what)
+        return dict(resp.json().get("data", {}))
+
+    def find(self, classname: str, **exact: str) -> list[str]:
+        """Ids of ``classname`` items whose properties equal ``exact`` (not substring)."""
+        params = {f"{k}:": v for k, v in exact.items()}
+        data = self._json("GET", classname, f"search {classname}", params=params)
+        return [str(row["id"]) for row in data.get("collection", [])]
+
+    def get(self, classname: str, item_id: str) -> dict[str, Any]:
+        return self._json("GET", f"{classname}/{item_id}", f"read {classname}{item_id}")
+
+    def create(self, classname: str, props: dict[str, Any]) -> str:
+        data = self._json("POST", classname, f"create {classname}", json=props)
+        return str(data["id"])
+
+    def upload(self, name: str, content: bytes, mime: str, key: str, sha256: str) -> str:
+        """Upload one file unless a file with ``key`` is already there; return its id."""
+        found = self.find("file", idempotency_key=key)
+        if found:
+            return found[0]
+        data = self._json(
+            "POST", "file", f"upload {name}",
+            data={"name": name, "type": mime, "idempotency_key": key, "sha256": sha256},
+            files={"content": (name, content, mime)},
+        )
+        return str(data["id"])
+
+    def download(self, file_id: str, classname: str = "file") -> bytes:
+        """The raw bytes of a file or msg (``binary_content``, Roundup >= 2.5)."""
+        resp = self.http.request(
+            "GET", f"{classname}/{file_id}/binary_content", "download",
+            headers={"Accept": "application/octet-stream"},
+        )
+        check(resp, f"download {classname}{file_id}")
+        return bytes(resp.content)
+
+    # --- the publisher interface ------------------------------------------------------------
+
+    def issue_url(self, issue_id: str) -> str:
+        return f"{self.url}issue{issue_id}"
+
+    def publish(self, item: Item, reporter: Reporter) -> dict[str, Any]:
+        """Post ``item`` exactly once (see the module docstring)."""
+        if item.kind == "comment":
+            return self._comment(item, reporter)
+        existing = self.find("issue", idempotency_key=item.key)
+        if existing:
+            return Remote(existing[0], self.issue_url(existing[0]), item.title, {"reused": True}).to_json()
+        file_ids, body = self._upload_all(item, reporter)
+        msg_id = self._ensure_msg(item.key, body, file_ids)
+        fields = {k: str(v) for k, v in item.payload.get("fields", {}).items() if v is not None}
+        props = {"title": item.title, "messages": [msg_id], "files": file_ids, "idempotency_key": item.key, **fields}
+        issue_id = self.create("issue", props)
+        return Remote(issue_id, self.issue_url(issue_id), item.title, {"files": file_ids, "msg": msg_id}).to_json()
+
+    def _upload_all(self, item: Item, reporter: Reporter) -> tuple[list[str], str]:
+        body = item.body
+        ids: list[str] = []
+        total = sum(a.size for a in item.attachments)
+        done = 0
+        reporter.progress("upload", 0, total)
+        for a in item.attachments:
+            fid = self.upload(a.name, a.path.read_bytes(), a.mime, f"{item.key}:{a.sha256[:16]}", a.sha256)
+            ids.append(fid)
+            # the Markdown names attachments by file name; point them at the tracker's copy
+            body = body.replace(f"]({a.name})", f"]({self.url}file{fid}/{a.name})")
+            done += a.size
+            reporter.progress("upload", done, total)
+        return ids, body
+
+    def _ensure_msg(self, key: str, body: str, file_ids: list[str]) -> str:
+        found = self.find("msg", idempotency_key=key)
+        if found:
+            return found[0]
+        props: dict[str, Any] = {"content": body, "files": file_ids, "idempotency_key": key, "type": "text/markdown"}
+        if self.user_id:
+            props["author"] = self.user_id
+        return self.create("msg", props)
+
+    def _comment(self, item: Item, reporter: Reporter) -> dict[str, Any]:
+        target = str(item.payload.get("target") or "")
+        if not target.isdigit():
+            raise PublishError(f"comment {item.key} has no target issue")
+        file_ids, body = self._upload_all(item, reporter)
+        msg_id = self._ensure_msg(item.key, body, file_ids)
+        issue = self.get("issue", target)
+        have = {str(m["id"]) for m in issue.get("attributes", {}).get("messages", [])}
+        if msg_id not in have:
+            resp = self.http.request(
+                "PATCH", f"issue/{target}", f"add to issue{target}",
+                json={"@op": "add", "messages": [msg_id], "files": file_ids},
+                headers={"If-Match": issue.get("@etag", "")},
+            )
+            if resp.status_code == 412:  # someone else changed the issue meanwhile: retry soon
+                from toolkit.errors import PublishRetryableError
+
+                raise PublishRetryableError(f"issue{target} changed while adding to it", retry_after=0.5)
+            check(resp, f"add to issue{target}")
+        return Remote(target, f"{self.issue_url(target)}#msg{msg_id}", item.title, {"msg": msg_id}).to_json()
+
+    def find_by_signature(self, signature: str) -> list[Remote]:
+        """Reports carrying this duplicate signature, newest first."""
+        data = self._json(
+            "GET", "issue", "search by signature",
+            params={"signature:": signature, "@fields": "title,status,kind", "@sort": "-id"},
+        )
+        return [Remote(str(r["id"]), self.issue_url(str(r["id"])), str(r.get("title", ""))) for r in data.get("collection", [])]
+
+
+def _jwt_subject(token: str) -> str | None:
+    """The user id a Roundup JWT speaks for (read, not verified: the server verifies)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        sub = str(claims.get("sub", ""))
+        return sub if sub.isdigit() else None
+    except (IndexError, ValueError):
+        return None

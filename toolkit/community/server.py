@@ -1,0 +1,337 @@
+"""The embedded community tracker: a real Roundup (PyPI ``roundup``) on 127.0.0.1.
+
+``LocalTracker.serve()`` installs the ``classic`` template with the sqlite backend, extends its
+schema with what routerkit needs (issue: kind, idempotency_key, signature, board, firmware;
+msg and file: idempotency_key), initialises it, creates a ``routerkit`` user and starts
+``roundup-server`` on a free loopback port. It returns the URL and pid; the state lives in
+``<root>/server.json``.
+
+roundup-server refuses to run as root, and it should not: when routerkit itself runs as root
+the server runs as the system user ``routerkit-community`` (created with ``useradd --system``)
+via ``setpriv``, and the tracker lives under ``/var/lib/routerkit-community/<id>/`` owned by
+that user, because a root-owned home (``/root``, pytest's 0700 temp dirs) is not reachable
+for it.
+
+Tokens: Roundup 2.x accepts ``Authorization: Bearer <JWT>`` (HS256, ``iss``/``aud`` = the
+tracker's web URL, ``sub`` = user id, ``roles``) when ``[web] jwt_secret`` has >= 32 chars
+and PyJWT is importable. We hold the secret (it is in the tracker's config.ini), so routerkit
+mints its own short-lived token for the local tracker instead of storing one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit import paths
+from toolkit.errors import ConfigError, PublishError, ToolMissingError
+from toolkit.events import NullReporter, Reporter, step
+from toolkit.record import atomic_write
+
+SYSTEM_USER = "routerkit-community"
+TRACKER_NAME = "routerkit"
+TEMPLATE = "classic"
+
+# (anchor in the classic schema.py, properties inserted right after it)
+_SCHEMA_ADDITIONS = [
+    ('FileClass(db, "msg",', "idempotency_key=String(), "),
+    ('FileClass(db, "file",', "idempotency_key=String(), sha256=String(), "),
+    (
+        'IssueClass(db, "issue",',
+        "kind=String(), idempotency_key=String(), signature=String(), board=String(), firmware=String(), ",
+    ),
+]
+
+
+@dataclass
+class ServerInfo:
+    url: str
+    pid: int
+    port: int
+    user: str
+    home: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _bin(name: str) -> str:
+    """A console script of the running venv (roundup-admin, roundup-server)."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise ToolMissingError(f"{name} is not installed", hint="pip install 'routerkit[community]'")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalTracker:
+    """One local tracker. ``root`` holds server.json (default ``data_dir()/community``)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or paths.data_dir() / "community"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.root / "server.json"
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            ident = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+            self.base = Path("/var/lib") / SYSTEM_USER / ident
+        else:
+            self.base = self.root
+        self.home = self.base / "tracker"
+        self.log_path = self.base / "server.log"
+
+    # --- state ----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.state_path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save_state(self, **changes: Any) -> None:
+        data = self.state()
+        data.update(changes)
+        atomic_write(self.state_path, json.dumps(data, indent=2).encode())
+
+    @property
+    def installed(self) -> bool:
+        return (self.home / "config.ini").is_file() and bool(self.state().get("user_id"))
+
+    # --- install ----------------------------------------------------------------------------
+
+    def _run_as(self) -> list[str]:
+        if not self.as_root:
+            return []
+        import pwd
+
+        pw = pwd.getpwnam(SYSTEM_USER)
+        return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
+
+    def _ensure_user(self) -> str:
+        import pwd
+
+        if not self.as_root:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        try:
+            pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            proc = subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                 "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+                capture_output=True, text=True,
+            )
+            if proc.returncode not in (0, 9):  # 9: created meanwhile by another process
+                raise PublishError(f"could not create the system user {SYSTEM_USER}: {proc.stderr.strip()}")
+        return SYSTEM_USER
+
+    def _admin(self, *args: str, input: str | None = None) -> str:
+        proc = subprocess.run(
+            [*self._run_as(), _bin("roundup-admin"), "-i", str(self.home), *args],
+            capture_output=True, text=True, input=input, cwd=self.base,
+        )
+        if proc.returncode != 0:
+            raise PublishError(f"roundup-admin {args[0]} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+        return proc.stdout
+
+    def install(self, reporter: Reporter | None = None) -> None:
+        """Install and initialise the tracker (once; a no-op when it is there)."""
+        if self.installed:
+            return
+        reporter = reporter or NullReporter()
+        user = self._ensure_user()
+        with step(reporter, "install roundup tracker", str(self.home)):
+            shutil.rmtree(self.home, ignore_errors=True)  # a half-done install from a crash
+            self.base.mkdir(parents=True, exist_ok=True)
+            if self.as_root:
+                shutil.chown(self.base, SYSTEM_USER, SYSTEM_USER)
+                os.chmod(self.base, 0o700)
+            secret = secrets.token_hex(32)
+            opts = f"tracker_web=http://127.0.0.1:1/{TRACKER_NAME}/,mail_domain=localhost,web_jwt_secret={secret}"
+            self._admin("install", TEMPLATE, "sqlite", opts)
+            self._extend_schema()
+            # no mail server here: notifications would only fail (and leak addresses)
+            with contextlib.suppress(FileNotFoundError):
+                (self.home / "detectors" / "nosyreaction.py").unlink()
+            self._admin("initialise", secrets.token_urlsafe(24))
+            out = self._admin("create", "user", f"username={TRACKER_NAME}", "roles=User",
+                              "address=routerkit@localhost", f"password={secrets.token_urlsafe(24)}")
+            user_id = out.strip().splitlines()[-1].strip()
+            if not user_id.isdigit():
+                raise PublishError(f"unexpected answer from roundup-admin create: {out!r}")
+        self._save_state(user_id=user_id, home=str(self.home), user=user)
+
+    def _extend_schema(self) -> None:
+        path = self.home / "schema.py"
+        text = path.read_text()
+        for anchor, props in _SCHEMA_ADDITIONS:
+            if text.count(anchor) != 1:
+                raise ConfigError(f"roundup's {TEMPLATE} template changed: {anchor!r} not found in {path}")
+            text = text.replace(anchor, anchor + "\n                " + props, 1)
+        path.write_text(text)
+
+    def _config_web(self, url: str) -> None:
+        path = self.home / "config.ini"
+        text = path.read_text()
+        new, n = re.subn(r"(?m)^web = .*$", f"web = {url}", text)
+        if n != 1:
+            raise ConfigError(f"{path}: expected exactly one 'web =' line, found {n}")
+        path.write_text(new)
+
+    def jwt_secret(self) -> str:
+        import configparser
+
+        cfg = configparser.ConfigParser(interpolation=None)
+        cfg.read(self.home / "config.ini")
+        return cfg.get("web", "jwt_secret")
+
+    # --- run --------------------------------------------------------------------------------
+
+    def running(self) -> ServerInfo | None:
+        """The server if its recorded pid is alive and is a roundup-server."""
+        st = self.state()
+        pid = st.get("pid")
+        if not pid or not _is_roundup(int(pid)):
+            return None
+        return ServerInfo(st["url"], int(pid), int(st["port"]), st.get("user", ""), st["home"])
+
+    def serve(self, reporter: Reporter | None = None, *, timeout: float = 30.0) -> ServerInfo:
+        """Install if needed, then start roundup-server (or return the running one)."""
+        reporter = reporter or NullReporter()
+        info = self.running()
+        if info is not None:
+            return info
+        self.install(reporter)
+        last = ""
+        previous = self.state().get("port")
+        for attempt in range(3):  # another process may grab the port between probe and bind
+            # keep the last port when it is free, so URLs (and queued items) stay valid
+            port = int(previous) if attempt == 0 and previous and _port_free(int(previous)) else free_port()
+            url = f"http://127.0.0.1:{port}/{TRACKER_NAME}/"
+            self._config_web(url)
+            with step(reporter, "start roundup-server", url):
+                log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+                try:
+                    proc = subprocess.Popen(
+                        [*self._run_as(), _bin("roundup-server"), "-n", "127.0.0.1", "-p", str(port),
+                         f"{TRACKER_NAME}={self.home}"],
+                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        cwd=self.base, start_new_session=True,
+                    )
+                finally:
+                    log.close()
+                if self._wait_up(proc, url, timeout):
+                    self._save_state(url=url, pid=proc.pid, port=port)
+                    info = self.running()
+                    assert info is not None
+                    return info
+            last = self.log_tail()
+        raise PublishError(f"roundup-server did not start: {last}")
+
+    def _wait_up(self, proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
+        import urllib.error
+        import urllib.request
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if proc.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(url + "rest/", timeout=2):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # it answers; a 4xx is fine here
+            except OSError:
+                time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+        return False
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the server started by :meth:`serve` (by its recorded pid only)."""
+        info = self.running()
+        if info is None:
+            return False
+        os.kill(info.pid, signal.SIGTERM)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and _is_roundup(info.pid):
+            _reap(info.pid)
+            time.sleep(0.05)
+        if _is_roundup(info.pid):
+            os.kill(info.pid, signal.SIGKILL)
+            _reap(info.pid)
+        self._save_state(pid=None)
+        return True
+
+    def remove(self) -> None:
+        """Stop and delete the tracker (tests; ``community serve --reset``)."""
+        self.stop()
+        shutil.rmtree(self.base if self.as_root else self.home, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.state_path.unlink()
+
+    def issue_token(self, lifetime: float = 3600.0) -> str:
+        """A JWT for the ``routerkit`` user, signed with the tracker's own secret."""
+        import jwt
+
+        st = self.state()
+        url = st.get("url")
+        if not url:
+            raise PublishError("the local tracker has never run", hint="`routerkit community serve`")
+        now = int(time.time())
+        claims = {"sub": str(st["user_id"]), "iss": url, "aud": url, "iat": now,
+                  "exp": now + int(lifetime), "roles": ["user"]}
+        return str(jwt.encode(claims, self.jwt_secret(), algorithm="HS256"))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as roundup-server binds
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _is_roundup(pid: int) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        _reap(pid)
+        return False
+    return b"roundup-server" in cmd
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)

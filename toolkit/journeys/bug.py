@@ -1,0 +1,61 @@
+"""The bug journey: collect context, compute the duplicate signature, find existing reports,
+then file a new report or add to an existing one — through the outbox, like every upload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from toolkit.community.bugreport import BugContext, collect, compose
+from toolkit.community.outbox import Item
+from toolkit.community.publishers import Publisher, Remote
+from toolkit.community.redact import Redactor
+from toolkit.journeys.share import Plan, item_key
+from toolkit.record import Journal
+
+
+def prepare_bug(
+    title: str,
+    *,
+    session_id: str | None = None,
+    step: str | None = None,
+    attach: list[Path] | None = None,
+    publisher: str = "roundup",
+    remote: Callable[[str], str] | None = None,
+    redactor: Redactor | None = None,
+) -> tuple[Plan, BugContext]:
+    """Compose a bug report (redacted) from the session (default: the newest one)."""
+    journal = Journal.open(session_id) if session_id else Journal.latest()
+    redactor = redactor or Redactor.for_installation()
+    ctx = collect(journal, step=step, remote=remote)
+    if ctx.board == "unknown" and journal is None:
+        ctx.step = ctx.step or "general"
+    safe_title, body, blobs = compose(title, ctx, list(attach or []), redactor)
+    fields = {"kind": "bug", "board": ctx.board, "firmware": ctx.firmware, "signature": ctx.signature}
+    item = Item(
+        key=item_key("bug", ctx.session or "-", title, ctx.signature, publisher),
+        publisher=publisher,
+        kind="bug",
+        title=safe_title,
+        payload={"body": body, "fields": fields, "tags": ["bug", ctx.board], "session": ctx.session},
+    )
+    warnings = [] if journal is not None else ["no session recorded: the report has no device context"]
+    return Plan(item, blobs, dict(redactor.counts), warnings), ctx
+
+
+def duplicates(plan: Plan, publisher: Publisher) -> list[Remote]:
+    """Existing reports with the same duplicate signature (may raise PublishRetryableError
+    when the tracker is unreachable: the caller decides whether to file anyway)."""
+    return publisher.find_by_signature(str(plan.item.payload["fields"]["signature"]))
+
+
+def as_addition(plan: Plan, target: Remote) -> Plan:
+    """Turn a new report into a message added to the existing report ``target``."""
+    item = replace(
+        plan.item,
+        key=item_key("comment", target.id, plan.item.key),
+        kind="comment",
+        payload=dict(plan.item.payload, target=target.id),
+    )
+    return replace(plan, item=item)
