@@ -88,12 +88,12 @@ def default_revision() -> str:
     return os.environ.get("ROUTERKIT_SOURCE_REVISION") or _git("rev-parse", "HEAD") or "unknown"
 
 
-def _kernel_gz(guest: GuestRoot, reporter: Reporter) -> bytes:
+def _kernel_gz(guest: GuestRoot, reporter: Reporter, use_cache: bool = True) -> bytes:
     """gzip -9 of the raw arm64 Image; the slowest step, so cached per guest kernel package."""
     kernel_pkg = f"linux-image-{guest.kernel_abi}"
     tag = hashlib.sha256(f"{kernel_pkg}={guest.packages.get(kernel_pkg)}".encode()).hexdigest()
     cached = firmware_cache() / f"kernel-{guest.kernel_abi}-{tag[:12]}.gz"
-    if cached.exists():
+    if use_cache and cached.exists():
         return cached.read_bytes()
     with step(reporter, "compress kernel", guest.kernel_abi):
         data = gzip.compress(fitmod.raw_arm64_image(guest.kernel.read_bytes()), 9, mtime=0)
@@ -123,7 +123,7 @@ def _inputs_key(guest: GuestRoot, board: Board, version: str, epoch: int, seed: 
 
 def build_fit(
     version: str, board: Board, *, epoch: int, reporter: Reporter | None = None,
-    guest: GuestRoot | None = None,
+    guest: GuestRoot | None = None, use_cache: bool = True,
 ) -> tuple[bytes, initramfsmod.HostKey, dict[str, Any]]:
     """The FIT of one version (cached by input hash) with its host key and sizes."""
     reporter = reporter or NullReporter()
@@ -133,13 +133,13 @@ def build_fit(
     cache = firmware_cache() / "fit"
     fit_path, info_path = cache / f"{key}.fit", cache / f"{key}.json"
     host_key = initramfsmod.derive_host_key(board.id, version, seed)
-    if fit_path.exists() and info_path.exists():
+    if use_cache and fit_path.exists() and info_path.exists():
         info = json.loads(info_path.read_text())
         info["cached"] = True
         return fit_path.read_bytes(), host_key, info
     with step(reporter, "initramfs", f"busybox + dropbear + modules for {guest.kernel_abi}"):
         initrd = initramfsmod.build_initramfs(guest, board, version, host_key, epoch)
-    kernel = _kernel_gz(guest, reporter)
+    kernel = _kernel_gz(guest, reporter, use_cache)
     with step(reporter, "FIT", "mkimage -f"):
         its = fitmod.its_source(
             description=f"routerkit {board.id} {version}",
@@ -165,12 +165,14 @@ def build_image(
     reporter: Reporter | None = None,
     epoch: int | None = None,
     source_revision: str | None = None,
+    use_cache: bool = True,
 ) -> BuildResult:
     """Build and sign the reference firmware ``version`` for ``board``.
 
     ``out`` is a directory (the image is ``<board>-<version>.img`` in it) or a file path
     ending in ``.img``; default: the firmware cache. ``key`` is a secret key name or path
-    (default: this machine's development key).
+    (default: this machine's development key). ``use_cache=False`` rebuilds the kernel
+    and FIT from the guest packages (the reproducibility test uses it).
     """
     from toolkit.firmware import image as imagemod
     from toolkit.record import atomic_write
@@ -181,7 +183,9 @@ def build_image(
     if not version or any(c.isspace() or c in "/\"\\" for c in version):
         raise BuildError(f"invalid version {version!r}: no spaces, slashes or quotes")
     epoch = default_epoch() if epoch is None else epoch
-    fit, host_key, info = build_fit(version, board_obj, epoch=epoch, reporter=reporter)
+    fit, host_key, info = build_fit(
+        version, board_obj, epoch=epoch, reporter=reporter, use_cache=use_cache
+    )
     signer = None
     if key is not None:
         from toolkit.firmware.keys import load_secret
