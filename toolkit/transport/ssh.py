@@ -326,7 +326,7 @@ class SSHConnection:
 
     def _probe_scp(self) -> bool:
         # Legacy scp needs an `scp` binary on the device; OpenSSH's newer scp uses SFTP.
-        return self.run("command -v scp >/dev/null", timeout=15).ok
+        return self.run('[ -x "$(command -v scp)" ]', timeout=15).ok
 
     def _client_or_connect(self) -> Any:
         self.transport  # noqa: B018 - connects
@@ -527,3 +527,60 @@ def _make_policy(conn: SSHConnection, store: HostKeyStore) -> Any:
                 conn.on_hostkey(decision)
 
     return StorePolicy()
+
+
+def connect_target(
+    target: Any,
+    *,
+    accept_new: bool = False,
+    context: HostKeyContext | None = None,
+    reporter: Any = None,
+    connect_timeout: float = 10.0,
+    connect: bool = True,
+) -> SSHConnection:
+    """An :class:`SSHConnection` to a :class:`toolkit.targets.Target`, host key checked under
+    the target's identity. With a serial console attached, a first-contact key is compared
+    with the one the console reports (read only when needed)."""
+    from toolkit.errors import ConfigError
+    from toolkit.hostkeys import HostKeyContext, identity_of
+
+    if not target.ssh_host:
+        raise ConfigError(f"target {target.name} has no SSH address (ssh_host)")
+    identity = identity_of(target.board, target.name)
+    if context is None:
+        serial = None
+        if target.serial_url:
+            def serial() -> list[str]:
+                from toolkit.journeys.verify import serial_host_keys
+
+                return serial_host_keys(target)
+        context = HostKeyContext(accept_new=accept_new, serial_keys=serial)
+
+    def announce(decision: Decision) -> None:
+        if reporter is None or decision.how == "known":
+            return
+        what = "first contact" if decision.first_contact else "host key changed"
+        reporter.message(
+            f"{what}: {identity} presents {decision.fingerprint}; trusted via {decision.how}",
+            level="warning" if decision.how == "accept-new-hostkey" else "info",
+        )
+
+    password = None
+    if not target.identity:
+        password = _keyring_password(identity)
+    conn = SSHConnection(
+        host=target.ssh_host, port=int(target.ssh_port or 22), user=target.ssh_user or "root",
+        identity=identity, key_file=target.identity, password=password, context=context,
+        connect_timeout=connect_timeout, on_hostkey=announce,
+    )
+    return conn.connect() if connect else conn
+
+
+def _keyring_password(identity: str) -> str | None:
+    """A device password from the system keyring (service ``routerkit-ssh``), never a file."""
+    try:
+        import keyring
+
+        return keyring.get_password("routerkit-ssh", identity)
+    except Exception:  # no backend: key-based login is the normal case anyway
+        return None

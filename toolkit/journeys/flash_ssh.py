@@ -1,0 +1,323 @@
+"""Flash over SSH: OpenWrt's sysupgrade-over-SSH, made safe (DESIGN §5, issue 4).
+
+check image (locally; refuse before any transfer) → connect (host key rules) → check device
+(version, slot, boot id, sysupgrade present, free space in /tmp) → upload to /tmp → sha256 on
+the device (a mismatch is retried once, then we stop with the device untouched) → sysupgrade
+(validates again, writes the inactive slot, reads it back, switches, reboots) → wait for the
+reboot and reconnect with back-off (the new host key is accepted only if the new image
+announced it) → verify → record.
+
+A dropped link during the upload reconnects and uploads again: nothing is written to flash
+before the complete image has been checked on the device, by us and again by sysupgrade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shlex
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import (
+    AuthError,
+    DeviceCommandError,
+    DeviceTimeout,
+    DowngradeError,
+    HostKeyError,
+    NoSpaceError,
+    SSHError,
+    TransferError,
+    VerifyError,
+)
+from toolkit.events import Reporter, step
+from toolkit.journeys.flash import FlashOptions, FlashResult
+from toolkit.record import Journal
+from toolkit.targets import Target
+from toolkit.transport.ssh import SSHConnection, connect_target
+
+#: Upload attempts when the link drops; sha256 mismatches get one retry (2 attempts).
+LINK_ATTEMPTS = 3
+SHA_ATTEMPTS = 2
+#: Headroom kept free in /tmp beyond the image (sysupgrade's own temporary files).
+TMP_HEADROOM = 256 * 1024
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+class _Steps:
+    """Report steps and remember how long each took (FlashResult.steps)."""
+
+    def __init__(self, reporter: Reporter, journal: Journal) -> None:
+        self.reporter = reporter
+        self.journal = journal
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            with step(self.reporter, name, detail):
+                yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.monotonic() - start, 3)
+
+
+def flash(
+    image: Path,
+    target: Target,
+    options: FlashOptions,
+    reporter: Reporter,
+    journal: Journal,
+) -> FlashResult:
+    """Flash ``image`` onto ``target`` over SSH; see the module docstring for the plan."""
+    from toolkit.boards import load_board
+    from toolkit.firmware.verify import verify_image
+    from toolkit.journeys.verify import verify
+
+    start = time.monotonic()
+    steps = _Steps(reporter, journal)
+    board = load_board(target.board)
+    with steps("check image", str(image)):
+        checked = verify_image(
+            image, board, running_version=options.running_version,
+            allow_downgrade=options.allow_downgrade, force_board=options.force_board, journal=journal,
+        )
+        data = Path(image).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+    for warning in checked.warnings:
+        reporter.message(warning, level="warning")
+
+    with steps("connect", f"{target.ssh_user}@{target.ssh_host}:{target.ssh_port}"):
+        conn = connect_target(target, accept_new=options.accept_new_hostkey, reporter=reporter)
+    if conn.hostkey is not None:
+        journal.append("hostkey", **conn.hostkey.to_dict())
+    try:
+        with steps("check device"):
+            device = _inspect(conn, board, len(data))
+        journal.append("device", **device)
+        before = device.get("version")
+        _check_downgrade(checked.version, before, options.allow_downgrade, journal)
+
+        dest = f"{board.get('ssh.upload_dir', '/tmp').rstrip('/')}/routerkit-{digest[:12]}.img"
+        conn, upload = _upload_checked(conn, target, data, digest, dest, options, steps, reporter, journal)
+
+        with steps("sysupgrade", device["sysupgrade"]):
+            args = "" if options.keep_settings else " -n"
+            journal.append("sysupgrade_started", command=f"{device['sysupgrade']}{args} {dest}")
+            result = conn.run(f"{shlex.quote(device['sysupgrade'])}{args} {shlex.quote(dest)}",
+                              timeout=600, what="sysupgrade")
+            journal.append("sysupgrade", exit_status=result.exit_status, output=result.tail(30))
+            if result.exit_status > 0:
+                with contextlib.suppress(Exception):
+                    conn.run(f"rm -f {shlex.quote(dest)}", timeout=15)
+                raise DeviceCommandError(
+                    f"sysupgrade refused the image (exit {result.exit_status}): {result.tail(2)}",
+                    hint=f"the device still runs {before} from slot {device.get('running_slot')}",
+                    last_output=result.tail(20),
+                )
+        conn.close()
+
+        timeout = options.timeout or float(board.get("ssh.reboot_timeout", 120.0))
+        with steps("reboot", f"waiting up to {timeout:.0f} s"):
+            conn = _wait_for_reboot(target, device["boot_id"], checked, options, timeout, journal)
+        with steps("verify"):
+            report = verify(target, via="ssh", reporter=reporter, journal=journal, ssh=conn)
+    finally:
+        conn.close()
+
+    after = report.get("version")
+    slot = report.get("running_slot")
+    problems = list(report.get("problems", []))
+    if after != checked.version:
+        problems.insert(0, f"the device runs {after} from slot {slot}, not {checked.version}: "
+                           "the new firmware did not boot and the sample fell back")
+    result_obj = FlashResult(
+        ok=not problems, target=target.name, board=board.id, via="ssh", path=upload.method,
+        image=str(image), image_sha256=digest, version_before=before, version_after=after,
+        slot=slot, bytes=upload.bytes_sent, seconds=round(time.monotonic() - start, 3),
+        steps=steps.seconds, verify=report,
+    )
+    if problems:
+        journal.append("flash_problems", problems=problems)
+        raise VerifyError("flash finished but verify failed: " + "; ".join(problems),
+                          hint=f"session {journal.id} has the details")
+    return result_obj
+
+
+def _inspect(conn: SSHConnection, board: Any, size: int) -> dict[str, Any]:
+    """What the device runs, whether it can be flashed, and whether the image fits in /tmp."""
+    from toolkit.journeys.verify import _json_object
+
+    upload_dir = board.get("ssh.upload_dir", "/tmp")
+    sysupgrade = board.get("ssh.sysupgrade", "/sbin/sysupgrade")
+    probe = conn.run(
+        f"cat {BOOT_ID}; echo @@; command -v {shlex.quote(sysupgrade)} || command -v sysupgrade; "
+        f"echo @@; df -Pk {shlex.quote(upload_dir)} | tail -n 1; echo @@; "
+        "f=$(command -v /sbin/fwinfo || command -v fwinfo) && $f", timeout=60, what="device check",
+    )
+    parts = (probe.stdout + "@@@@@@").split("@@")
+    boot_id, found, df_line, fwinfo = (p.strip() for p in parts[:4])
+    if not found:
+        raise DeviceCommandError(
+            f"device has no sysupgrade ({sysupgrade} is missing and none is on its PATH)",
+            hint="this firmware cannot be upgraded over SSH; flash it over serial (--via serial)",
+        )
+    fields = df_line.split()
+    try:
+        free_kib = int(fields[-3])
+    except (IndexError, ValueError):
+        raise DeviceCommandError(f"cannot read the free space of {upload_dir}: {df_line!r}") from None
+    need_kib = (size + TMP_HEADROOM + 1023) // 1024
+    if free_kib < need_kib:
+        raise NoSpaceError(
+            f"too little space in {upload_dir} on the device: {free_kib} KiB free, the image "
+            f"needs {need_kib} KiB; nothing was sent",
+            hint="reboot the device to clear /tmp, or free space there",
+        )
+    info = _json_object(fwinfo) or {}
+    return {
+        "boot_id": boot_id, "sysupgrade": found.splitlines()[0], "tmp_free_kib": free_kib,
+        "version": info.get("version") or None, "running_slot": info.get("running_slot") or None,
+    }
+
+
+def _check_downgrade(new: str, running: str | None, allow: bool, journal: Journal) -> None:
+    from toolkit.firmware.versions import InvalidVersion, parse_version
+
+    if not running:
+        return
+    try:
+        older = parse_version(new) < parse_version(running)
+    except InvalidVersion:
+        return
+    if older:
+        message = f"downgrade refused: the image is {new}, the device runs {running}"
+        if not allow:
+            raise DowngradeError(message, hint="--allow-downgrade if you mean it")
+        journal.append("override", flag="allow_downgrade", message=f"ALLOWED: {message}")
+
+
+class _Upload:
+    def __init__(self, method: str, bytes_sent: int) -> None:
+        self.method = method
+        self.bytes_sent = bytes_sent
+
+
+def _upload_checked(
+    conn: SSHConnection, target: Target, data: bytes, digest: str, dest: str,
+    options: FlashOptions, steps: _Steps, reporter: Reporter, journal: Journal,
+) -> tuple[SSHConnection, _Upload]:
+    """Upload until the device holds exactly ``data`` at ``dest``; return the live connection."""
+    method = options.path if options.path in ("sftp", "scp", "cat") else "auto"
+    sent = 0
+    link_failures = 0
+    mismatches = 0
+    used = method
+    while True:
+        try:
+            with steps("upload", f"{len(data)} bytes to {dest}"):
+                conn.run(f"rm -f {shlex.quote(dest)}", timeout=30)
+                res = conn.upload(data, dest, method=method,
+                                  progress=lambda done, total: reporter.progress("upload", done, total))
+                sent += res.bytes
+                used = res.method
+            journal.append("upload", method=res.method, bytes=res.bytes, seconds=round(res.seconds, 3),
+                           streams=res.streams, dest=dest)
+            with steps("check upload", "sha256 on the device"):
+                out = conn.run(f"sha256sum {shlex.quote(dest)}", timeout=120, what="sha256sum")
+                got = (out.stdout.split() or [""])[0]
+        except (TransferError, SSHError) as exc:
+            if isinstance(exc, HostKeyError | AuthError):
+                raise
+            link_failures += 1
+            journal.append("upload_failed", error=str(exc), attempt=link_failures)
+            if link_failures >= LINK_ATTEMPTS:
+                raise TransferError(
+                    f"upload failed {link_failures} times, last: {exc}; nothing was written to flash",
+                    hint="check the network link to the device",
+                ) from None
+            reporter.message(f"upload interrupted ({exc}); reconnecting and retrying", level="warning")
+            conn.close()
+            time.sleep(0.5 * link_failures)
+            conn = connect_target(target, accept_new=False, reporter=reporter)
+            continue
+        if got == digest:
+            journal.append("upload_verified", sha256=got)
+            return conn, _Upload(used, sent)
+        mismatches += 1
+        journal.append("upload_mismatch", expected=digest, got=got, attempt=mismatches)
+        if mismatches >= SHA_ATTEMPTS:
+            with contextlib.suppress(Exception):
+                conn.run(f"rm -f {shlex.quote(dest)}", timeout=30)
+            raise VerifyError(
+                f"sha256 of the uploaded image on the device is {got or 'unreadable'}, expected "
+                f"{digest}, after {mismatches} uploads: stopped; nothing was written to flash and "
+                "the upload was removed",
+                hint="a failing link or device memory; try again, or flash over serial",
+            )
+        reporter.message("sha256 on the device does not match; uploading once more", level="warning")
+
+
+def _wait_for_reboot(
+    target: Target, old_boot_id: str, checked: Any, options: FlashOptions, timeout: float,
+    journal: Journal,
+) -> SSHConnection:
+    """Reconnect with back-off until the device runs a new boot; check the new host key."""
+    from toolkit.hostkeys import HostKeyContext
+    from toolkit.journeys.verify import serial_host_keys
+
+    announced = tuple(k for k in [checked.metadata.get("ssh_host_key")] if isinstance(k, str) and k)
+    serial = (lambda: serial_host_keys(target)) if target.serial_url else None
+    context = HostKeyContext(
+        after_flash=True, announced=announced, accept_new=options.accept_new_hostkey,
+        serial_keys=serial, image_version=checked.version,
+    )
+    deadline = time.monotonic() + timeout
+    delay = 0.25
+    last = "no attempt yet"
+    # Give the device a moment to actually go down: connecting in the gap between the
+    # command's return and the reboot would only find the old boot.
+    time.sleep(min(0.3, timeout))
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        conn = connect_target(target, context=context, connect=False, connect_timeout=max(1.0, min(5.0, left)))
+        try:
+            boot_id = conn.run(f"cat {BOOT_ID}", timeout=max(1.0, min(10.0, left))).stdout.strip()
+            if boot_id and boot_id != old_boot_id:
+                if conn.hostkey is not None:
+                    journal.append("hostkey", **conn.hostkey.to_dict())
+                journal.append("rebooted", boot_id=boot_id)
+                return conn
+            last = "the old system still answers (not rebooted yet)"
+            conn.close()
+        except (HostKeyError, AuthError):
+            conn.close()
+            raise
+        except (SSHError, DeviceCommandError, OSError, EOFError) as exc:
+            last = str(exc)
+            conn.close()
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.6, 3.0)
+    raise _not_back(target, timeout, last)
+
+
+def _not_back(target: Target, timeout: float, last: str) -> DeviceTimeout:
+    from toolkit.journeys.verify import serial_answers
+
+    try:
+        with socket.create_connection((str(target.ssh_host), int(target.ssh_port)), timeout=3):
+            tcp = f"TCP port {target.ssh_host}:{target.ssh_port} still accepts connections but SSH does not answer"
+    except OSError as exc:
+        tcp = f"TCP port {target.ssh_host}:{target.ssh_port} is unreachable ({exc.strerror or exc})"
+    serial = serial_answers(target)
+    return DeviceTimeout(
+        f"the device did not come back within {timeout:.0f} s after sysupgrade: {tcp}; {serial}. "
+        f"Last SSH error: {last}",
+        hint="the A/B boot falls back to the previous slot after failed boots; power-cycle it "
+        "and run `routerkit verify`",
+    )
