@@ -99,12 +99,20 @@ def channel_cache(url: str, cache: Path | None = None) -> Path:
     return directory
 
 
-def _stale_since(metadata_dir: Path) -> str:
-    """The earliest expiry among the cached metadata that has expired (for the message)."""
+def _stale_since(metadata_dir: Path, updater: Any = None) -> str:
+    """The earliest expiry among the metadata that has expired (for the message).
+
+    ngclient loads an expired timestamp (to keep rollback protection) but does not persist
+    it, so its expiry is read from the updater's trusted set first, then from the cache.
+    """
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
     expired = []
+    with contextlib.suppress(Exception):  # a private attribute of ngclient: best effort only
+        for signed in updater._trusted_set:
+            if signed.is_expired(now):
+                expired.append(signed.expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
     for path in metadata_dir.glob("*.json"):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             expires = json.loads(path.read_bytes())["signed"]["expires"]
@@ -113,13 +121,33 @@ def _stale_since(metadata_dir: Path) -> str:
     return min(expired) if expired else "an unknown date"
 
 
-def _channel_error(exc: Exception, url: str, metadata_dir: Path) -> RouterkitError:
+def _unreachable(exc: BaseException) -> bool:
+    """urllib3 files 'connection refused' under timeouts (NewConnectionError), and tuf
+    turns that into SlowRetrievalError: look at the cause to tell the user the truth."""
+    import urllib3
+
+    cause: BaseException | None = exc
+    for _ in range(4):
+        if cause is None:
+            return False
+        reason = getattr(cause, "reason", None)
+        if isinstance(cause, urllib3.exceptions.NewConnectionError) or isinstance(
+            reason, urllib3.exceptions.NewConnectionError
+        ):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _channel_error(exc: Exception, url: str, metadata_dir: Path, updater: Any = None) -> RouterkitError:
     """Translate tuf/urllib3 failures into one clear ChannelError."""
     from tuf.api import exceptions as tx
 
+    if _unreachable(exc):
+        return ChannelError(f"channel unreachable: {url} (connection refused or no route)")
     if isinstance(exc, tx.ExpiredMetadataError):
         return ChannelError(
-            f"channel is stale since {_stale_since(metadata_dir)}: its signed metadata expired "
+            f"channel is stale since {_stale_since(metadata_dir, updater)}: its signed metadata expired "
             f"({exc}); a frozen or abandoned mirror — nothing was downloaded",
             hint="ask the publisher to re-sign the channel, or use another mirror",
         )
@@ -167,6 +195,10 @@ class _Session:
                 str(self.dir / "metadata"), self.url + "metadata/", None,
                 self.url + "targets/", bootstrap=self.root,
             )
+        except BaseException as exc:
+            self.lock.release()
+            raise self.translate(exc) from None
+        try:
             self.updater.refresh()
         except BaseException as exc:
             self.lock.release()
@@ -184,7 +216,7 @@ class _Session:
 
         known = (tx.RepositoryError, tx.DownloadError, urllib3.exceptions.HTTPError, OSError, ValueError)
         if isinstance(exc, known):
-            return _channel_error(exc, self.url, self.dir / "metadata")
+            return _channel_error(exc, self.url, self.dir / "metadata", getattr(self, "updater", None))
         return exc
 
     def images(self, channel: str) -> list[ChannelImage]:

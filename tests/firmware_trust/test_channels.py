@@ -1,0 +1,302 @@
+"""TUF channels against a real HTTP server on 127.0.0.1: publish, list, pull, and attacks.
+
+Every attack must be refused with a clear ChannelError (or the image's own error) and leave
+nothing in the cache's final path (``images/``), not even a partial download.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import root
+from toolkit.errors import ChannelError, DowngradeError, SignatureError
+from toolkit.firmware import channels, keys
+from toolkit.firmware.channel_repo import Expiry, _signer, publish
+
+N1, N2, N3 = "1.3.0-nightly.20261121", "1.3.0-nightly.20261122", "1.3.0-nightly.20261123"
+
+
+class Server:
+    """A static file server for the repo, with per-path overrides to play the attacker."""
+
+    def __init__(self, directory: Path) -> None:
+        self.overrides: dict[str, bytes | Callable[[SimpleHTTPRequestHandler], None]] = {}
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                override = server.overrides.get(self.path.lstrip("/"))
+                if override is None:
+                    return super().do_GET()
+                if callable(override):
+                    return override(self)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(override)))
+                self.end_headers()
+                self.wfile.write(override)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def endless(handler: SimpleHTTPRequestHandler) -> None:
+    """Stream zeros with no length until the client hangs up (capped at 256 MiB)."""
+    handler.send_response(200)
+    handler.end_headers()
+    chunk = b"\0" * 65536
+    try:
+        for _ in range(4096):
+            handler.wfile.write(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return tmp_path / "repo"
+
+
+@pytest.fixture
+def channel_keys(tmp_path: Path) -> Path:
+    return tmp_path / "channel-keys"
+
+
+@pytest.fixture
+def server(repo: Path) -> Iterator[Server]:
+    repo.mkdir(parents=True, exist_ok=True)
+    srv = Server(repo)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def pub(make_image, repo: Path, channel_keys: Path) -> Callable[..., Any]:
+    def do(version: str, channel: str = "nightly", **kwargs: Any) -> Any:
+        return publish(make_image(version=version), channel, repo, keys_dir=channel_keys, **kwargs)
+
+    return do
+
+
+@pytest.fixture
+def pull_(server: Server, repo: Path, cache: Path) -> Callable[..., channels.PullResult]:
+    def do(**kwargs: Any) -> channels.PullResult:
+        return channels.pull("nightly", "es-virt", url=server.url,
+                             root=repo / "metadata" / "1.root.json", cache=cache, **kwargs)
+
+    return do
+
+
+def final_files(cache: Path) -> set[str]:
+    """Everything in the cache's image area (final and partial names)."""
+    return {str(p.relative_to(cache)) for p in cache.glob("*/images/**/*") if p.is_file()}
+
+
+def refused(pull_: Callable[..., Any], cache: Path, error: type[Exception] = ChannelError) -> str:
+    before = final_files(cache) if cache.exists() else set()
+    with pytest.raises(error) as info:
+        pull_()
+    assert final_files(cache) == before, "an attack left files in the cache"
+    return str(info.value)
+
+
+def test_pull_picks_the_newest_nightly_and_caches_it_verified(pub, pull_, cache: Path) -> None:
+    pub(N1)
+    pub(N2)
+    cold = pull_()
+    assert cold.image.version == N2 and not cold.cached
+    assert cold.path.is_file() and cold.verified.version == N2
+    warm = pull_()
+    assert warm.cached and warm.path == cold.path
+    assert final_files(cache) == {str(cold.path.relative_to(cache))}
+
+
+def test_list_shows_the_channel_newest_first(pub, server: Server, repo: Path, cache: Path) -> None:
+    pub(N1)
+    pub(N2)
+    pub("1.2.0", channel="release")
+    images = channels.list_images("nightly", "es-virt", url=server.url,
+                                  root=repo / "metadata" / "1.root.json", cache=cache)
+    assert [i.version for i in images] == [N2, N1]
+    release = channels.list_images("release", None, url=server.url,
+                                   root=repo / "metadata" / "1.root.json", cache=cache)
+    assert [i.version for i in release] == ["1.2.0"]
+
+
+def test_never_pulls_older_than_it_already_has_unless_told(pub, pull_) -> None:
+    pub(N1)
+    pub(N2)
+    pull_()
+    with pytest.raises(DowngradeError, match="older than"):
+        pull_(version=N1)
+    assert pull_(version=N1, allow_downgrade=True).image.version == N1
+    with pytest.raises(DowngradeError):
+        pull_(current_version="1.4.0")
+
+
+def test_publish_prunes_old_nightlies(pub, repo: Path) -> None:
+    pub(N1, keep_nightlies=2)
+    pub(N2, keep_nightlies=2)
+    result = pub(N3, keep_nightlies=2)
+    assert result.pruned == [f"nightly/es-virt-{N1}.img"]
+    names = sorted(p.name.split(".", 1)[1] for p in (repo / "targets" / "nightly").iterdir())
+    assert names == [f"es-virt-{N2}.img", f"es-virt-{N3}.img"]
+
+
+def test_timestamp_rollback_is_refused(pub, pull_, server: Server, repo: Path, cache: Path) -> None:
+    pub(N1)
+    old = (repo / "metadata" / "timestamp.json").read_bytes()
+    pub(N2)
+    pull_()
+    pub(N3)
+    server.overrides["metadata/timestamp.json"] = old
+    assert "rollback refused" in refused(pull_, cache)
+
+
+def test_snapshot_rollback_is_refused(pub, pull_, server: Server, repo: Path, cache: Path,
+                                      channel_keys: Path) -> None:
+    from tuf.api.metadata import Metadata, MetaFile
+
+    pub(N1)
+    pub(N2)
+    pull_()
+    # An attacker holding the (online) timestamp key points to the old snapshot v1.
+    ts = Metadata.from_bytes((repo / "metadata" / "timestamp.json").read_bytes())
+    ts.signed.version += 1
+    ts.signed.snapshot_meta = MetaFile.from_data(1, (repo / "metadata" / "1.snapshot.json").read_bytes(), ["sha256"])
+    ts.signatures.clear()
+    ts.sign(_signer(channel_keys, "timestamp", create=False))
+    server.overrides["metadata/timestamp.json"] = ts.to_bytes()
+    message = refused(pull_, cache)
+    assert "rollback refused" in message and "snapshot" in message
+
+
+def test_frozen_channel_says_stale_since(pub, pull_, repo: Path, cache: Path) -> None:
+    pub(N1, expiry=Expiry(timestamp=timedelta(hours=-1)))
+    expires = json.loads((repo / "metadata" / "timestamp.json").read_bytes())["signed"]["expires"]
+    message = refused(pull_, cache)
+    assert f"channel is stale since {expires}" in message
+
+
+def test_mix_and_match_metadata_is_refused(pub, pull_, server: Server, repo: Path, cache: Path) -> None:
+    pub(N1)
+    pub(N2)
+    # Serve the nightly list of the previous publish under the current version's name.
+    server.overrides["metadata/3.nightly.json"] = (repo / "metadata" / "2.nightly.json").read_bytes()
+    assert "does not match its signed length/hash" in refused(pull_, cache)
+
+
+def _target_url(repo: Path, version: str) -> str:
+    [path] = (repo / "targets" / "nightly").glob(f"*.es-virt-{version}.img")
+    return str(path.relative_to(repo))
+
+
+def test_swapped_target_is_refused(pub, pull_, server: Server, repo: Path, cache: Path) -> None:
+    pub(N1)
+    pub(N2)
+    older = (repo / _target_url(repo, N1)).read_bytes()
+    server.overrides[_target_url(repo, N2)] = older
+    assert "does not match its signed length/hash" in refused(pull_, cache)
+
+
+def test_endless_metadata_is_cut_off(pub, pull_, server: Server, cache: Path) -> None:
+    pub(N1)
+    server.overrides["metadata/timestamp.json"] = endless
+    assert "more data than its signed metadata allows" in refused(pull_, cache)
+
+
+def test_oversized_metadata_is_refused(pub, pull_, server: Server, repo: Path, cache: Path) -> None:
+    pub(N1)
+    padded = (repo / "metadata" / "timestamp.json").read_bytes() + b" " * 100_000
+    server.overrides["metadata/timestamp.json"] = padded
+    assert "more data than its signed metadata allows" in refused(pull_, cache)
+
+
+def test_oversized_and_endless_targets_are_cut_off(pub, pull_, server: Server, repo: Path,
+                                                  cache: Path) -> None:
+    pub(N1)
+    url = _target_url(repo, N1)
+    server.overrides[url] = (repo / url).read_bytes() + b"\0" * (1 << 20)
+    assert "more data than its signed metadata allows" in refused(pull_, cache)
+    server.overrides[url] = endless
+    assert "more data than its signed metadata allows" in refused(pull_, cache)
+
+
+def test_metadata_signed_with_the_wrong_key_is_refused(pub, pull_, server: Server, repo: Path,
+                                                       cache: Path) -> None:
+    from securesystemslib.signer import CryptoSigner
+    from tuf.api.metadata import Metadata
+
+    pub(N1)
+    ts = Metadata.from_bytes((repo / "metadata" / "timestamp.json").read_bytes())
+    ts.signed.version += 1
+    ts.signatures.clear()
+    ts.sign(CryptoSigner.generate_ed25519())
+    server.overrides["metadata/timestamp.json"] = ts.to_bytes()
+    assert "not signed by the trusted keys" in refused(pull_, cache)
+
+
+def test_unreachable_channel_is_a_clear_error(repo: Path, pub, cache: Path) -> None:
+    pub(N1)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ChannelError, match="channel unreachable"):
+        channels.pull("nightly", "es-virt", url=f"http://127.0.0.1:{port}/",
+                      root=repo / "metadata" / "1.root.json", cache=cache)
+    assert final_files(cache) == set()
+
+
+def test_target_that_fails_image_verification_never_lands(pub, pull_, cache: Path) -> None:
+    pub(N1)
+    for trusted in keys.trusted_keys().values():  # this client does not trust the signer
+        trusted.path.unlink()
+    assert "unknown signer" in refused(pull_, cache, SignatureError)
+
+
+def test_cli_publish_list_pull(make_image, tmp_path: Path, server: Server, repo: Path,
+                               channel_keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTERKIT_CACHE", str(tmp_path / "cli-cache"))
+    runner = CliRunner()
+    for version in (N1, N2):
+        result = runner.invoke(root, ["firmware", "publish", str(make_image(version=version)),
+                                      "--channel", "nightly", "--repo", str(repo),
+                                      "--keys", str(channel_keys), "--json"])
+        assert result.exit_code == 0, result.output
+    common = ["--url", server.url, "--root", str(repo / "metadata" / "1.root.json")]
+    listed = runner.invoke(root, ["firmware", "list", "--board", "es-virt", "--json", *common])
+    assert [i["version"] for i in json.loads(listed.stdout)["images"]] == [N2, N1]
+    pulled = runner.invoke(root, ["firmware", "pull", "--board", "es-virt", "--json", *common])
+    assert pulled.exit_code == 0, pulled.output
+    payload = json.loads(pulled.stdout)
+    assert payload["image"]["version"] == N2 and Path(payload["path"]).is_file()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    stale = runner.invoke(root, ["firmware", "pull", "--board", "es-virt", "--url", closed,
+                                 "--root", common[3]])
+    assert stale.exit_code == 17 and "channel unreachable" in stale.output
