@@ -153,7 +153,16 @@ def build_fit(
 
     atomic_write(fit_path, fit)
     atomic_write(info_path, json.dumps(info).encode())
+    prune(cache, "*.fit", keep=8)
     return fit, host_key, info
+
+
+def prune(directory: Path, pattern: str, keep: int) -> None:
+    """Drop all but the ``keep`` newest cache entries (each FIT or disk is 13-80 MB)."""
+    entries = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        for sibling in (old, old.with_suffix(".json")):
+            sibling.unlink(missing_ok=True)
 
 
 def build_image(
@@ -226,7 +235,7 @@ def build_image(
     )
 
 
-def test_client_key() -> Path:
+def sample_client_key() -> Path:
     """A 0600 copy of the committed TEST-ONLY client key (git does not keep 0600, and
     OpenSSH refuses a private key that others can read)."""
     src = paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519"
@@ -241,3 +250,8 @@ def test_client_key() -> Path:
         os.replace(tmp, dest)
     shutil.copymode(dest, dest)
     return dest
+
+
+# The name other modules know it by; ``__test__`` keeps pytest from collecting it as a test.
+test_client_key = sample_client_key
+sample_client_key.__test__ = False  # type: ignore[attr-defined]

@@ -157,7 +157,7 @@ def ensure_factory_disk(
     in ``cache_dir()/firmware/`` and copied, since every sample starts from a fresh copy."""
     from filelock import FileLock
 
-    from toolkit.firmware.build import build_image, firmware_cache
+    from toolkit.firmware.build import build_image, firmware_cache, prune
 
     board_obj = board if isinstance(board, Board) else load_board(board)
     result = build_image(version, board_obj, reporter=reporter)
@@ -168,6 +168,7 @@ def ensure_factory_disk(
     with FileLock(str(cache / f".{key}.lock")):
         if not cached.exists():
             make_disk(board_obj, cached, result.path, result.path, "A", reporter)
+            prune(cache, "factory-*.img", keep=4)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.copyfile(cached, tmp)
