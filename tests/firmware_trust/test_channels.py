@@ -300,3 +300,24 @@ def test_cli_publish_list_pull(make_image, tmp_path: Path, server: Server, repo:
     stale = runner.invoke(root, ["firmware", "pull", "--board", "es-virt", "--url", closed,
                                  "--root", common[3]])
     assert stale.exit_code == 17 and "channel unreachable" in stale.output
+
+
+def test_concurrent_pulls_share_the_cache_safely(pub, pull_, cache: Path) -> None:
+    pub(N1)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(pull_())
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 3
+    assert sum(not r.cached for r in results) == 1  # one download, the others reuse it
+    assert len(final_files(cache)) == 1

@@ -92,7 +92,7 @@ def inspect(image: Path) -> None:
         _loud(warning)
 
     def human(app: App) -> None:
-        row = "{:<22} {}".format
+        row = "{:<25} {}".format
         click.echo(row("image", f"{image} ({parsed.size} bytes)"))
         click.echo(row("version", meta.get("version")))
         click.echo(row("compat_version", meta.get("compat_version")))

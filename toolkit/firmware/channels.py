@@ -29,6 +29,7 @@ from typing import Any
 
 from toolkit import paths
 from toolkit.errors import ChannelError, ConfigError, DowngradeError, RouterkitError
+from toolkit.events import NullReporter, Reporter, step
 from toolkit.firmware.channel_repo import CHANNELS
 from toolkit.firmware.verify import VerifiedImage, verify_image
 from toolkit.firmware.versions import InvalidVersion, Version, parse_version
@@ -278,7 +279,8 @@ def _state(directory: Path) -> dict[str, Any]:
 
 def pull(channel: str, board: str, *, url: str | None = None, root: Path | None = None,
          cache: Path | None = None, current_version: str | None = None,
-         version: str | None = None, allow_downgrade: bool = False) -> PullResult:
+         version: str | None = None, allow_downgrade: bool = False,
+         reporter: Reporter | None = None) -> PullResult:
     """Download (or reuse) and verify the newest image of ``channel`` for ``board``.
 
     Never returns an image older than the newest one pulled before for this channel and
@@ -292,7 +294,9 @@ def pull(channel: str, board: str, *, url: str | None = None, root: Path | None 
     if channel not in CHANNELS:
         raise ConfigError(f"unknown channel {channel!r} (channels: {', '.join(CHANNELS)})")
     url, root_bytes, _ = resolve(url, root)
-    with _Session(url, root_bytes, cache) as session:
+    reporter = reporter or NullReporter()
+    with step(reporter, "channel pull", f"{channel} at {url}"), \
+            _Session(url, root_bytes, cache) as session:
         candidates = _for_board(session.images(channel), board_obj.compatible)
         if version is not None:
             candidates = [c for c in candidates if c.version == version]
@@ -309,7 +313,8 @@ def pull(channel: str, board: str, *, url: str | None = None, root: Path | None 
                     "which this machine already has (a rollback?)",
                     hint="--allow-downgrade if you really want the older image",
                 )
-        result = _fetch(session, chosen, board_obj, current_version, allow_downgrade)
+        with step(reporter, "download and verify", f"{chosen.version} ({chosen.length} bytes)"):
+            result = _fetch(session, chosen, board_obj, current_version, allow_downgrade)
         best = state.get(f"{channel}/{board_obj.id}")
         if best is None or _key(chosen) > parse_version(best):
             state[f"{channel}/{board_obj.id}"] = chosen.version
