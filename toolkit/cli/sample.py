@@ -248,7 +248,7 @@ def _interactive(url: str) -> bytes:
     saved = termios.tcgetattr(fd)
     reader = threading.Thread(target=pump, daemon=True)
     try:
-        tty.setraw(fd)
+        tty.setraw(fd, termios.TCSANOW)  # TCSANOW: keep keys typed before the switch
         reader.start()
         while not stop.is_set():
             ready, _, _ = select.select([fd], [], [], 0.1)
