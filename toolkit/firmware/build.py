@@ -133,10 +133,15 @@ def build_fit(
     cache = firmware_cache() / "fit"
     fit_path, info_path = cache / f"{key}.fit", cache / f"{key}.json"
     host_key = initramfsmod.derive_host_key(board.id, version, seed)
-    if use_cache and fit_path.exists() and info_path.exists():
-        info = json.loads(info_path.read_text())
-        info["cached"] = True
-        return fit_path.read_bytes(), host_key, info
+    if use_cache:
+        try:
+            info = json.loads(info_path.read_text())
+            info["cached"] = True
+            fit = fit_path.read_bytes()
+            os.utime(fit_path)  # pruning keeps what is used
+            return fit, host_key, info
+        except (OSError, ValueError):
+            pass  # not built yet, or pruned by a concurrent build a moment ago
     with step(reporter, "initramfs", f"busybox + dropbear + modules for {guest.kernel_abi}"):
         initrd = initramfsmod.build_initramfs(guest, board, version, host_key, epoch)
     kernel = _kernel_gz(guest, reporter, use_cache)
@@ -214,8 +219,13 @@ def build_image(
     with step(reporter, "seal", "metadata + signature"):
         data = imagemod.seal(fit, metadata, signer)
     if out is None:
+        # Content-addressed in the shared cache: two builds of one version with different
+        # signers or host-key seeds (parallel test runs) must not overwrite each other.
         out = firmware_cache() / "images"
-    target = out if out.suffix == ".img" else out / f"{board_obj.id}-{version}.img"
+        name = f"{board_obj.id}-{version}-{hashlib.sha256(data).hexdigest()[:12]}.img"
+        target = out / name
+    else:
+        target = out if out.suffix == ".img" else out / f"{board_obj.id}-{version}.img"
     if len(data) > board_obj.slot_size:
         from toolkit.errors import ImageTooLargeError
 
@@ -223,6 +233,8 @@ def build_image(
             f"image is {len(data)} bytes, the {board_obj.id} slot holds {board_obj.slot_size}"
         )
     atomic_write(target, data)
+    if target.parent == firmware_cache() / "images":
+        prune(target.parent, "*.img", keep=16)
     parsed = imagemod.parse(target)
     return BuildResult(
         path=target, sha256=hashlib.sha256(data).hexdigest(), version=version,

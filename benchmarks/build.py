@@ -1,0 +1,72 @@
+"""firmware_build: `routerkit firmware build` of the reference image vs a plain mkimage pipeline.
+
+ours: `routerkit firmware build --version V` (a new version each run, so the FIT is really
+      rebuilt; the guest packages and the compressed kernel come from our cache), including
+      staging the tree, the host key, signing and sealing.
+peer: the same tree (staged for it, untimed) and the same .its, run the plain way:
+      `find | sort | cpio -o -H newc --reproducible | gzip -9 -n`, `gzip -9 -n` of the
+      kernel Image and `mkimage -f`, without any caching.
+Median of 3 interleaved runs each, same machine, same moment.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+RUNS = 3
+
+
+def main() -> None:
+    from toolkit.boards import load_board
+    from toolkit.firmware import fit as fitmod
+    from toolkit.firmware.guest import fetch_guest
+    from toolkit.firmware.initramfs import derive_host_key, stage
+
+    work = Path(tempfile.mkdtemp(prefix="rk-bench-build-"))
+    env = dict(os.environ, ROUTERKIT_DATA=str(work / "data"))
+    os.environ["ROUTERKIT_DATA"] = env["ROUTERKIT_DATA"]
+    board = load_board("es-virt")
+    guest = fetch_guest()  # warm: downloads once, like both pipelines would have
+    tree = work / "tree"
+    tree.mkdir()
+    stage(guest, board, "9.9.9", derive_host_key(board.id, "9.9.9"), tree)
+    (work / "Image").write_bytes(fitmod.raw_arm64_image(guest.kernel.read_bytes()))
+    its = fitmod.its_source(description="peer", kernel="kernel.gz",
+                            initramfs="initramfs.cpio.gz", load="0x40400000")
+    (work / "image.its").write_text(its)
+    routerkit = REPO / ".venv" / "bin" / "routerkit"
+    # Warm our kernel cache once (a developer's second build), untimed.
+    subprocess.run([str(routerkit), "firmware", "build", "--version", "0.0.0-warm", "--out",
+                    str(work / "out"), "--json"], env=env, check=True, capture_output=True)
+    peer_script = (
+        f"cd {tree} && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0 "
+        f"| gzip -9 -n > {work}/initramfs.cpio.gz && gzip -9 -n -c {work}/Image > "
+        f"{work}/kernel.gz && cd {work} && SOURCE_DATE_EPOCH=0 mkimage -f image.its image.fit "
+        ">/dev/null"
+    )
+    ours, peer = [], []
+    for i in range(RUNS):
+        t = time.perf_counter()
+        subprocess.run([str(routerkit), "firmware", "build", "--version", f"0.0.{i}-bench",
+                        "--out", str(work / "out"), "--json"], env=env, check=True,
+                       capture_output=True)
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        subprocess.run(["bash", "-c", peer_script], check=True)
+        peer.append(time.perf_counter() - t)
+    o, p = statistics.median(ours), statistics.median(peer)
+    print(f"firmware_build: ours {o:.2f} s, peer {p:.2f} s, ratio {o / p:.2f}")
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    main()
