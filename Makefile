@@ -47,7 +47,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/python -m toolkit.demo
+	$(BIN)/routerkit demo
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -7,10 +7,12 @@ rebuilding the reference firmware per test would waste minutes and test nothing 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+KEYS = Path(__file__).parent / "keys"
 SHARED_CACHE = Path(os.environ.get("ROUTERKIT_TEST_CACHE", Path.home() / ".cache" / "routerkit-test"))
 
 
@@ -24,3 +26,13 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
+
+    # One committed, test-only "development key" for the whole suite, so that images built
+    # into the shared cache by one test verify in every other test's isolated data dir.
+    keys = home / "data" / "keys"
+    keys.mkdir(parents=True, mode=0o700)
+    shutil.copyfile(KEYS / "test-dev.sec", keys / "dev.sec")
+    os.chmod(keys / "dev.sec", 0o600)
+    trusted = home / "config" / "trusted-keys"
+    trusted.mkdir(parents=True)
+    shutil.copyfile(KEYS / "test-dev.pub", trusted / "dev-44ad80aaac08709b.pub")

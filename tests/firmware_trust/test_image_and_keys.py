@@ -124,6 +124,10 @@ def test_downgrade_uses_the_recorded_running_version(make_image) -> None:
 
 
 def test_keys_generate_list_export_trust(tmp_path: Path) -> None:
+    # Start from an empty keyring (the suite pre-installs its test dev key everywhere).
+    (keys.keys_dir() / "dev.sec").unlink(missing_ok=True)
+    for pub in keys.trusted_dir().glob("dev-*.pub"):
+        pub.unlink()
     runner = CliRunner()
     gen = runner.invoke(root, ["keys", "generate", "release", "--json"])
     assert gen.exit_code == 0, gen.output

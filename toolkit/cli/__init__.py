@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "outbox": ("toolkit.cli.outbox", "outbox", "Inspect and retry queued uploads."),
     "community": ("toolkit.cli.community", "community", "Run the local community tracker."),
     "sessions": ("toolkit.cli.sessions", "sessions", "List and show recorded sessions."),
+    "demo": ("toolkit.cli.demo", "demo", "Run the whole journey on a virtual sample."),
 }
 
 

@@ -28,7 +28,9 @@ from toolkit.cli._app import App, emit, get_app, output_options
               help="Transfer method; auto picks the fastest the bench offers.")
 @click.option("--channel", type=click.Choice(["nightly", "release"]),
               help="Pull the newest image of this channel first (instead of IMAGE).")
-@click.option("--repo", "channel_url", metavar="URL", help="Channel repository URL (with --channel).")
+@click.option("--url", "channel_url", metavar="URL", help="Channel base URL (with --channel).")
+@click.option("--root", "channel_root", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Trusted TUF root.json of the channel (with --channel).")
 @click.option("--keep-settings", is_flag=True, help="Keep device settings across the upgrade (ssh).")
 @click.option("--allow-downgrade", is_flag=True, help="Allow an older version. Loud; recorded.")
 @click.option("--force-board", is_flag=True, help="Skip the board check. Loud; recorded.")
@@ -50,6 +52,7 @@ def flash(
     transfer_path: str,
     channel: str | None,
     channel_url: str | None,
+    channel_root: Path | None,
     keep_settings: bool,
     allow_downgrade: bool,
     force_board: bool,
@@ -87,7 +90,7 @@ def flash(
     if channel:
         if image is not None:
             raise ConfigError("give either IMAGE or --channel, not both")
-        image = _pull(app, channel, channel_url, target.board)
+        image = _pull(app, channel, channel_url, channel_root, target.board)
     if image is None:
         raise ConfigError("no image given", hint="pass IMAGE or --channel nightly")
     if not image.is_file():
@@ -114,8 +117,8 @@ def flash(
     emit(result.to_dict(), human)
 
 
-def _pull(app: App, channel: str, url: str | None, board: str) -> Path:
+def _pull(app: App, channel: str, url: str | None, root: Path | None, board: str) -> Path:
     from toolkit.firmware import channels
 
-    pulled = channels.pull(channel=channel, board=board, url=url, reporter=app.reporter())
+    pulled = channels.pull(channel, board, url=url, root=root, reporter=app.reporter())
     return Path(pulled.path)

@@ -1,0 +1,5 @@
+"""``python -m toolkit.cli`` runs the ``routerkit`` command."""
+
+from toolkit.cli import main
+
+main()
