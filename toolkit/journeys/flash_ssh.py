@@ -298,8 +298,8 @@ def _wait_for_reboot(
         except (HostKeyError, AuthError):
             conn.close()
             raise
-        except (SSHError, DeviceCommandError, OSError, EOFError) as exc:
-            last = str(exc)
+        except Exception as exc:  # anything but a host-key/auth verdict means "not back yet"
+            last = str(exc) or type(exc).__name__
             conn.close()
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.6, 3.0)

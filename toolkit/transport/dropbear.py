@@ -146,10 +146,12 @@ class LoopbackDevice:
         ))
         if self.bad_sha256:
             (d / "bad-sha256").write_text(str(self.bad_sha256))
+            # Lies only about uploads (fwinfo and sysupgrade hash slots and stdin too).
             self._script("sha256sum", (
                 'n=$(cat "$RK_DEVICE_DIR/bad-sha256" 2>/dev/null || echo 0)\n'
+                'case "$1" in /tmp/*) ;; *) n=0 ;; esac\n'
                 'if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$RK_DEVICE_DIR/bad-sha256"\n'
-                '  for f in "$@"; do echo "0000000000000000000000000000000000000000000000000000000000000000  $f"; done; exit 0; fi\n'
+                '  echo "0000000000000000000000000000000000000000000000000000000000000000  $1"; exit 0; fi\n'
                 'exec /usr/bin/sha256sum "$@"\n'
             ))
         if self.password:
@@ -177,6 +179,16 @@ class LoopbackDevice:
         if restart and self._proc is not None:
             self.reboot()
         return self.host_key_line()
+
+    def next_host_key(self) -> str:
+        """Prepare the key the device will present after its next reboot (a reflash with a
+        new image's key); return its public line."""
+        nxt = self.dir / "hostkey.next"
+        with contextlib.suppress(FileNotFoundError):
+            nxt.unlink()
+        subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(nxt)], capture_output=True, check=True)
+        out = subprocess.run(["dropbearkey", "-y", "-f", str(nxt)], capture_output=True, text=True).stdout
+        return next(line for line in out.splitlines() if line.startswith("ssh-"))
 
     def host_key_line(self) -> str:
         """``ssh-ed25519 AAAA…`` of the current host key (what ``dropbearkey -y`` prints)."""
@@ -259,7 +271,6 @@ class LoopbackDevice:
         with self._lock:
             self._proc = subprocess.Popen(self._command(), env=self._env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
-        self.boots += 1
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -267,6 +278,7 @@ class LoopbackDevice:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.settimeout(2)
                 if s.recv(4).startswith(b"SSH-"):
+                    self.boots += 1
                     return
             time.sleep(0.02)
         raise ToolMissingError(f"dropbear did not answer on port {self.port} within {timeout} s")
@@ -304,10 +316,13 @@ class LoopbackDevice:
         if version:
             (d / "firmware-version").write_text(version + "\n")
         (d / "boot_id").write_text(str(uuid.uuid4()) + "\n")
+        if (d / "hostkey.next").exists():
+            os.replace(d / "hostkey.next", d / "hostkey")
 
     def fwinfo(self) -> dict[str, Any]:
         """The real ``fwinfo`` run against this device's files (host side, for tests)."""
-        out = subprocess.run(["sh", str(ROOTFS / "sbin/fwinfo")], env=self._env(), capture_output=True, text=True)
+        env = dict(self._env(), PATH="/usr/sbin:/usr/bin:/sbin:/bin")  # not the device's fault injectors
+        out = subprocess.run(["sh", str(ROOTFS / "sbin/fwinfo")], env=env, capture_output=True, text=True)
         try:
             data = json.loads(out.stdout)
         except ValueError:
@@ -321,10 +336,14 @@ class LoopbackDevice:
         (self.dir / "boot/state.env").write_text(f"rk_active={slot}\nrk_tries=0\n")
         self._come_up()
 
-    def reboot(self) -> None:
-        """Reboot now (as the firmware's reboot would)."""
+    def reboot(self, wait: bool = True, timeout: float = 15.0) -> None:
+        """Reboot now (as the firmware's reboot would); ``wait`` until SSH answers again."""
+        boots = self.boots
         (self.dir / "reboot-requested").touch()
         self._kill_server()
+        deadline = time.monotonic() + timeout
+        while wait and self.boots == boots and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _kill_server(self) -> None:
         proc = self._proc

@@ -260,7 +260,7 @@ class SSHConnection:
                     )
                 select.select([chan], [], [], min(left, 1.0) if left is not None else 1.0)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, _paramiko_error()) as exc:
             status = -1
             err += f"\n(connection lost: {exc})".encode()
         finally:
@@ -456,6 +456,12 @@ class SSHConnection:
             )
 
 
+def _paramiko_error() -> type[Exception]:
+    import paramiko
+
+    return paramiko.SSHException
+
+
 class _Counter:
     """Bytes sent so far across streams, for one progress total."""
 
@@ -584,3 +590,22 @@ def _keyring_password(identity: str) -> str | None:
         return keyring.get_password("routerkit-ssh", identity)
     except Exception:  # no backend: key-based login is the normal case anyway
         return None
+
+
+def fetch_host_key(host: str, port: int, timeout: float = 10.0) -> tuple[str, str]:
+    """The host key a server presents, as (type, base64), without authenticating or trusting."""
+    import paramiko
+
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise HostUnreachableError(f"TCP: cannot reach {host}:{port}: {exc.strerror or exc}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+        return key.get_name(), key.get_base64()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise HostUnreachableError(f"ssh: no SSH handshake with {host}:{port} ({exc})") from None
+    finally:
+        transport.close()

@@ -1,0 +1,162 @@
+"""The SSH flash journey against light loopback devices: every bad input gets a clear error
+and leaves the device untouched; host keys after a flash follow the image's announcement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from toolkit.errors import (
+    DeviceCommandError,
+    DeviceTimeout,
+    DowngradeError,
+    HostKeyError,
+    NoSpaceError,
+    TransferError,
+    VerifyError,
+)
+from toolkit.events import RecordingReporter
+from toolkit.hostkeys import HostKeyStore, identity_of
+from toolkit.journeys.flash import FlashOptions, flash
+from toolkit.record import Journal
+from toolkit.transport.ssh import connect_target
+
+from .conftest import CuttingProxy, target_for
+
+
+def _ready(dev, images, key: Path, version: str = "1.0.0"):
+    dev.install(images(version), "A")
+    target = target_for(dev, key)
+    connect_target(target, accept_new=True).close()  # first contact, as `hosts trust` would
+    return target
+
+
+def _slot_b_empty(dev) -> bool:
+    return dev.fwinfo()["slots"]["B"].get("empty") is True
+
+
+def test_flash_upgrades_switches_slot_and_verifies(make_device, images, client_key: Path) -> None:
+    dev = make_device()
+    target = _ready(dev, images, client_key)
+    reporter = RecordingReporter()
+    result = flash(images("1.1.0", size=2 << 20), target, FlashOptions(via="ssh"), reporter)
+    assert (result.ok, result.version_before, result.version_after, result.slot) == (True, "1.0.0", "1.1.0", "B")
+    assert result.path == "cat" and result.verify and result.verify["ok"]
+    assert result.verify["slots"]["A"]["ok"] and result.verify["slots"]["B"]["ok"]
+    assert reporter.steps() == ["check image", "connect", "check device", "upload", "check upload",
+                                "sysupgrade", "reboot", "verify", "verify"][: len(reporter.steps())]
+    assert any(e[0] == "progress" and e[1] == "upload" for e in reporter.events)
+    journal = Journal.open(result.session)
+    assert journal.last("verify")["version"] == "1.1.0"
+    assert journal.last("flash")["ok"] is True
+
+
+def test_new_host_key_after_flash_is_accepted_only_when_the_image_announces_it(
+    make_device, images, client_key: Path
+) -> None:
+    dev = make_device()
+    target = _ready(dev, images, client_key)
+    ident = identity_of("es-virt", "dev")
+    announced = dev.next_host_key()
+    flash(images("1.1.0", ssh_host_key=announced), target, FlashOptions(via="ssh"))
+    stored = HostKeyStore().get(ident)
+    assert stored is not None and stored.source == "image-metadata:1.1.0"
+    assert stored.key in announced and len(stored.replaced) == 1
+
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkK0y0a5c8m1rBOM6m1l5oQy8y7r3J6v9yqk0T2m3xX"
+    # an unannounced key after a flash passes only with --accept-new-hostkey ...
+    dev.next_host_key()
+    result = flash(images("1.2.0", ssh_host_key=other), target,
+                   FlashOptions(via="ssh", accept_new_hostkey=True, timeout=20))
+    assert result.version_after == "1.2.0"
+    accepted = HostKeyStore().get(ident)
+    assert accepted is not None and accepted.source == "accept-new-hostkey"
+    # ... and is refused without it (the device runs the new image, but we do not talk to it)
+    dev.next_host_key()
+    with pytest.raises(HostKeyError, match="announced"):
+        flash(images("1.3.0", ssh_host_key=other), target, FlashOptions(via="ssh", timeout=20))
+    assert HostKeyStore().get(ident).key == accepted.key
+
+
+def test_device_without_sysupgrade_is_refused_before_upload(make_device, images, client_key: Path) -> None:
+    dev = make_device(sysupgrade=False)
+    target = _ready(dev, images, client_key)
+    with pytest.raises(DeviceCommandError, match="device has no sysupgrade"):
+        flash(images("1.1.0"), target, FlashOptions(via="ssh"))
+    assert list((dev.dir / "tmp").glob("routerkit-*")) == []
+    assert _slot_b_empty(dev)
+
+
+def test_too_little_space_in_tmp_is_refused_before_upload(make_device, images, client_key: Path) -> None:
+    dev = make_device(tmp_kib=512)
+    target = _ready(dev, images, client_key)
+    with pytest.raises(NoSpaceError, match=r"too little space in /tmp.*KiB free"):
+        flash(images("1.1.0", size=1 << 20), target, FlashOptions(via="ssh"))
+    assert _slot_b_empty(dev)
+
+
+def test_sha256_mismatch_is_retried_once(make_device, images, client_key: Path) -> None:
+    dev = make_device(bad_sha256=1)
+    target = _ready(dev, images, client_key)
+    result = flash(images("1.1.0"), target, FlashOptions(via="ssh"))
+    assert result.ok
+    assert len(Journal.open(result.session).events("upload_mismatch")) == 1
+
+
+def test_sha256_mismatch_twice_stops_with_the_device_untouched(make_device, images, client_key: Path) -> None:
+    dev = make_device(bad_sha256=2)
+    target = _ready(dev, images, client_key)
+    with pytest.raises(VerifyError, match="nothing was written to flash"):
+        flash(images("1.1.0"), target, FlashOptions(via="ssh"))
+    assert _slot_b_empty(dev)
+    assert list((dev.dir / "tmp").glob("routerkit-*")) == []  # the bad upload was removed
+    assert dev.fwinfo()["version"] == "1.0.0"
+
+
+def test_link_cut_mid_upload_retries_and_writes_nothing_before_a_full_copy(
+    make_device, images, client_key: Path
+) -> None:
+    dev = make_device()
+    _ready(dev, images, client_key)
+    proxy = CuttingProxy(dev.port, after=300_000, cuts=1)
+    try:
+        target = target_for(dev, client_key, port=proxy.port)
+        result = flash(images("1.1.0", size=1 << 20), target, FlashOptions(via="ssh", timeout=20))
+    finally:
+        proxy.close()
+    assert proxy.cut_count == 1 and result.ok and result.version_after == "1.1.0"
+    journal = Journal.open(result.session)
+    failed = journal.events("upload_failed")
+    assert len(failed) == 1
+    # sysupgrade (the only writer of a slot) started only after the verified upload
+    seqs = {r["type"]: r["seq"] for r in journal.events()}
+    assert failed[0]["seq"] < seqs["upload_verified"] < seqs["sysupgrade_started"]
+
+
+def test_link_that_keeps_dropping_fails_with_the_slot_untouched(make_device, images, client_key: Path) -> None:
+    dev = make_device()
+    _ready(dev, images, client_key)
+    proxy = CuttingProxy(dev.port, after=300_000, cuts=99)
+    try:
+        with pytest.raises(TransferError, match="nothing was written to flash"):
+            flash(images("1.1.0", size=1 << 20), target_for(dev, client_key, port=proxy.port),
+                  FlashOptions(via="ssh"))
+    finally:
+        proxy.close()
+    assert _slot_b_empty(dev)
+
+
+def test_device_not_back_after_reboot_says_what_still_answers(make_device, images, client_key: Path) -> None:
+    dev = make_device(reboot_delay=30)
+    target = _ready(dev, images, client_key)
+    with pytest.raises(DeviceTimeout, match=r"did not come back within 3 s.*TCP port .* unreachable.*no serial console"):
+        flash(images("1.1.0"), target, FlashOptions(via="ssh", timeout=3))
+
+
+def test_downgrade_against_the_running_version_is_refused(make_device, images, client_key: Path) -> None:
+    dev = make_device()
+    target = _ready(dev, images, client_key, version="2.0.0")
+    with pytest.raises(DowngradeError, match="device runs 2.0.0"):
+        flash(images("1.1.0"), target, FlashOptions(via="ssh"))
+    assert _slot_b_empty(dev)
