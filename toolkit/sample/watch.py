@@ -72,7 +72,7 @@ def watch_boot(
         return marks
     deadline = time.monotonic() + linux_limit
     console.sendline(str(board.get("console.boot_command", "boot")))
-    wait_linux_prompt(console, board, deadline)
+    wait_linux_prompt(console, board, deadline, on_kernel=lambda: mark("kernel_start"))
     mark("linux_shell")
     if wait == "linux":
         return marks
@@ -81,7 +81,9 @@ def watch_boot(
     return marks
 
 
-def wait_linux_prompt(console: Console, board: Board, deadline: float) -> None:
+def wait_linux_prompt(
+    console: Console, board: Board, deadline: float, on_kernel: Callable[[], None] | None = None
+) -> None:
     """Wait for the shell's first prompt during a boot we watched from the start, then sync.
 
     A prompt is only believed at the end of the output, after the kernel started, and when
@@ -94,6 +96,8 @@ def wait_linux_prompt(console: Console, board: Board, deadline: float) -> None:
     never = re.compile(r"(?!)")
     kernel = str(board.get("console.kernel_banner", "Starting kernel"))
     console.expect(kernel, timeout=max(0.1, deadline - time.monotonic()))
+    if on_kernel is not None:
+        on_kernel()
     while True:
         console.expect(at_end, timeout=max(0.1, deadline - time.monotonic()))
         console.try_expect(never, 0.3)  # read for a moment; anything new means "not yet"
