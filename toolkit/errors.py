@@ -188,6 +188,13 @@ class PlaceError(DeviceError):
     exit_code = 27
 
 
+class TargetBrokenError(DeviceError):
+    """A HIL target's state machine failed a transition (boot, interrupt, power) earlier and
+    refuses to go on against half-configured hardware; the message carries the first reason."""
+
+    exit_code = 28
+
+
 # --- SSH (30-39) -------------------------------------------------------------------------
 
 

@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+# The HIL fixtures (sample, uboot, shell, ssh, flashed_sample) and failure-report hooks.
+pytest_plugins = ["toolkit.hil.fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("routerkit", "routerkit hardware-in-the-loop")

@@ -1,0 +1,43 @@
+"""An example HIL suite for the virtual engineering sample (or any --routerkit-target).
+
+Run it with one command from the repository root:
+
+    .venv/bin/pytest examples/
+
+Copy this file next to your own tests; the fixtures come from routerkit's pytest plugin,
+which pytest loads automatically once routerkit is installed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.hil
+
+
+def test_uboot_reports_its_version(uboot) -> None:
+    """At the U-Boot prompt (autoboot interrupted for us), `version` names U-Boot."""
+    assert uboot.version().startswith("U-Boot 20")
+
+
+def test_linux_kernel_is_arm64(shell) -> None:
+    """Booted to a Linux shell on the serial console; commands return their exit status."""
+    result = shell.run("uname -m")
+    assert result.exit_status == 0
+    assert result.output.strip() == "aarch64"
+
+
+def test_selftest_reports_json(shell) -> None:
+    """The firmware's selftest prints one JSON object; every check has a status."""
+    output = shell.check("selftest", timeout=60)
+    report = json.loads(output.strip().splitlines()[-1])
+    assert report["status"] == "ok", report
+
+
+def test_ssh_runs_a_command(ssh) -> None:
+    """SSH with the device's host key checked (read from its serial console), never auto-added."""
+    result = ssh.run("cat /etc/firmware-version")
+    assert result.exit_status == 0
+    assert result.stdout.strip()
