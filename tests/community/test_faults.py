@@ -99,7 +99,7 @@ def test_random_failures_lose_nothing_and_duplicate_nothing(tracker, roundup, n:
             x = rnd.random()
         if x < 0.10:
             return "503"
-        if x < 0.13:
+        if x < 0.12:
             return "429"
         if method == "POST" and x < 0.25:
             return "drop_after"  # accepted by the server, answer lost
@@ -108,9 +108,9 @@ def test_random_failures_lose_nothing_and_duplicate_nothing(tracker, roundup, n:
         return "pass"
 
     items = _bug_items(n, "random")
-    proxy = FaultProxy(roundup.url, decide, stall=1.5, retry_after="1")
+    proxy = FaultProxy(roundup.url, decide, stall=1.0, retry_after="1")
     try:
-        flaky = RoundupPublisher(proxy.url, tracker.issue_token(), timeout=1.0)
+        flaky = RoundupPublisher(proxy.url, tracker.issue_token(), timeout=0.6)
         outbox = Outbox(base_delay=0.02, max_delay=0.5)
         result = outbox.drain(PublisherCache({"roundup": flaky}), deadline=__import__("time").monotonic() + 240)
     finally:

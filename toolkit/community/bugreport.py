@@ -141,6 +141,8 @@ def _failure(records: list[dict[str, Any]], step: str | None, board: str) -> tup
 def compose(title: str, ctx: BugContext, attach: list[Path], redactor: Redactor) -> tuple[str, str, list[Blob]]:
     """(redacted title, redacted Markdown body, attachments) of a bug report."""
     r = redactor
+    r.learn(ctx.console_tail, json.dumps([ctx.flash, ctx.verify, ctx.selftest, ctx.error], default=str),
+            *ctx.remote_logs.values())
     md = [
         f"**Board** {ctx.board} (hardware rev {ctx.hardware_rev or '?'}) · **firmware** {ctx.firmware or '?'} "
         f"· **slot** {ctx.slot or '?'}",

@@ -264,6 +264,10 @@ def _parts(board: str) -> list[str]:
 
 
 def _redact_model(log: BuildLog, r: Redactor) -> None:
+    import json
+
+    r.learn(log.console, json.dumps([log.flashes, log.verifies], default=str),
+            *(f"{st.title}\n{st.note}\n{st.checks}" for st in log.steps))
     for st in log.steps:
         st.title, st.note = r.text(st.title), r.text(st.note)
         for c in st.checks:

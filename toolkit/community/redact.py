@@ -69,6 +69,11 @@ def _keep_name(group: str = "name") -> Callable[[re.Match[str], Redactor], str]:
 def _hashed(prefix: str, group: str = "value") -> Callable[[re.Match[str], Redactor], str]:
     def repl(m: re.Match[str], r: Redactor) -> str:
         whole, value = m.group(0), m.group(group)
+        # once seen in a structured place (option hostname, serial:), the value is redacted
+        # wherever it shows up bare ("failed on kitchen-router")
+        if len(value) >= 4 and value not in r.known:
+            r.known[value] = prefix
+            r.learned = True
         start, end = m.start(group) - m.start(0), m.end(group) - m.start(0)
         return whole[:start] + r.token(prefix, value) + whole[end:]
 
@@ -215,6 +220,7 @@ class Redactor:
     salt: bytes
     known: dict[str, str] = field(default_factory=dict)  # literal value -> kind (serial, host...)
     counts: Counter[str] = field(default_factory=Counter)
+    learned: bool = False
 
     @classmethod
     def for_installation(cls, extra_known: Iterable[tuple[str, str]] = ()) -> Redactor:
@@ -241,8 +247,26 @@ class Redactor:
         digest = hmac.new(self.salt, value.encode(), hashlib.sha256).hexdigest()[:10]
         return f"{prefix}-{digest}"
 
+    def learn(self, *texts: str) -> None:
+        """Pre-scan texts for identifiers so that a hostname first named late (a config dump
+        at the end of a log) is also redacted where it appears bare earlier."""
+        saved = Counter(self.counts)
+        for t in texts:
+            self.text(t)
+        self.counts = saved
+
     def text(self, text: str) -> str:
-        """Redact one text. Known literals first, then the rules in order."""
+        """Redact one text. Known literals first, then the rules, then literals learned from
+        the rules (a hostname named in ``option hostname`` and bare elsewhere)."""
+        self.learned = False
+        text = self._known(text)
+        for rule in RULES:
+            text = self._apply(rule, text)
+        if self.learned:
+            text = self._known(text)
+        return text
+
+    def _known(self, text: str) -> str:
         for value in sorted(self.known, key=len, reverse=True):
             if value not in text:
                 continue
@@ -250,8 +274,6 @@ class Redactor:
             pattern = re.compile(r"(?<![\w-])" + re.escape(value) + r"(?![\w-])")
             text, hits = pattern.subn(self.token(kind, value), text)
             self.counts[f"known_{kind}"] += hits
-        for rule in RULES:
-            text = self._apply(rule, text)
         return text
 
     def _apply(self, rule: Rule, text: str) -> str:

@@ -75,13 +75,25 @@ class Http:
             follow_redirects=False, transport=transport,
         )
 
+    #: a 429 asking for at most this long is waited out in place (so a 40-photo upload
+    #: makes progress under a per-minute limit); longer ones go back to the outbox.
+    inline_wait_max = 10.0
+    inline_retries = 3
+
     def request(self, method: str, url: str, what: str, **kw: Any) -> Any:
-        try:
-            resp = self.client.request(method, url, **kw)
-        except self._httpx.TimeoutException as exc:
-            raise PublishRetryableError(f"{what}: timed out ({type(exc).__name__})") from exc
-        except self._httpx.TransportError as exc:
-            raise PublishRetryableError(f"{what}: server unreachable ({exc})", hint="it is retried later") from exc
+        for attempt in range(self.inline_retries + 1):
+            try:
+                resp = self.client.request(method, url, **kw)
+            except self._httpx.TimeoutException as exc:
+                raise PublishRetryableError(f"{what}: timed out ({type(exc).__name__})") from exc
+            except self._httpx.TransportError as exc:
+                raise PublishRetryableError(f"{what}: server unreachable ({exc})", hint="it is retried later") from exc
+            if resp.status_code != 429 or attempt == self.inline_retries:
+                return resp
+            wait = retry_after_seconds(resp.headers.get("Retry-After"))
+            if wait is None or wait > self.inline_wait_max:
+                return resp
+            time.sleep(wait)
         return resp
 
     def close(self) -> None:

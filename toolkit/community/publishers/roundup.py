@@ -98,9 +98,9 @@ class RoundupPublisher:
         data = self._json("POST", classname, f"create {classname}", json=props)
         return str(data["id"])
 
-    def upload(self, name: str, content: bytes, mime: str, key: str, sha256: str) -> str:
+    def upload(self, name: str, content: bytes, mime: str, key: str, sha256: str, *, fresh: bool = False) -> str:
         """Upload one file unless a file with ``key`` is already there; return its id."""
-        found = self.find("file", idempotency_key=key)
+        found = [] if fresh else self.find("file", idempotency_key=key)
         if found:
             return found[0]
         data = self._json(
@@ -131,21 +131,25 @@ class RoundupPublisher:
         existing = self.find("issue", idempotency_key=item.key)
         if existing:
             return Remote(existing[0], self.issue_url(existing[0]), item.title, {"reused": True}).to_json()
-        file_ids, body = self._upload_all(item, reporter)
-        msg_id = self._ensure_msg(item.key, body, file_ids)
+        # On an item's first attempt nothing of it can be on the server yet, so the per-file
+        # and per-msg lookups are skipped (the issue lookup above is always done: the post is
+        # what must never be duplicated, even after `outbox drop` and a re-share).
+        fresh = item.attempts <= 1
+        file_ids, body = self._upload_all(item, reporter, fresh=fresh)
+        msg_id = self._ensure_msg(item.key, body, file_ids, fresh=fresh)
         fields = {k: str(v) for k, v in item.payload.get("fields", {}).items() if v is not None}
         props = {"title": item.title, "messages": [msg_id], "files": file_ids, "idempotency_key": item.key, **fields}
         issue_id = self.create("issue", props)
         return Remote(issue_id, self.issue_url(issue_id), item.title, {"files": file_ids, "msg": msg_id}).to_json()
 
-    def _upload_all(self, item: Item, reporter: Reporter) -> tuple[list[str], str]:
+    def _upload_all(self, item: Item, reporter: Reporter, *, fresh: bool = False) -> tuple[list[str], str]:
         body = item.body
         ids: list[str] = []
         total = sum(a.size for a in item.attachments)
         done = 0
         reporter.progress("upload", 0, total)
         for a in item.attachments:
-            fid = self.upload(a.name, a.path.read_bytes(), a.mime, f"{item.key}:{a.sha256[:16]}", a.sha256)
+            fid = self.upload(a.name, a.path.read_bytes(), a.mime, f"{item.key}:{a.sha256[:16]}", a.sha256, fresh=fresh)
             ids.append(fid)
             # the Markdown names attachments by file name; point them at the tracker's copy
             body = body.replace(f"]({a.name})", f"]({self.url}file{fid}/{a.name})")
@@ -153,8 +157,8 @@ class RoundupPublisher:
             reporter.progress("upload", done, total)
         return ids, body
 
-    def _ensure_msg(self, key: str, body: str, file_ids: list[str]) -> str:
-        found = self.find("msg", idempotency_key=key)
+    def _ensure_msg(self, key: str, body: str, file_ids: list[str], *, fresh: bool = False) -> str:
+        found = [] if fresh else self.find("msg", idempotency_key=key)
         if found:
             return found[0]
         props: dict[str, Any] = {"content": body, "files": file_ids, "idempotency_key": key, "type": "text/markdown"}
