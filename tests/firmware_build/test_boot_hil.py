@@ -81,6 +81,7 @@ def test_ssh_login_with_the_host_key_from_the_metadata(tmp_path: Path) -> None:
     meta = parse(_trim(image)).metadata
     with Qemu(disk, tmp_path) as q:
         q.expect(r"routerkit: booted slot A version 1\.0\.0", 90)
+        q.expect(r"routerkit: ssh host key " + re.escape(meta["ssh_host_key_fingerprint"]), 30)
         q.expect(r"# ", 30)
         known = tmp_path / "known_hosts"
         known.write_text(f"[127.0.0.1]:{q.ssh_port} {meta['ssh_host_key']}\n")

@@ -207,6 +207,9 @@ def stage(guest: GuestRoot, board: Board, version: str, host_key: HostKey, dest:
     (etc / "hostname").write_text(board.id + "\n")
     (etc / "dropbear" / "dropbear_ed25519_host_key").write_bytes(host_key.dropbear_key)
     (etc / "dropbear" / "dropbear_ed25519_host_key.pub").write_text(host_key.public_line + "\n")
+    (etc / "dropbear" / "dropbear_ed25519_host_key.fingerprint").write_text(
+        host_key.fingerprint + "\n"
+    )
     test_pub = paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519.pub"
     shutil.copyfile(test_pub, dest / "root" / ".ssh" / "authorized_keys")
 
