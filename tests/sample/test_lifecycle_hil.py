@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from toolkit import sample
 from toolkit.cli import root
 from toolkit.errors import SampleError
+from toolkit.events import RecordingReporter
 from toolkit.record import Journal
 from toolkit.transport import open_serial
 
@@ -172,3 +173,55 @@ def test_down_of_a_sample_nobody_connected_to_still_stops_it() -> None:
     sample.down("blocked")
     assert not _alive(state.pid)
     assert os.path.exists(state.disk)
+
+
+def test_busy_ports_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from toolkit.sample import qemu
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    busy = squatter.getsockname()[1]
+    real = qemu.free_port
+    handed = iter([busy, busy])  # the first try gets a taken port for serial and SSH
+
+    def flaky_free_port() -> int:
+        return next(handed, None) or real()
+
+    monkeypatch.setattr(qemu, "free_port", flaky_free_port)
+    reporter = RecordingReporter()
+    try:
+        state = sample.up(name="ports", wait="uboot", reporter=reporter)
+        try:
+            assert state.ssh_port != busy and str(busy) not in state.serial_url
+            assert any("port taken" in e[2] for e in reporter.events if e[0] == "message")
+        finally:
+            sample.down("ports")
+    finally:
+        squatter.close()
+    assert not _alive(state.pid)
+
+
+def test_a_boot_that_times_out_leaves_no_process_and_no_state() -> None:
+    from toolkit.errors import DeviceTimeout
+
+    with pytest.raises(DeviceTimeout) as info:
+        sample.up(name="slow", wait="uboot", timeout=0.05)
+    assert sample.status("slow") is None
+    leftovers = [
+        p for p in Path("/proc").iterdir()
+        if p.name.isdigit() and b"routerkit-slow\0" in _cmdline(p)
+    ]  # fmt: skip
+    assert leftovers == []
+    journal = Journal.latest(kind="sample")
+    assert journal is not None and journal.last("sample_up_failed") is not None
+    assert info.value.last_output is not None
+
+
+def _cmdline(proc_dir: Path) -> bytes:
+    try:
+        return (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return b""

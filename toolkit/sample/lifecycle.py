@@ -94,7 +94,10 @@ def up(
         elif serial == "rfc2217":
             _qmp(state, "cont")
     except BaseException:
+        # A boot that failed leaves nothing running and no state behind (the journal and
+        # boot.log keep the transcript).
         _stop(state)
+        (state.directory / "state.json").unlink(missing_ok=True)
         raise
     save_state(state)
     return state
