@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +125,16 @@ def routerkit_hil(
         session.close()
 
 
-def _fail(what: str, exc: BaseException) -> None:
-    pytest.fail(f"routerkit: {what}: {exc}", pytrace=False)
+def _attempt(what: str, action: Callable[[], Any]) -> Any:
+    """Run ``action``; a routerkit error fails the test's setup with one readable line
+    (raised outside the ``except``, so the report does not repeat the error as context)."""
+    from toolkit.errors import RouterkitError
+
+    try:
+        return action()
+    except RouterkitError as exc:
+        message = f"routerkit: {what}: {exc}"
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture
@@ -135,40 +143,34 @@ def sample(routerkit_hil: HilSession) -> HilSession:
     ``.strategy`` (its state machine), ``.sample_state`` (virtual samples), ``.lease`` (labgrid).
     Its state is what the previous test left; ask for ``uboot``/``shell``/``ssh`` for a known one.
     """
-    from toolkit.errors import RouterkitError
-    from toolkit.hil.strategy import Status
 
-    try:
+    def setup() -> HilSession:
+        from toolkit.hil.strategy import Status
+
         strategy = routerkit_hil.ensure()
         if strategy.status is Status.POWERED:
             # A freshly started virtual sample waits for its console: let it boot on its own.
             strategy.console  # noqa: B018 - attaching the console starts the guest
             strategy.forget(Status.UNKNOWN)
-    except RouterkitError as exc:
-        _fail(f"target {routerkit_hil.name} cannot be used", exc)
-    return routerkit_hil
+        return routerkit_hil
+
+    return _attempt(f"target {routerkit_hil.name} cannot be used", setup)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def uboot(routerkit_hil: HilSession) -> Any:
     """``toolkit.protocol.uboot.UBoot`` at a synced U-Boot prompt of the session's target."""
-    from toolkit.errors import RouterkitError
-
-    try:
-        return routerkit_hil.ensure().uboot()
-    except RouterkitError as exc:
-        _fail(f"cannot bring {routerkit_hil.name} to the U-Boot prompt", exc)
+    return _attempt(
+        f"cannot bring {routerkit_hil.name} to the U-Boot prompt", lambda: routerkit_hil.ensure().uboot()
+    )
 
 
 @pytest.fixture
 def shell(routerkit_hil: HilSession) -> Any:
     """``toolkit.protocol.shell.LinuxShell`` on the target's serial console (booted to Linux)."""
-    from toolkit.errors import RouterkitError
-
-    try:
-        return routerkit_hil.ensure().shell()
-    except RouterkitError as exc:
-        _fail(f"cannot bring {routerkit_hil.name} to a Linux shell", exc)
+    return _attempt(
+        f"cannot bring {routerkit_hil.name} to a Linux shell", lambda: routerkit_hil.ensure().shell()
+    )
 
 
 @pytest.fixture
@@ -176,27 +178,17 @@ def ssh(routerkit_hil: HilSession) -> Any:
     """``toolkit.transport.ssh.SSHConnection`` to the target, kept for the session; the host
     key is checked (stored key, serial console, or the flashed image's metadata), never added
     blindly."""
-    from toolkit.errors import RouterkitError
-
-    try:
-        return routerkit_hil.ssh()
-    except RouterkitError as exc:
-        _fail(f"cannot open SSH to {routerkit_hil.name}", exc)
+    return _attempt(f"cannot open SSH to {routerkit_hil.name}", routerkit_hil.ssh)
 
 
 @pytest.fixture
 def flashed_sample(request: pytest.FixtureRequest, routerkit_hil: HilSession) -> HilSession:
     """The target with ``--routerkit-image`` flashed and verified, once per session
     (``.flash_result`` is the ``FlashResult``). Skipped when no image is given."""
-    from toolkit.errors import RouterkitError
-
     image = request.config.getoption("--routerkit-image", None)
     if not image:
         pytest.skip("flashed_sample needs --routerkit-image IMAGE")
-    try:
-        routerkit_hil.flash_once(Path(image))
-    except RouterkitError as exc:
-        _fail(f"flashing {image} onto {routerkit_hil.name} failed", exc)
+    _attempt(f"flashing {image} onto {routerkit_hil.name} failed", lambda: routerkit_hil.flash_once(Path(image)))
     return routerkit_hil
 
 

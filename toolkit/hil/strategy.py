@@ -63,6 +63,8 @@ class Transition:
 #: How long a "does it still answer?" check may take before we stop believing the state.
 CHECK_TIMEOUT = 2.0
 _PROBE_INTERVAL = 0.5
+#: A board we know nothing about may already sit at the prompt: ask before power-cycling it.
+_QUICK_PROBE = 1.5
 
 
 class Strategy:
@@ -192,7 +194,7 @@ class Strategy:
         if self.status is Status.POWERED:
             self._interrupt()
             return "interrupt"
-        if self.status is Status.UNKNOWN and self._probe(limit=1.5) is Status.UBOOT:
+        if self.status is Status.UNKNOWN and self._probe(limit=_QUICK_PROBE) is Status.UBOOT:
             return "found"  # a shared or lab board already sitting at the prompt
         if self.status is Status.OFF or self.power.can_cycle:
             self._power_cycle()
@@ -280,13 +282,15 @@ class Strategy:
             return False
         return True
 
-    def _probe(self, limit: float = 10.0) -> Status:
+    def _probe(self, limit: float | None = None) -> Status:
         """Press Enter until a U-Boot or Linux prompt answers; UNKNOWN if none does in time.
 
         Enter also stops a U-Boot countdown (any key does), which is what we want here.
         """
         uboot_prompt = "\n" + str(self.board.require("console.uboot_prompt"))
         linux_prompt = re.compile(re.escape(str(self.board.require("console.linux_prompt"))) + r"\Z")
+        if limit is None:
+            limit = min(10.0, float(self.board.get("console.interrupt_timeout", 10.0)))
         console = self.console
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:

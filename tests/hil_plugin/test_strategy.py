@@ -1,0 +1,121 @@
+"""The HIL state machine against a fake U-Boot: explicit transitions, checks, and BROKEN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolkit.boards import load_board_file
+from toolkit.errors import DeviceTimeout, TargetBrokenError
+from toolkit.hil.power import Power
+from toolkit.hil.session import TargetSpec, parse_spec
+from toolkit.hil.strategy import Status, Strategy
+from toolkit.transport.fake import FakeTransport, FakeUBoot
+
+from .fakes import short_board
+
+
+class ResetButton(Power):
+    """A power switch whose cycle "boots" a new fake U-Boot (countdown from power-on)."""
+
+    kind = "test"
+    can_cycle = True
+
+    def __init__(self, make) -> None:
+        self.make = make
+        self.device = make()
+        self.cycles = 0
+
+    def cycle(self) -> None:
+        self.cycles += 1
+        self.device = self.make()
+
+
+def _strategy(tmp_path: Path, power: Power, status: Status = Status.UNKNOWN) -> Strategy:
+    """A strategy whose console is the power switch's current fake device."""
+    board = load_board_file(short_board(tmp_path))
+    dev: Any = power
+    return Strategy(
+        board, power, url=lambda: f"fake://{dev.cycles}", connect=lambda _url: dev.device,
+        transcript_path=tmp_path / "console.log", name="fake", status=status,
+    )
+
+
+def test_power_cycle_and_interrupt_reach_uboot_then_a_check_is_enough(tmp_path: Path) -> None:
+    power = ResetButton(lambda: FakeUBoot(bootdelay=2.0))
+    power.device = FakeTransport()  # before the first cycle the board says nothing
+    strategy = _strategy(tmp_path, power)
+    uboot = strategy.uboot()
+    assert strategy.status is Status.UBOOT and power.cycles == 1
+    assert uboot.version().startswith("U-Boot 2023.01")
+    strategy.transition(Status.UBOOT)
+    assert power.cycles == 1, "a board already at the prompt is checked, not reset"
+    assert [t.how for t in strategy.history] == ["power-cycle", "checked"]
+    assert "Hit any key to stop autoboot" in (tmp_path / "console.log").read_text()
+
+
+def test_a_board_sitting_at_the_prompt_is_found_without_a_reset(tmp_path: Path) -> None:
+    power = ResetButton(lambda: FakeUBoot(at_prompt=True))
+    strategy = _strategy(tmp_path, power)
+    strategy.transition(Status.UBOOT)
+    assert power.cycles == 0 and strategy.history[-1].how == "found"
+
+
+def test_a_stale_belief_costs_a_transition_not_a_wrong_answer(tmp_path: Path) -> None:
+    power = ResetButton(lambda: FakeUBoot(bootdelay=2.0))
+    strategy = _strategy(tmp_path, power, status=Status.UBOOT)  # believed, but the board is mute
+    power.device = FakeTransport()
+    strategy.transition(Status.UBOOT)
+    assert power.cycles == 1 and strategy.status is Status.UBOOT
+
+
+def test_failed_transition_breaks_the_strategy_and_later_ones_get_the_first_reason(tmp_path: Path) -> None:
+    power = ResetButton(lambda: FakeTransport())  # power cycles, but U-Boot never answers
+    strategy = _strategy(tmp_path, power)
+    with pytest.raises(DeviceTimeout, match="did not answer"):
+        strategy.transition(Status.UBOOT)
+    assert strategy.status is Status.BROKEN
+    assert strategy.broken_reason and "unknown → uboot failed" in strategy.broken_reason
+    cycles = power.cycles
+    with pytest.raises(TargetBrokenError, match="unknown → uboot failed.*did not answer"):
+        strategy.transition(Status.LINUX)
+    assert power.cycles == cycles, "a broken strategy does not touch the hardware again"
+
+
+def test_without_power_control_a_silent_board_is_a_clear_failure(tmp_path: Path) -> None:
+    class Manual(Power):
+        device = FakeTransport()
+        cycles = 0
+
+    strategy = _strategy(tmp_path, Manual())
+    with pytest.raises(DeviceTimeout):
+        strategy.transition(Status.UBOOT)
+    assert strategy.status is Status.BROKEN
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "value"),
+    [
+        (None, "virtual", ""),
+        ("", "virtual", ""),
+        ("lab.toml:es1", "lab", "lab.toml:es1"),
+        ("/tmp/my lab.toml:desk", "lab", "/tmp/my lab.toml:desk"),
+        ("rfc2217://127.0.0.1:7000", "url", "rfc2217://127.0.0.1:7000"),
+        ("socket://127.0.0.1:4321", "url", "socket://127.0.0.1:4321"),
+        ("/dev/ttyUSB0", "url", "/dev/ttyUSB0"),
+        ("labgrid:es1", "labgrid", "es1"),
+        ("bench-7", "sample", "bench-7"),
+    ],
+)
+def test_target_spec_kinds(raw: str | None, kind: str, value: str) -> None:
+    assert parse_spec(raw) == TargetSpec(kind, value, (raw or "").strip())
+
+
+@pytest.mark.parametrize("raw", ["ftp://host/x", "labgrid:", "two words", "a:b"])
+def test_target_spec_rejects_what_it_does_not_know(raw: str) -> None:
+    from toolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="routerkit-target"):
+        parse_spec(raw)
