@@ -1,0 +1,41 @@
+"""End-to-end SSH flash of the real virtual sample (QEMU): version before/after, slot
+switched, the new image's host key accepted from its metadata, verify ok over SSH and serial."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+
+from toolkit.hostkeys import HostKeyStore, identity_of
+from toolkit.journeys.flash import FlashOptions, flash
+from toolkit.journeys.verify import verify
+
+
+@pytest.mark.hil
+def test_ssh_flash_of_the_virtual_sample_end_to_end(tmp_path) -> None:
+    from toolkit import sample
+    from toolkit.firmware.build import build_image
+    from toolkit.targets import from_sample
+
+    name = f"ssh-e2e-{os.getpid()}-{secrets.token_hex(2)}"
+    state = sample.up(name=name, wait="ssh", fresh=True)  # a private sample: others keep theirs
+    try:
+        target = from_sample(name)
+        before = verify(target, via="ssh", accept_new_hostkey=True)
+        assert before["ok"], before["problems"]
+        major, minor, _ = (before["version"] + ".0.0").split(".")[:3]
+        new_version = f"{major}.{int(minor) + 1}.0"
+        image = build_image(new_version, target.board, out=tmp_path)
+        result = flash(image.path, target, FlashOptions(via="ssh", timeout=180))
+        assert result.ok
+        assert (result.version_before, result.version_after) == (before["version"], new_version)
+        assert result.slot != before["running_slot"]
+        assert result.verify["slots"]["A"]["ok"] and result.verify["slots"]["B"]["ok"]
+        stored = HostKeyStore().get(identity_of(target.board, name))
+        assert stored is not None and stored.fingerprint == image.ssh_host_key_fingerprint
+        over_serial = verify(target, via="serial")
+        assert over_serial["version"] == new_version and over_serial["ok"], over_serial["problems"]
+    finally:
+        sample.down(state)
