@@ -133,3 +133,14 @@ def test_console_without_a_terminal_fails_clearly() -> None:
     result = CliRunner().invoke(root, ["sample", "console"])
     assert result.exit_code == 2
     assert "interactive terminal" in result.output
+
+
+def test_a_second_up_of_the_same_name_while_one_is_starting_is_refused() -> None:
+    from filelock import FileLock
+
+    from toolkit.sample.state import sample_dir
+
+    directory = sample_dir("busy")
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(directory / ".up.lock")), pytest.raises(SampleError, match="being started"):
+        sample.up(name="busy", wait="none")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from toolkit.errors import DeviceError, RouterkitError, SampleError
 from toolkit.events import NullReporter, Reporter, step
 from toolkit.record import Journal, utcnow
 from toolkit.sample import disk as disk_mod
-from toolkit.sample import qemu, ser2net
+from toolkit.sample import procs, qemu, ser2net
 from toolkit.sample.qmp import QMPClient, QMPError
 from toolkit.sample.state import (
     SampleState,
@@ -31,9 +30,6 @@ from toolkit.sample.watch import connect, watch_boot
 SERIAL_MODES = ("socket", "rfc2217")
 WAIT_STATES = ("ssh", "linux", "uboot", "none", "auto")
 _START_ATTEMPTS = 4
-# Popen objects of QEMUs/ser2nets started by this process, so stopping them also reaps them
-# (a killed child stays a zombie in /proc until its parent waits for it).
-_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def up(
@@ -63,6 +59,29 @@ def up(
     if wait not in WAIT_STATES:
         raise SampleError(f"unknown wait state {wait!r} (choose {', '.join(WAIT_STATES)})")
     profile = load_board(board)
+    directory = sample_dir(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock, Timeout
+
+    # Two `up`s of one name at once would start two QEMUs on one disk; the second one fails.
+    lock = FileLock(str(directory / ".up.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SampleError(
+            f"sample {name!r} is being started by another process",
+            hint="wait for it, or pick another --name",
+        ) from None
+    try:
+        return _up_locked(profile, name, directory, disk, serial, wait, reporter, fresh, timeout)
+    finally:
+        lock.release()
+
+
+def _up_locked(
+    profile: Board, name: str, directory: Path, disk: str | Path | None, serial: str, wait: str,
+    reporter: Reporter, fresh: bool, timeout: float | None,
+) -> SampleState:  # fmt: skip
     previous = load_state(name)
     if previous is not None and _qemu_alive(previous):
         raise SampleError(
@@ -73,8 +92,6 @@ def up(
         _stop_ser2net(previous)
     qemu.find_qemu(profile)
     qemu.uboot_pflash(profile)
-    directory = sample_dir(name)
-    directory.mkdir(parents=True, exist_ok=True)
     with step(reporter, "prepare disk"):
         disk_path, firmware = disk_mod.prepare(profile, directory, disk, fresh, reporter)
     if wait == "auto":  # as far as the disk allows: SSH with firmware, else U-Boot
@@ -131,7 +148,7 @@ def reset(name: str | SampleState) -> None:
 def power_cut(name: str | SampleState) -> SampleState:
     """Pull the plug: SIGKILL QEMU mid-whatever. The disk keeps what was written so far."""
     state = _require_running(name)
-    _kill(state.pid, signal.SIGKILL, 5.0)
+    procs.kill(state.pid, signal.SIGKILL, 5.0)
     _stop_ser2net(state)
     state.running = False
     state.pid = None
@@ -214,11 +231,11 @@ def _start_qemu(
                     cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )  # fmt: skip
-            _children[proc.pid] = proc
+            procs.children[proc.pid] = proc
             if _wait_started(proc, qmp_path, log_path, serial):
                 break
             output = log_path.read_text(errors="replace")
-            _children.pop(proc.pid, None)
+            procs.children.pop(proc.pid, None)
             busy = "in use" in output or "host forwarding" in output or "bind" in output
             if not busy or attempt == _START_ATTEMPTS - 1:
                 raise SampleError(f"QEMU failed to start: {output.strip()[-400:]}", last_output=output)
@@ -249,7 +266,7 @@ def _wait_started(
         if ready:
             return True
         time.sleep(0.01)
-    _kill(proc.pid, signal.SIGKILL, 5.0)
+    procs.kill(proc.pid, signal.SIGKILL, 5.0)
     raise SampleError(f"QEMU did not come up within {limit:.0f} s (see {log_path})")
 
 
@@ -268,7 +285,7 @@ def _start_ser2net(state: SampleState, reporter: Reporter) -> None:
                     raise
                 continue
             break
-        _children[proc.pid] = proc
+        procs.children[proc.pid] = proc
         state.ser2net_pid = proc.pid
         state.serial_url = f"rfc2217://127.0.0.1:{port}?ign_set_control"
 
@@ -340,13 +357,13 @@ def _stop(state: SampleState) -> None:
         ):
             client.quit()
             asked = True
-        if not (asked and _wait_gone(pid, 5.0)):
+        if not (asked and procs.wait_gone(pid, 5.0)):
             # A QEMU blocked in its chardev wait ignores SIGTERM: do not wait long for it.
-            _kill(pid, signal.SIGTERM, 0.5)
-            _kill(pid, signal.SIGKILL, 5.0)
+            procs.kill(pid, signal.SIGTERM, 0.5)
+            procs.kill(pid, signal.SIGKILL, 5.0)
     _stop_ser2net(state)
     if state.pid:
-        _gone(state.pid)
+        procs.gone(state.pid)
     qmp_path = Path(state.qmp)
     qmp_path.unlink(missing_ok=True)
     if qmp_path.parent.name.startswith("rk-qmp-"):
@@ -355,48 +372,7 @@ def _stop(state: SampleState) -> None:
 
 def _stop_ser2net(state: SampleState) -> None:
     pid = state.ser2net_pid
-    if pid and pid_alive(pid) and _cmdline_has(pid, "ser2net"):
-        _kill(pid, signal.SIGTERM, 2.0)
-        _kill(pid, signal.SIGKILL, 5.0)
+    if pid and pid_alive(pid) and procs.cmdline_has(pid, "ser2net"):
+        procs.kill(pid, signal.SIGTERM, 2.0)
+        procs.kill(pid, signal.SIGKILL, 5.0)
     state.ser2net_pid = None
-
-
-def _cmdline_has(pid: int, word: str) -> bool:
-    try:
-        return word.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _kill(pid: int | None, sig: int, wait: float) -> None:
-    if not pid or _gone(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    _wait_gone(pid, wait)
-
-
-def _wait_gone(pid: int, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while not _gone(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def _gone(pid: int) -> bool:
-    """True when ``pid`` has exited; our own children are also reaped (no zombie is left).
-
-    For a child, only ``waitpid`` is trusted: while its threads exit, /proc already shows the
-    leader as a zombie although it cannot be reaped yet.
-    """
-    proc = _children.get(pid)
-    if proc is not None:
-        if proc.poll() is None:
-            return False
-        _children.pop(pid, None)
-        return True
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-    return not pid_alive(pid)
