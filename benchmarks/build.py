@@ -4,7 +4,7 @@ ours: `routerkit firmware build --version V` (a new version each run, so the FIT
       rebuilt; the guest packages and the compressed kernel come from our cache), including
       staging the tree, the host key, signing and sealing.
 peer: the same tree (staged for it, untimed) and the same .its, run the plain way:
-      `find | sort | cpio -o -H newc --reproducible | gzip -9 -n`, `gzip -9 -n` of the
+      `find | sort | cpio -o -H newc --reproducible | gzip -n`, `gzip -n` of the
       kernel Image and `mkimage -f`, without any caching.
 Median of 3 interleaved runs each, same machine, same moment.
 """
@@ -49,7 +49,7 @@ def main() -> None:
                     str(work / "out"), "--json"], env=env, check=True, capture_output=True)
     peer_script = (
         f"cd {tree} && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0 "
-        f"| gzip -9 -n > {work}/initramfs.cpio.gz && gzip -9 -n -c {work}/Image > "
+        f"| gzip -n > {work}/initramfs.cpio.gz && gzip -n -c {work}/Image > "
         f"{work}/kernel.gz && cd {work} && SOURCE_DATE_EPOCH=0 mkimage -f image.its image.fit "
         ">/dev/null"
     )

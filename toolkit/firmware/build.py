@@ -89,14 +89,15 @@ def default_revision() -> str:
 
 
 def _kernel_gz(guest: GuestRoot, reporter: Reporter, use_cache: bool = True) -> bytes:
-    """gzip -9 of the raw arm64 Image; the slowest step, so cached per guest kernel package."""
+    """gzip of the raw arm64 Image; the slowest step, so cached per guest kernel package.
+    Level 6: -9 takes 3x longer for 0.2 % less (measured on the bookworm cloud kernel)."""
     kernel_pkg = f"linux-image-{guest.kernel_abi}"
     tag = hashlib.sha256(f"{kernel_pkg}={guest.packages.get(kernel_pkg)}".encode()).hexdigest()
     cached = firmware_cache() / f"kernel-{guest.kernel_abi}-{tag[:12]}.gz"
     if use_cache and cached.exists():
         return cached.read_bytes()
     with step(reporter, "compress kernel", guest.kernel_abi):
-        data = gzip.compress(fitmod.raw_arm64_image(guest.kernel.read_bytes()), 9, mtime=0)
+        data = gzip.compress(fitmod.raw_arm64_image(guest.kernel.read_bytes()), 6, mtime=0)
     from toolkit.record import atomic_write
 
     atomic_write(cached, data)

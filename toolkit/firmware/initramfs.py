@@ -246,7 +246,7 @@ def pack(dest: Path, epoch: int) -> bytes:
     )
     if proc.returncode != 0:
         raise BuildError(f"cpio failed: {proc.stderr.decode(errors='replace').strip()}")
-    return gzip.compress(proc.stdout, compresslevel=9, mtime=0)
+    return gzip.compress(proc.stdout, compresslevel=6, mtime=0)
 
 
 def build_initramfs(
