@@ -125,3 +125,13 @@ def test_missing_tool_names_make_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ToolMissingError, match="make setup"):
         need_tool("mkimage")
+
+
+def test_build_signs_with_the_given_key(tmp_path: Path) -> None:
+    from toolkit.firmware import keys
+
+    key = keys.generate("fw-build-test", trust=False)
+    result = build_image("2.0.0", out=tmp_path, key="fw-build-test", epoch=EPOCH,
+                         source_revision="r")
+    assert result.signer == key.keyid
+    assert parse(result.path).metadata["signer"] == key.keyid

@@ -15,8 +15,10 @@ from toolkit.cli._app import App, emit, get_app, output_options
 @click.option("--out", type=click.Path(path_type=Path),
               help="Output directory (or .img file). Default: the routerkit cache.")
 @click.option("--key", help="Secret signing key (name or .sec path). Default: local dev key.")
+@click.option("--refresh", is_flag=True,
+              help="Ask the Debian mirror for newer guest packages (kernel, busybox, dropbear).")
 @output_options
-def build(version: str, board: str, out: Path | None, key: str | None) -> None:
+def build(version: str, board: str, out: Path | None, key: str | None, refresh: bool) -> None:
     """Build the reference firmware image VERSION for BOARD, reproducibly.
 
     The same inputs give a byte-identical image. The first build downloads the arm64 guest
@@ -25,7 +27,8 @@ def build(version: str, board: str, out: Path | None, key: str | None) -> None:
     from toolkit.firmware.build import build_image
 
     app = get_app()
-    result = build_image(version, board, out=out, key=key, reporter=app.reporter())
+    result = build_image(version, board, out=out, key=key, reporter=app.reporter(),
+                         refresh=refresh)
     data = result.to_dict()
 
     def human(_app: App) -> None:

@@ -181,13 +181,15 @@ def build_image(
     epoch: int | None = None,
     source_revision: str | None = None,
     use_cache: bool = True,
+    refresh: bool = False,
 ) -> BuildResult:
     """Build and sign the reference firmware ``version`` for ``board``.
 
     ``out`` is a directory (the image is ``<board>-<version>.img`` in it) or a file path
     ending in ``.img``; default: the firmware cache. ``key`` is a secret key name or path
     (default: this machine's development key). ``use_cache=False`` rebuilds the kernel
-    and FIT from the guest packages (the reproducibility test uses it).
+    and FIT from the guest packages (the reproducibility test uses it); ``refresh=True``
+    asks the Debian mirror for newer guest packages first.
     """
     from toolkit.firmware import image as imagemod
     from toolkit.record import atomic_write
@@ -198,8 +200,9 @@ def build_image(
     if not version or any(c.isspace() or c in "/\"\\" for c in version):
         raise BuildError(f"invalid version {version!r}: no spaces, slashes or quotes")
     epoch = default_epoch() if epoch is None else epoch
+    guest = fetch_guest(reporter, refresh=refresh)
     fit, host_key, info = build_fit(
-        version, board_obj, epoch=epoch, reporter=reporter, use_cache=use_cache
+        version, board_obj, epoch=epoch, reporter=reporter, guest=guest, use_cache=use_cache
     )
     signer = None
     if key is not None:
