@@ -135,3 +135,17 @@ def test_build_signs_with_the_given_key(tmp_path: Path) -> None:
                          source_revision="r")
     assert result.signer == key.keyid
     assert parse(result.path).metadata["signer"] == key.keyid
+
+
+def test_host_key_seed_is_private_and_overridable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolkit import paths
+    from toolkit.firmware.initramfs import derive_host_key, host_key_seed
+
+    seed = host_key_seed()
+    path = paths.data_dir() / "firmware" / "host-key-seed"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(seed) == 32
+    assert host_key_seed() == seed  # created once
+    monkeypatch.setenv("ROUTERKIT_HOST_KEY_SEED", "00" * 32)
+    a = derive_host_key("es-virt", "1.0.0")
+    monkeypatch.setenv("ROUTERKIT_HOST_KEY_SEED", "01" * 32)
+    assert derive_host_key("es-virt", "1.0.0").fingerprint != a.fingerprint

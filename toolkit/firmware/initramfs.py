@@ -44,7 +44,17 @@ class HostKey:
 
 
 def host_key_seed() -> bytes:
-    """The per-machine secret (created once, mode 0600) that host keys are derived from."""
+    """The per-machine secret (created once, mode 0600) that host keys are derived from.
+
+    ``ROUTERKIT_HOST_KEY_SEED`` (hex) replaces it, so two machines (say, CI and a developer)
+    can reproduce each other's images bit for bit.
+    """
+    override = os.environ.get("ROUTERKIT_HOST_KEY_SEED")
+    if override:
+        try:
+            return bytes.fromhex(override)
+        except ValueError:
+            raise BuildError("ROUTERKIT_HOST_KEY_SEED must be hex") from None
     path = paths.data_dir() / "firmware" / "host-key-seed"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
