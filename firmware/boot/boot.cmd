@@ -6,6 +6,7 @@
 # After @MAX_TRIES@ unconfirmed attempts, or when bootm refuses the FIT (hash mismatch, bad
 # header), we fall back to the other slot and persist the switch. U-Boot has no sha256sum here:
 # bootm checks the FIT's sha256 hash nodes itself. Never saveenv: QEMU 7.2 pflash writes corrupt.
+# Only rk_active and rk_tries are imported: state.env must not be able to change bootcmd & co.
 
 setenv rk_addr @LOAD_ADDR@
 setenv rk_fat "@IFACE@ @DEV@:@BOOT_PART@"
@@ -13,7 +14,7 @@ setenv rk_max_tries @MAX_TRIES@
 setenv rk_active A
 setenv rk_tries 0
 if fatload ${rk_fat} ${rk_addr} @STATE_FILE@; then
-	env import -t ${rk_addr} ${filesize}
+	env import -t ${rk_addr} ${filesize} rk_active rk_tries
 else
 	echo "routerkit: no @STATE_FILE@, starting with slot A"
 fi
