@@ -429,8 +429,9 @@ class SSHConnection:
     ) -> None:
         try:
             chan = self.transport.open_session(window_size=WINDOW, max_packet_size=MAX_PACKET)
-        except SSHError as exc:
-            raise TransferError(f"upload: {exc}") from None
+        except (SSHError, OSError, EOFError, _paramiko_error()) as exc:
+            # paramiko re-raises the transport's own failure (often a bare EOFError)
+            raise TransferError(f"upload: the link to {self.where} was lost ({exc or type(exc).__name__})") from None
         chan.settimeout(60)
         try:
             chan.exec_command(command)
@@ -442,7 +443,7 @@ class SSHConnection:
                 err += chan.recv_stderr(4096)
             while chan.recv_ready():
                 err += chan.recv(4096)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, _paramiko_error()) as exc:
             raise TransferError(
                 f"upload: the link to {self.where} was lost after {counter.done} of "
                 f"{counter.total} bytes ({exc or type(exc).__name__})"
