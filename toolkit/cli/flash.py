@@ -37,6 +37,8 @@ from toolkit.cli._app import App, emit, get_app, output_options
 @click.option("--accept-new-hostkey", is_flag=True,
               help="Accept a changed SSH host key after the reboot.")
 @click.option("--timeout", type=float, help="Boot/reconnect timeout in seconds.")
+@click.option("--session", "session_id", metavar="ID",
+              help="Record into this session (e.g. the assembly's) instead of a new one.")
 @output_options
 def flash(
     image: Path | None,
@@ -58,6 +60,7 @@ def flash(
     force_board: bool,
     accept_new_hostkey: bool,
     timeout: float | None,
+    session_id: str | None,
 ) -> None:
     """Flash IMAGE onto a sample and verify it.
 
@@ -77,6 +80,7 @@ def flash(
     from toolkit.errors import ConfigError
     from toolkit.journeys.flash import FlashOptions
     from toolkit.journeys.flash import flash as run_flash
+    from toolkit.record import Journal
 
     app = get_app()
     target = targets.resolve(
@@ -104,7 +108,8 @@ def flash(
         keep_settings=keep_settings, accept_new_hostkey=accept_new_hostkey,
         interactive=app.interactive, timeout=timeout,
     )
-    result = run_flash(image, target, options, app.reporter())
+    journal = Journal.open(session_id) if session_id else None
+    result = run_flash(image, target, options, app.reporter(), journal)
 
     def human(app: App) -> None:
         click.echo(
