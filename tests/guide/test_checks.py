@@ -103,3 +103,16 @@ def test_selftest_timeout_on_the_device_is_a_failed_check() -> None:
 
     result = default_registry().run("selftest", Device(shell=slow), {"field": "status"})
     assert not result.ok and "no Linux shell prompt" in result.detail
+
+
+def test_selftest_settles_while_a_fresh_boot_brings_its_network_up() -> None:
+    answers = iter([(0, '{"status": "fail"}'), (0, '{"status": "fail"}'), (0, '{"status": "ok"}')])
+    calls: list[str] = []
+
+    def shell(cmd: str, timeout: float) -> tuple[int, str]:
+        calls.append(cmd)
+        return next(answers)
+
+    params = {"field": "status", "expect": "ok", "settle": 10}
+    result = default_registry().run("selftest", Device(shell=shell), params)
+    assert result.ok and len(calls) == 3

@@ -155,21 +155,21 @@ def test_sigkill_while_waiting_at_a_step_then_resume(tmp_path: Path, kill_step: 
 def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> None:
     answers = _answers(tmp_path)
     rng = random.Random(os.getpid())
-    kills = runs = 0
-    for _ in range(12):
-        runs += 1
+    kills = 0
+    for _ in range(5):  # killed at random moments: mid-photo, mid-append, mid-startup...
         args = [ROUTERKIT, "assemble", "--answers", str(answers)] + (["--resume"] if _journal_records() else [])
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=rng.uniform(0.3, 1.2))
+            proc.wait(timeout=rng.uniform(0.4, 2.0))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
-        records = _journal_records()
-        if any(r["type"] == "assembly_finished" for r in records):
+        if any(r["type"] == "assembly_finished" for r in _journal_records()):
             break
-    else:
-        pytest.fail("the assembly never finished")
+    else:  # then one run left alone finishes the job
+        done = subprocess.run([ROUTERKIT, "assemble", "--answers", str(answers), "--resume"],
+                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr.decode()
+    assert kills >= 1
     assert_complete_and_unique(_journal_records(), GUIDE)
-    print(f"{kills} SIGKILLs in {runs} runs")

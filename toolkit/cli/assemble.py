@@ -36,7 +36,7 @@ class TerminalPrompter:
     # -- input --
 
     def _ask(self, prompt: str) -> str:
-        self.console.print(prompt, end="", markup=True, highlight=False)
+        self.console.print(prompt, end="", markup=True, highlight=False, soft_wrap=True)
         line = sys.stdin.readline()
         if not line:  # EOF (Ctrl-D): treat like Ctrl-C, the journal is intact
             raise KeyboardInterrupt
@@ -134,7 +134,7 @@ class TerminalPrompter:
         """A typed line, or a photo that appeared in the watched folder, whichever comes first."""
         if self.watch is None:
             return self._ask(prompt)
-        self.console.print(prompt, end="", markup=True, highlight=False)
+        self.console.print(prompt, end="", markup=True, highlight=False, soft_wrap=True)
         while True:
             ready, _, _ = select.select([sys.stdin], [], [], 0.25)
             if ready:

@@ -185,7 +185,20 @@ def check_selftest(device: Device, params: Mapping[str, Any]) -> CheckResult:
     path = str(params["field"])
     expect = params.get("expect")
     accepted = expect if isinstance(expect, list) else [expect]
-    status, output = device.shell(command, float(params.get("timeout") or 30))
+    timeout = float(params.get("timeout") or 30)
+    # A device that has just booted may still be bringing its network up (DHCP): with
+    # ``settle``, a wrong value is asked again for that many seconds before it counts.
+    settle_until = time.monotonic() + float(params.get("settle") or 0)
+    while True:
+        status, output = device.shell(command, timeout)
+        if time.monotonic() >= settle_until or expect is None:
+            break
+        try:
+            if status == 0 and _dig(_extract_json(output), path) in accepted:
+                break
+        except (ValueError, KeyError):
+            pass
+        time.sleep(2.0)
     if status != 0:
         last = output.strip().splitlines()[-1:] or ["(no output)"]
         return CheckResult(False, f"`{command}` exited with {status}: {last[0]}")
@@ -227,6 +240,7 @@ def default_registry() -> CheckRegistry:
                 "expect": Param("any", help="accepted value, or a list of accepted values"),
                 "command": Param("str", help="command to run (default: selftest)"),
                 "timeout": Param("number", help="seconds for the command"),
+                "settle": Param("number", help="keep asking for this long while the value is wrong (fresh boot)"),
             },
         )
     )

