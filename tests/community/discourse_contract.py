@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import math
+import re
 import threading
 import time
 from email.parser import BytesParser

@@ -103,19 +103,21 @@ def test_random_failures_lose_nothing_and_duplicate_nothing(tracker, roundup, n:
             return "429"
         if method == "POST" and x < 0.25:
             return "drop_after"  # accepted by the server, answer lost
-        if method == "POST" and x < 0.30:
+        if method == "POST" and x < 0.28:
             return "slow_after"  # accepted, answered after the client gave up
         return "pass"
 
     items = _bug_items(n, "random")
-    proxy = FaultProxy(roundup.url, decide, stall=1.0, retry_after="1")
+    # Retry-After: 0 keeps the run short; waiting out longer ones is tested with the outbox
+    # and the Discourse contract server
+    proxy = FaultProxy(roundup.url, decide, stall=0.8, retry_after="0")
     try:
-        flaky = RoundupPublisher(proxy.url, tracker.issue_token(), timeout=0.6)
+        flaky = RoundupPublisher(proxy.url, tracker.issue_token(), timeout=0.5)
         outbox = Outbox(base_delay=0.02, max_delay=0.5)
         result = outbox.drain(PublisherCache({"roundup": flaky}), deadline=__import__("time").monotonic() + 240)
     finally:
         proxy.close()
-    assert proxy.counts.get("drop_after", 0) > 0 and proxy.counts.get("503", 0) > 0
+    assert all(proxy.counts.get(a, 0) > 0 for a in ("503", "429", "drop_after", "slow_after")), proxy.counts
     assert len(result.sent) == n, [i.last_error for i in result.pending + result.failed][:5]
     counts = [_count(roundup, i.key) for i in items]
     assert counts.count(1) == n  # 0 lost, 0 duplicates

@@ -124,7 +124,9 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "x"
 
 
-def compose(journal: Journal, redactor: Redactor, *, related: bool = True, thumb_px: int = 480) -> BuildLog:
+def compose(
+    journal: Journal, redactor: Redactor, *, related: bool = True, thumb_px: int = 480, max_photo_px: int | None = None
+) -> BuildLog:
     """Build the (redacted) build log of ``journal``."""
     sessions = related_sessions(journal) if related else [journal]
     head = journal.header
@@ -173,7 +175,7 @@ def compose(journal: Journal, redactor: Redactor, *, related: bool = True, thumb
                 )
             elif kind == "photo":
                 st = step_of(rec)
-                ref, blob, orig = _photo(sess, rec, st, len(st.photos) + 1, thumb_px, warnings)
+                ref, blob, orig = _photo(sess, rec, st, len(st.photos) + 1, thumb_px, warnings, max_photo_px)
                 if ref is not None and blob is not None:
                     st.photos.append(ref)
                     blobs.append(blob)
@@ -211,7 +213,8 @@ def compose(journal: Journal, redactor: Redactor, *, related: bool = True, thumb
 
 
 def _photo(
-    sess: Journal, rec: dict[str, Any], st: StepLog, n: int, thumb_px: int, warnings: list[str]
+    sess: Journal, rec: dict[str, Any], st: StepLog, n: int, thumb_px: int, warnings: list[str],
+    max_px: int | None = None,
 ) -> tuple[PhotoRef | None, Blob | None, int]:
     rel = _first(rec, "path", "processed", "processed_path", "file")
     if not rel:
@@ -225,6 +228,8 @@ def _photo(
         return None, None, 0
     try:
         data, _removed = strip_image_metadata(raw)
+        if max_px:
+            data = _shrink(data, max_px)
     except PhotoError as exc:
         warnings.append(f"photo {rel}: {exc}; skipped")
         return None, None, 0
@@ -240,13 +245,29 @@ def _photo(
     return ref, Blob(name, data, mime), int(orig_bytes or len(raw))
 
 
+def _shrink(data: bytes, px: int) -> bytes:
+    """Re-encode a photo to at most ``px`` on its long side (after a 413 from the server)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as src:
+        if max(src.size) <= px:
+            return data
+        im = src.convert("RGB")
+        im.thumbnail((px, px))
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
 def _thumbnail(data: bytes, px: int) -> str:
     import io
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("RGB")
+    with Image.open(io.BytesIO(data)) as src:
+        im = src.convert("RGB")
         im.thumbnail((px, px))
         out = io.BytesIO()
         im.save(out, "JPEG", quality=75)  # fresh encode: no metadata can ride along

@@ -17,6 +17,7 @@ honouring ``Retry-After`` when the server sends one.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import random
@@ -258,7 +259,7 @@ class Outbox:
         publishers: PublisherFactory,
         reporter: Reporter | None = None,
         *,
-        keys: list[str] | None = None,
+        keys: builtins.list[str] | None = None,
         deadline: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> DrainResult:
@@ -299,7 +300,7 @@ class Outbox:
             lock.release()
         return self._result(keys)
 
-    def _result(self, keys: list[str] | None) -> DrainResult:
+    def _result(self, keys: builtins.list[str] | None) -> DrainResult:
         res = DrainResult()
         for i in self.list():
             if keys is not None and i.key not in keys:

@@ -394,8 +394,8 @@ def _reencode(data: bytes, fmt: str) -> bytes:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im = ImageOps.exif_transpose(im)
+        with Image.open(io.BytesIO(data)) as src:
+            im = ImageOps.exif_transpose(src)
             if fmt == "JPEG" and im.mode not in ("RGB", "L"):
                 im = im.convert("RGB")
             out = io.BytesIO()

@@ -133,16 +133,16 @@ class LocalTracker:
 
         if not self.as_root:
             return pwd.getpwuid(os.geteuid()).pw_name
-        try:
+        with contextlib.suppress(KeyError):
             pwd.getpwnam(SYSTEM_USER)
-        except KeyError:
-            proc = subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                 "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-                capture_output=True, text=True,
-            )
-            if proc.returncode not in (0, 9):  # 9: created meanwhile by another process
-                raise PublishError(f"could not create the system user {SYSTEM_USER}: {proc.stderr.strip()}")
+            return SYSTEM_USER
+        proc = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            capture_output=True, text=True,
+        )
+        if proc.returncode not in (0, 9):  # 9: created meanwhile by another process
+            raise PublishError(f"could not create the system user {SYSTEM_USER}: {proc.stderr.strip()}")
         return SYSTEM_USER
 
     def _admin(self, *args: str, input: str | None = None) -> str:

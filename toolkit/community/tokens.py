@@ -7,6 +7,8 @@ alternatives instead of falling back to plaintext.
 
 from __future__ import annotations
 
+import contextlib
+
 from toolkit.errors import KeyringError
 
 SERVICE = "routerkit"
@@ -60,7 +62,5 @@ def get_token(publisher: str, url: str) -> str | None:
 
 def delete_token(publisher: str, url: str) -> None:
     kr = _keyring()
-    try:
+    with contextlib.suppress(Exception):  # deleting a missing token is fine
         kr.delete_password(SERVICE, _user(publisher, url))
-    except Exception:  # noqa: BLE001 - deleting a missing token is fine
-        pass

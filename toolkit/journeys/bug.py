@@ -59,3 +59,32 @@ def as_addition(plan: Plan, target: Remote) -> Plan:
         payload=dict(plan.item.payload, target=target.id),
     )
     return replace(plan, item=item)
+
+
+def file_bug(title: str, *, session_id: str | None = None, step: str | None = None, publisher: str = "roundup",
+             add_to_duplicate: bool = True, wait: float = 60.0) -> dict[str, object]:
+    """Collect, search duplicates, queue and deliver a bug report in one call (demo, scripts).
+    Returns ``{"key", "state", "url", "signature", "added_to"}``."""
+    from toolkit.community.publishers import PublisherCache
+    from toolkit.errors import PublishRetryableError
+    from toolkit.journeys.share import deliver, submit
+
+    plan, ctx = prepare_bug(title, session_id=session_id, step=step, publisher=publisher)
+    pubs = PublisherCache()
+    try:
+        target = None
+        if add_to_duplicate:
+            try:
+                found = duplicates(plan, pubs(publisher))
+                target = found[0] if found else None
+            except PublishRetryableError:
+                target = None
+        if target is not None:
+            plan = as_addition(plan, target)
+        item = submit(plan)
+        result = deliver(pubs, keys=[item.key], wait=wait)
+    finally:
+        pubs.close()
+    done = next((i for i in result.sent if i.key == item.key), None)
+    return {"key": item.key, "state": "sent" if done else "queued", "url": (done.remote or {}).get("url") if done else None,
+            "signature": ctx.signature, "added_to": target.id if target else None}

@@ -83,11 +83,12 @@ def prepare_share(
     *,
     redactor: Redactor | None = None,
     include_html: bool = True,
+    max_photo_px: int | None = None,
 ) -> Plan:
     """Compose the build log of a session, redacted, ready to preview."""
     journal = pick_session(session_id)
     redactor = redactor or Redactor.for_installation()
-    log = compose(journal, redactor)
+    log = compose(journal, redactor, max_photo_px=max_photo_px)
     share_dir = journal.files_dir / "share"
     atomic_write(share_dir / "buildlog.md", log.markdown.encode())
     atomic_write(share_dir / "buildlog.html", log.html.encode())
@@ -117,11 +118,17 @@ def _firmware(log: BuildLog) -> str | None:
 
 
 def submit(plan: Plan, outbox: Outbox | None = None) -> Item:
-    """Freeze the plan into the outbox (idempotent: the same key is queued once)."""
+    """Freeze the plan into the outbox (idempotent: the same key is queued once).
+
+    An unsent item with the same key but a different payload (the tester shrank the photos
+    after a 413) is replaced; the server-side key check still guarantees a single post."""
     outbox = outbox or Outbox()
     existing = outbox.get(plan.item.key, missing_ok=True)
     if existing is not None:
-        return existing
+        same = existing.body == plan.item.body and [a.sha256 for a in existing.attachments] == [b.sha256 for b in plan.blobs]
+        if existing.state == "sent" or same:
+            return existing
+        outbox.drop(existing.key)
     stage = outbox.stage_dir(plan.item.key)
     attachments = []
     for blob in plan.blobs:
@@ -145,3 +152,21 @@ def deliver(
     outbox = outbox or Outbox()
     deadline = time.monotonic() + wait if wait > 0 else None
     return outbox.drain(publishers, reporter or NullReporter(), keys=keys, deadline=deadline)
+
+
+def share_session(session_id: str | None = None, publisher: str = "roundup", *, wait: float = 60.0,
+                  reporter: Reporter | None = None) -> dict[str, Any]:
+    """Compose, queue and deliver a build log in one call (for the demo and scripts that have
+    the tester's consent already). Returns ``{"key", "state", "url", "bytes"}``."""
+    from toolkit.community.publishers import PublisherCache
+
+    plan = prepare_share(session_id, publisher)
+    item = submit(plan)
+    pubs = PublisherCache()
+    try:
+        result = deliver(pubs, keys=[item.key], wait=wait, reporter=reporter)
+    finally:
+        pubs.close()
+    done = next((i for i in result.sent if i.key == item.key), None)
+    return {"key": item.key, "state": "sent" if done else "queued", "url": (done.remote or {}).get("url") if done else None,
+            "bytes": plan.total_bytes}

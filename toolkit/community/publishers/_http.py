@@ -15,7 +15,12 @@ import email.utils
 import time
 from typing import Any
 
-from toolkit.errors import PayloadTooLargeError, PublishAuthError, PublishError, PublishRetryableError
+from toolkit.errors import (
+    PayloadTooLargeError,
+    PublishAuthError,
+    PublishError,
+    PublishRetryableError,
+)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

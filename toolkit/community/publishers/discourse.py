@@ -21,6 +21,7 @@ No Discourse runs here: the tests use a contract server written from the API doc
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -129,7 +130,8 @@ class DiscoursePublisher:
             short = up.get("short_url") or up.get("url")
             if a.mime.startswith("image/"):
                 size = f"|{up['width']}x{up['height']}" if up.get("width") and up.get("height") else ""
-                raw = re.sub(r"!\[([^\]]*)\]\(" + re.escape(a.name) + r"\)", lambda m: f"![{m.group(1)}{size}]({short})", raw)
+                pattern = r"!\[([^\]]*)\]\(" + re.escape(a.name) + r"\)"
+                raw = re.sub(pattern, _image_ref(size, str(short)), raw)
             if f"({short})" not in raw:
                 extra.append(f"- [{a.name}|attachment]({short}) ({a.size} bytes)")
             done += a.size
@@ -173,3 +175,12 @@ class DiscoursePublisher:
         post = self._check(resp, "reply").json()
         return Remote(target, f"{self.url}/t/{topic.get('slug', 'topic')}/{target}/{post.get('post_number')}",
                       item.title, {"post": post.get("id")}).to_json()
+
+
+def _image_ref(size: str, short: str) -> Callable[[re.Match[str]], str]:
+    """``![alt](name)`` → ``![alt|WxH](upload://…)``, Discourse's image markup."""
+
+    def repl(m: re.Match[str]) -> str:
+        return f"![{m.group(1)}{size}]({short})"
+
+    return repl

@@ -1,0 +1,90 @@
+"""``routerkit bug``: file a bug report with the context collected for you."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from toolkit.cli._app import App, emit, get_app, output_options
+
+
+@click.command()
+@click.argument("title")
+@click.option("--step", metavar="N", help="The assembly step that failed (number or id).")
+@click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file to attach (repeatable); text is redacted, photos stripped.")
+@click.option("--session", "session_id", metavar="ID", help="Session to report on (default: the newest).")
+@click.option("--to", "publisher", type=click.Choice(["roundup", "discourse"]), help="Where to file it.")
+@click.option("--new", "force_new", is_flag=True, help="File a new report even if a duplicate exists.")
+@click.option("--add-to", "add_to", metavar="ID", help="Add to this existing report instead of filing anew.")
+@click.option("--preview", is_flag=True, help="Show the exact payload and stop.")
+@click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
+@output_options
+def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str | None, publisher: str | None,
+        force_new: bool, add_to: str | None, preview: bool, wait: float) -> None:
+    """File a bug report titled TITLE.
+
+    Board, hardware revision, firmware version and slot, the last flash and verify results,
+    the console tail, the selftest JSON and the failing step are collected from the session.
+    A duplicate signature (board, firmware, step, error class) finds existing reports with
+    the same failure; you can add to one of those instead of filing anew.
+
+    \b
+    Examples:
+      routerkit bug "Fan does not spin" --step 3 --attach fan.jpg
+      routerkit bug "Verify fails after flash" --to roundup --yes --json
+    """
+    from toolkit.cli.share import deliver_and_report, require_consent, show_payload
+    from toolkit.community.config import community_config
+    from toolkit.community.publishers import PublisherCache, Remote
+    from toolkit.errors import PublishRetryableError
+    from toolkit.journeys.bug import as_addition, duplicates, prepare_bug
+    from toolkit.journeys.share import submit
+
+    app = get_app()
+    publisher = publisher or community_config().get("publisher") or "roundup"
+    plan, ctx = prepare_bug(title, session_id=session_id, step=step, attach=list(attach), publisher=publisher)
+    found: list[Remote] = []
+    if add_to:
+        found = [Remote(re.sub(r"^(#|issue)", "", add_to), "")]
+    elif not force_new and not preview:
+        pubs = PublisherCache()
+        try:
+            found = duplicates(plan, pubs(publisher))
+        except PublishRetryableError as err:
+            app.reporter().message(f"cannot search for duplicates now ({err}); filing a new report", "warning")
+        finally:
+            pubs.close()
+    target = None
+    if found and not force_new:
+        if add_to or app.yes or not app.interactive:
+            target = found[0]
+        else:
+            click.echo(f"{len(found)} report(s) with the same signature {ctx.signature}:", err=True)
+            for r in found[:5]:
+                click.echo(f"  #{r.id} {r.title} {r.url}", err=True)
+            if click.confirm(f"Add your report to #{found[0].id} instead of filing a new one?", default=True, err=True):
+                target = found[0]
+    if target is not None:
+        plan = as_addition(plan, target)
+    info = plan.preview()
+    if not app.json or preview:
+        show_payload(info)
+    if preview:
+        emit({"ok": True, "preview": True, "signature": ctx.signature, **info}, lambda a: None)
+        return
+    require_consent(app, "Add this to the existing report?" if target else f"File this bug report on {publisher}?")
+    item = submit(plan)
+    outcome = deliver_and_report([item.key], wait)
+    result = {"ok": True, "key": item.key, "signature": ctx.signature, "publisher": publisher,
+              "added_to": target.id if target else None, "duplicates": [r.id for r in found], **outcome}
+
+    def human(a: App) -> None:
+        if outcome["state"] == "sent":
+            click.echo(f"{'added to' if target else 'filed'}: {outcome['url']}")
+        else:
+            click.echo(f"queued (not sent yet: {outcome.get('error')}); `routerkit outbox retry` uploads it later")
+
+    emit(result, human)

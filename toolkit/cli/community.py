@@ -1,0 +1,81 @@
+"""``routerkit community``: run the local Roundup tracker, and log in to publishers."""
+
+from __future__ import annotations
+
+import click
+
+from toolkit.cli._app import App, emit, get_app, output_options
+
+
+@click.group()
+def community() -> None:
+    """Run the embedded community tracker (Roundup) and manage publisher tokens.
+
+    \b
+    Examples:
+      routerkit community serve --json
+      routerkit community login --to discourse --url https://forum.example.org
+      routerkit community stop
+    """
+
+
+@community.command()
+@output_options
+def serve() -> None:
+    """Install (once) and start the local Roundup tracker on 127.0.0.1; print URL and pid."""
+    from toolkit.community.server import LocalTracker
+
+    info = LocalTracker().serve(get_app().reporter())
+    emit({"ok": True, **info.to_json()}, f"Roundup tracker: {info.url} (pid {info.pid}, user {info.user})")
+
+
+@community.command()
+@output_options
+def stop() -> None:
+    """Stop the local tracker started by `community serve`."""
+    from toolkit.community.server import LocalTracker
+
+    stopped = LocalTracker().stop()
+    emit({"ok": True, "stopped": stopped}, "stopped" if stopped else "the tracker was not running")
+
+
+@community.command()
+@click.option("--to", "publisher", type=click.Choice(["roundup", "discourse"]), default="roundup", show_default=True)
+@click.option("--url", help="Server URL (default: the local tracker for roundup).")
+@click.option("--token-stdin", is_flag=True, help="Read the token/API key from stdin instead of prompting.")
+@output_options
+def login(publisher: str, url: str | None, token_stdin: bool) -> None:
+    """Store a token for a publisher in the system keyring.
+
+    For the local tracker a JWT is issued for routerkit (30 days). For Discourse, paste a
+    User-Api-Key, or an Api-Key together with `discourse_username` in config.toml.
+    """
+    import sys
+
+    from toolkit.community import tokens
+    from toolkit.errors import ConfigError
+
+    app: App = get_app()
+    if publisher == "roundup" and not url:
+        from toolkit.community.server import LocalTracker
+
+        tracker = LocalTracker()
+        info = tracker.serve(app.reporter())
+        url, token = info.url, tracker.issue_token(lifetime=30 * 86400)
+    else:
+        if not url:
+            from toolkit.community.config import community_config
+
+            url = community_config().get(f"{publisher}_url")
+        if not url:
+            raise ConfigError(f"no URL for {publisher}", hint=f"pass --url or set {publisher}_url in config.toml")
+        if token_stdin:
+            token = sys.stdin.readline().strip()
+        elif app.interactive:
+            token = click.prompt("token", hide_input=True, err=True)
+        else:
+            from toolkit.errors import ConsentRequired
+
+            raise ConsentRequired("no terminal to ask for the token", hint="pipe it in with --token-stdin")
+    tokens.store_token(publisher, url, token)
+    emit({"ok": True, "publisher": publisher, "url": url}, f"token for {publisher} at {url} stored in the keyring")
