@@ -19,11 +19,15 @@ from toolkit.cli._app import App, emit, get_app, output_options
 @click.option("--to", "publisher", type=click.Choice(["roundup", "discourse"]), help="Where to file it.")
 @click.option("--new", "force_new", is_flag=True, help="File a new report even if a duplicate exists.")
 @click.option("--add-to", "add_to", metavar="ID", help="Add to this existing report instead of filing anew.")
+@click.option("--target", "target_name", metavar="NAME",
+              help="Device to read dmesg/logread from over SSH (default: the running virtual sample).")
+@click.option("--no-device", is_flag=True, help="Do not contact the device for logs.")
 @click.option("--preview", is_flag=True, help="Show the exact payload and stop.")
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
 @output_options
 def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str | None, publisher: str | None,
-        force_new: bool, add_to: str | None, preview: bool, wait: float) -> None:
+        force_new: bool, add_to: str | None, target_name: str | None, no_device: bool, preview: bool,
+        wait: float) -> None:
     """File a bug report titled TITLE.
 
     Board, hardware revision, firmware version and slot, the last flash and verify results,
@@ -45,7 +49,14 @@ def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str 
 
     app = get_app()
     publisher = publisher or community_config().get("publisher") or "roundup"
-    plan, ctx = prepare_bug(title, session_id=session_id, step=step, attach=list(attach), publisher=publisher)
+    conn = None if no_device else _device_shell(app, target_name)
+    remote = (lambda cmd: conn.run(cmd, timeout=15).stdout) if conn is not None else None
+    try:
+        plan, ctx = prepare_bug(title, session_id=session_id, step=step, attach=list(attach), publisher=publisher,
+                                remote=remote)
+    finally:
+        if conn is not None:
+            conn.close()
     found: list[Remote] = []
     if add_to:
         found = [Remote(re.sub(r"^(#|issue)", "", add_to), "")]
@@ -88,3 +99,21 @@ def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str 
             click.echo(f"queued (not sent yet: {outcome.get('error')}); `routerkit outbox retry` uploads it later")
 
     emit(result, human)
+
+
+def _device_shell(app: App, target_name: str | None):  # type: ignore[no-untyped-def]
+    """An SSH connection to the device when one is reachable, else None (logs are a bonus)."""
+    from toolkit.errors import RouterkitError
+
+    try:
+        from toolkit import targets
+        from toolkit.transport.ssh import connect_target
+
+        target = targets.resolve(target_name)
+        if not target.ssh_host:
+            return None
+        return connect_target(target, reporter=app.reporter(), connect_timeout=5.0)
+    except (RouterkitError, ImportError, OSError) as err:
+        if target_name:  # asked for explicitly: say why there are no device logs
+            app.reporter().message(f"no device logs: {err}", "warning")
+        return None
