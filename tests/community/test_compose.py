@@ -68,3 +68,33 @@ def test_explicit_step_overrides_the_guess() -> None:
 def test_bug_without_any_session_is_still_reportable() -> None:
     plan, ctx = prepare_bug("Box arrived without screws")
     assert ctx.board == "unknown" and plan.warnings
+
+
+def test_records_as_the_assembly_engine_writes_them_with_its_real_photo_pipeline() -> None:
+    """The field names of toolkit.journeys.assemble and photos from toolkit.guide.photos."""
+    from PIL import Image
+
+    from tests.community.fakes import jpeg
+    from toolkit.guide.photos import PhotoJob, process_photos
+
+    j = Journal.create("assemble", board="es-virt")
+    j.append("step_started", step="fan", index=3, total=9, title="Fit the fan")
+    exif = Image.Exif()
+    exif[0x010E] = "serial: ESPIPE0001"
+    src = j.store_bytes("originals/fan-top.jpg", jpeg(2000, 1500, seed=4, exif=exif))
+    (res,) = process_photos([PhotoJob(src, j.files_dir / "photos" / "fan-top.jpg")], longest_side=800)
+    assert not isinstance(res, Exception)
+    j.append("photo", step="fan", photo="fan-top", sha256=res.sha256, original=j.relpath(res.source),
+             processed=j.relpath(res.target), bytes=res.bytes, original_bytes=res.original_bytes,
+             width=res.width, height=res.height, source="path")
+    j.append("check", step="fan", check="fan-spins", kind="fan_rpm", automatic=True, ok=False,
+             detail="0 rpm", attempt=1, error_class="CheckFailed", error="0 rpm")
+    j.append("step_finished", step="fan", index=3, seconds=75.5)
+    plan = prepare_share(j.id)
+    (photo,) = [b for b in plan.blobs if b.mime == "image/jpeg"]
+    assert photo.data == res.target.read_bytes()  # the pipeline already stripped it: sent as is
+    assert b"ESPIPE0001" not in photo.data
+    assert plan.original_bytes == res.original_bytes
+    assert "### 1. Fit the fan — 1 min 16 s ✓" in plan.item.body and "check `fan-spins`: failed 0 rpm" in plan.item.body
+    ctx = collect(j)
+    assert (ctx.step, ctx.error_class) == ("fan", "CheckFailed")

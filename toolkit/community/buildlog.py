@@ -106,7 +106,9 @@ def related_sessions(journal: Journal) -> list[Journal]:
     out = [journal]
     board = journal.board
     seen = False
-    for other in Journal.all():
+    # ids sort by the second only; the header's millisecond timestamp orders sessions
+    # started within the same second (a scripted assemble → flash)
+    for other in sorted(Journal.all(), key=lambda j: (str(j.header.get("ts", "")), j.id)):
         if other.id == journal.id:
             seen = True
             continue
