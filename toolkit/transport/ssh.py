@@ -218,11 +218,14 @@ class SSHConnection:
         input: bytes | None = None,
         check: bool = False,
         what: str | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> RunResult:
         """Run ``command`` through the device's shell and collect its output and status.
 
         ``check`` raises :class:`DeviceCommandError` (naming ``what``) on a non-zero status.
         A connection that drops mid-command yields ``exit_status == -1`` (a reboot looks so).
+        ``on_line(line)`` sees each complete output line (stdout or stderr) as it arrives, from
+        the calling thread: progress of a long command such as ``sysupgrade``.
         """
         try:
             chan = self.transport.open_session(window_size=WINDOW, max_packet_size=MAX_PACKET)
@@ -233,6 +236,7 @@ class SSHConnection:
         except Exception as exc:
             raise SSHError(f"ssh: cannot open a session on {self.where}: {exc}") from None
         out, err = bytearray(), bytearray()
+        lines = _LineSplitter(on_line)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             chan.exec_command(command)
@@ -241,9 +245,13 @@ class SSHConnection:
             chan.shutdown_write()
             while True:
                 while chan.recv_ready():
-                    out += chan.recv(65536)
+                    chunk = chan.recv(65536)
+                    out += chunk
+                    lines.feed("out", chunk)
                 while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
+                    chunk = chan.recv_stderr(65536)
+                    err += chunk
+                    lines.feed("err", chunk)
                 if (
                     chan.exit_status_ready()
                     and not chan.recv_ready()
@@ -265,6 +273,7 @@ class SSHConnection:
             err += f"\n(connection lost: {exc})".encode()
         finally:
             chan.close()
+            lines.flush()
         result = RunResult(
             command, status, out.decode(errors="replace"), err.decode(errors="replace")
         )
@@ -455,6 +464,30 @@ class SSHConnection:
             raise TransferError(
                 f"upload: writing {dest} on {self.where} failed (exit {status}): {text or 'no message'}"
             )
+
+
+class _LineSplitter:
+    """Cuts stdout/stderr chunks into lines for a ``run(on_line=...)`` callback."""
+
+    def __init__(self, on_line: Callable[[str], None] | None) -> None:
+        self.on_line = on_line
+        self.partial: dict[str, bytes] = {"out": b"", "err": b""}
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        if self.on_line is None:
+            return
+        *complete, rest = (self.partial[stream] + chunk).split(b"\n")
+        self.partial[stream] = rest
+        for line in complete:
+            self.on_line(line.decode(errors="replace").rstrip("\r"))
+
+    def flush(self) -> None:
+        if self.on_line is None:
+            return
+        for stream, rest in self.partial.items():
+            if rest:
+                self.on_line(rest.decode(errors="replace").rstrip("\r"))
+            self.partial[stream] = b""
 
 
 def _paramiko_error() -> type[Exception]:
