@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from toolkit.errors import DeviceTimeout
 from toolkit.guide.checks import Device, default_registry
 
@@ -105,7 +107,8 @@ def test_selftest_timeout_on_the_device_is_a_failed_check() -> None:
     assert not result.ok and "no Linux shell prompt" in result.detail
 
 
-def test_selftest_settles_while_a_fresh_boot_brings_its_network_up() -> None:
+def test_selftest_settles_while_a_fresh_boot_brings_its_network_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("toolkit.guide.checks.SETTLE_POLL", 0.01)
     answers = iter([(0, '{"status": "fail"}'), (0, '{"status": "fail"}'), (0, '{"status": "ok"}')])
     calls: list[str] = []
 

@@ -111,6 +111,8 @@ class CheckRegistry:
 
 # --- uboot_banner ---------------------------------------------------------------------------
 
+SETTLE_POLL = 2.0  # seconds between selftest runs while settling
+
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -198,7 +200,7 @@ def check_selftest(device: Device, params: Mapping[str, Any]) -> CheckResult:
                 break
         except (ValueError, KeyError):
             pass
-        time.sleep(2.0)
+        time.sleep(SETTLE_POLL)
     if status != 0:
         last = output.strip().splitlines()[-1:] or ["(no output)"]
         return CheckResult(False, f"`{command}` exited with {status}: {last[0]}")
