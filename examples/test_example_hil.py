@@ -41,3 +41,12 @@ def test_ssh_runs_a_command(ssh) -> None:
     result = ssh.run("cat /etc/firmware-version")
     assert result.exit_status == 0
     assert result.stdout.strip()
+
+
+def test_flashed_image_is_the_one_running(flashed_sample, shell) -> None:
+    """With --routerkit-image IMAGE, the session flashes (and verifies) it once, then boots it.
+
+    Skipped when no image is given.
+    """
+    flashed = flashed_sample.flash_result
+    assert shell.check("cat /etc/firmware-version").strip() == flashed.version_after

@@ -113,6 +113,7 @@ class HilSession:
         self.flash_error: str | None = None
         self.flash_journal: Any = None
         self.flashed_image_meta: dict[str, Any] | None = None
+        self._forget_on_close: str | None = None
         self.closed = False
 
     # --- what the fixtures use ----------------------------------------------------------------
@@ -190,6 +191,12 @@ class HilSession:
         with contextlib.suppress(Exception):
             if self.strategy is not None:
                 self.strategy.release()
+        if self._forget_on_close is not None:
+            from toolkit.hostkeys import HostKeyStore
+
+            with contextlib.suppress(Exception):
+                HostKeyStore().forget(self._forget_on_close)
+            self._forget_on_close = None
         if self._lease_cm is not None:
             cm, self._lease_cm = self._lease_cm, None
             with contextlib.suppress(Exception):
@@ -327,6 +334,8 @@ class HilSession:
             via = "ssh" if target.ssh_host else "serial"
         try:
             strategy.transition(Status.SSH if via == "ssh" else Status.UBOOT)
+            if via == "ssh":
+                self._trust_for_flash()
             strategy.release()  # the journey opens the console itself when it needs it
             self.flash_journal = Journal.create("flash", board=target.board, target=target.name)
             self.flash_result = flash(image, target, FlashOptions(via=via), journal=self.flash_journal)
@@ -341,6 +350,26 @@ class HilSession:
                 self._ssh = None
         strategy.forget(Status.UNKNOWN)
         return self.flash_result
+
+    def _trust_for_flash(self) -> None:
+        """Let the flash journey's first SSH contact pass: store the host key the device's own
+        serial console reports (DESIGN §5: a first-contact key is read over the console), in
+        the store the journey uses. Done only when that store does not know the device yet."""
+        from toolkit.hostkeys import HostKeyStore, identity_of, parse_key_line
+
+        target = self.target
+        identity = identity_of(target.board, target.name)
+        store = HostKeyStore()
+        if store.get(identity) is not None:
+            return
+        lines = self._serial_host_keys()
+        if not lines:
+            return  # the journey's own rules decide (and say why they refuse)
+        keytype, key = parse_key_line(lines[0])
+        store.trust(identity, keytype, key, source="serial-console", host=target.ssh_host,
+                    port=target.ssh_port)
+        if self._holder is not None:
+            self._forget_on_close = identity  # a throwaway sample leaves no known_hosts entry
 
     def flash_record(self) -> dict[str, Any] | None:
         """The flash session's last ``flash`` record and where the journal is, if any."""
