@@ -198,3 +198,22 @@ def test_selftest_is_json_and_honest_about_absent_parts(device: Device) -> None:
     for part in ("fan", "radio"):
         assert report[part] == {"status": "absent", "reason": "absent on the virtual sample"}
     assert "eth0" in report["ports"] and isinstance(report["uptime_s"], float)
+
+
+def test_sysupgrade_keeps_the_running_slot_when_read_back_differs(device: Device,
+                                                                   tmp_path: Path) -> None:
+    """A flash that silently corrupts what it stores: written, but never switched to."""
+    lib = tmp_path / "flaky-flash.sh"
+    lib.write_text(
+        f'. "{ROOTFS}/lib/routerkit/common.sh"\n'
+        "rk_write_slot() {\n"
+        '\tdd if="$1" of="$2" bs=65536 conv=notrunc 2>/dev/null || return 1\n'
+        '\tprintf X | dd of="$2" bs=1 seek=100 conv=notrunc 2>/dev/null\n'
+        "}\n"
+    )
+    device.env["RK_LIB"] = str(lib)
+    proc = device.run("sbin/sysupgrade", str(make_image(tmp_path)))
+    assert proc.returncode != 0
+    assert "read-back of slot B does not match" in proc.stderr
+    assert device.state.startswith("rk_active=A") and "REBOOTING" not in proc.stdout
+    assert device.slot_a == OLD_A

@@ -102,12 +102,17 @@ rk_json_supports() {
 	return 1
 }
 
-# sha256 of the first $2 bytes of $1.
+# sha256 of the first $2 bytes of $1. (busybox `head -c` reads in tiny pieces: 4x slower.)
 rk_sha256_head() {
-	head -c "$2" "$1" | sha256sum | cut -d' ' -f1
+	dd if="$1" bs=65536 count="$2" iflag=count_bytes 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 
 # Bytes $2..$2+$3 of $1.
 rk_cut() {
 	dd if="$1" bs=65536 skip="$2" count="$3" iflag=skip_bytes,count_bytes 2>/dev/null
+}
+
+# Write image $1 to the start of slot device $2 and flush it to the medium.
+rk_write_slot() {
+	dd if="$1" of="$2" bs=65536 conv=notrunc,fsync 2>/dev/null
 }
