@@ -102,16 +102,21 @@ def cancel(link: Link) -> None:
 class _Reader:
     """Reads single control bytes from a link, keeping what came in a burst."""
 
-    def __init__(self, link: Link, abort: threading.Event | None) -> None:
+    def __init__(self, link: Link, abort: threading.Event | None, max_seconds: float | None = None) -> None:
         self.link = link
         self.buf = bytearray()
         self.abort = abort
+        # A whole-transfer deadline: on a very noisy line every block needs retries that each
+        # cost the receiver's flush timeout; give up (and let the caller retry or abort) instead.
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
 
     def next_byte(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
         while not self.buf:
             if self.abort is not None and self.abort.is_set():
                 raise TransferError("transfer interrupted")
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise TransferError("transfer too slow (a very noisy line?); gave up")
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -184,9 +189,10 @@ def send_ymodem(
     progress: Progress | None = None,
     abort: threading.Event | None = None,
     wait_c_after_header: bool = False,
+    max_seconds: float | None = None,
 ) -> TransferStats:
     """Send one file by YMODEM (1 KiB blocks, CRC-16), then the empty batch-end header."""
-    reader = _Reader(link, abort)
+    reader = _Reader(link, abort, max_seconds)
     stats = TransferStats(payload=len(data))
     wait_crc_request(reader, start_timeout)
     start = time.monotonic()  # from the receiver's first "C": the receiver sets the pace before
@@ -256,6 +262,7 @@ def send_xmodem(
     retries: int = 10,
     progress: Progress | None = None,
     abort: threading.Event | None = None,
+    max_seconds: float | None = None,
 ) -> TransferStats:
     """Send ``data`` by XMODEM-1K/CRC through the PyPI ``xmodem`` package.
 
@@ -266,7 +273,7 @@ def send_xmodem(
 
     from xmodem import XMODEM
 
-    reader = _Reader(link, abort)
+    reader = _Reader(link, abort, max_seconds)
     stats = TransferStats(payload=len(data))
     wait_crc_request(reader, start_timeout)
     crc_seen = [False]

@@ -1,0 +1,66 @@
+"""Helpers for the hil tests: targets through the proxy, getting to U-Boot, reading slots."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from toolkit.boards import load_board
+from toolkit.journeys.flash_serial_device import Device
+from toolkit.protocol.console import Console
+from toolkit.protocol.uboot import UBoot
+from toolkit.sample.qmp import QMPClient
+from toolkit.targets import QEMU_GUEST_IP, QEMU_HOST_IP, Target
+from toolkit.transport import open_serial
+
+
+def target_for(state: Any, serial_url: str | None = None) -> Target:
+    return Target(
+        name=state.name, board=state.board, serial_url=serial_url or state.serial_url,
+        power={"kind": "qmp", "socket": state.qmp, "sample": state.name},
+        tftp_dir=state.tftp_dir, tftp_server_ip=QEMU_HOST_IP, device_ip=QEMU_GUEST_IP,
+        sample=state.name,
+    )  # fmt: skip
+
+
+def uboot_console(state: Any, url: str) -> tuple[Console, Device]:
+    """Reset the sample and stop it at a synced U-Boot prompt, through ``url``."""
+    board = load_board(state.board)
+    console = Console(open_serial(url), name="test console")
+    with QMPClient(Path(state.qmp)) as qmp:
+        qmp.system_reset()
+    uboot = UBoot(console, board)
+    uboot.interrupt_autoboot()
+    device = Device(uboot, board)
+    device.rescan()
+    return console, device
+
+
+def slot_crc(device: Device, slot: str, length: int) -> int:
+    """crc32 of the first ``length`` bytes of ``slot`` as the device reads them."""
+    board = device.board
+    s = board.slot(slot)
+    cmd = str(board.require("flash.read")).format(addr=hex(device.scratch_addr), block=s.start_block, count=-(-length // board.block_size))
+    device.run(cmd, timeout=60)
+    return device.crc32(device.scratch_addr, length)
+
+
+def boot_and_fwinfo(state: Any, timeout: float = 120.0) -> dict[str, Any]:
+    """Reset, let the sample boot on its own (boot.scr decides), and return fwinfo's JSON."""
+    from toolkit.protocol.shell import LinuxShell
+    from toolkit.sample.watch import wait_linux_prompt
+
+    board = load_board(state.board)
+    with Console(open_serial(state.serial_url), name="boot check") as console:
+        with QMPClient(Path(state.qmp)) as qmp:
+            qmp.system_reset()
+        wait_linux_prompt(console, board, time.monotonic() + timeout)
+        raw = LinuxShell(console, board).check("/sbin/fwinfo", timeout=60)
+    return dict(json.loads(raw[raw.index("{") : raw.rindex("}") + 1]))
+
+
+def crc(data: bytes) -> int:
+    return zlib.crc32(data)

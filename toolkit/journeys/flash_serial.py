@@ -1,0 +1,394 @@
+"""Flash over the serial console through U-Boot: fast, resumable, never bricking (DESIGN §5).
+
+The journey is a pipeline of small named steps; each one is reported (``events.step``) and
+recorded in the journal (``step`` records)::
+
+    check image → power-cycle → interrupt autoboot → read U-Boot → read slots → plan
+    → transfer+write (chunks) → read back → switch slot → reset → boot → verify running
+
+Safety argument: only the inactive slot is written; every chunk is checked in RAM and again
+after it is written; the whole image is read back before ``state.env`` is switched; and the
+switch is one small ``fatwrite`` which boot.scr survives being cut (no state: slot A; a bad
+slot: fall back). So a failure, a Ctrl-C or a power cut at any point leaves a bootable sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit import events
+from toolkit.boards import Board, Slot, load_board
+from toolkit.errors import (
+    ConsentRequired,
+    DeviceError,
+    DowngradeError,
+    Interrupted,
+    PortError,
+    TransferError,
+    VerifyError,
+)
+from toolkit.journeys import flash_serial_plan as plan
+from toolkit.journeys.flash import FlashOptions, FlashResult
+from toolkit.journeys.flash_serial_device import Device
+from toolkit.journeys.flash_serial_transfer import Loader, bench_has_tftp, make_loader
+from toolkit.protocol.console import Console
+from toolkit.protocol.uboot import UBoot
+from toolkit.record import Journal
+from toolkit.targets import Target
+
+CHUNK_ATTEMPTS = 5
+
+
+@dataclass
+class _Run:
+    """What the steps share."""
+
+    image: Path
+    target: Target
+    options: FlashOptions
+    reporter: events.Reporter
+    journal: Journal
+    board: Board
+    data: bytes = b""
+    sha256: str = ""
+    version: str = ""
+    console: Console | None = None
+    device: Device | None = None
+    active: str = "A"
+    version_before: str | None = None
+    sent: int = 0
+    resumed_from: int = 0
+    path: str = ""
+    steps: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def step(self, name: str, detail: str = "") -> Iterator[None]:
+        start = time.monotonic()
+        ok = False
+        try:
+            with events.step(self.reporter, name, detail):
+                yield
+            ok = True
+        finally:
+            seconds = round(time.monotonic() - start, 3)
+            self.steps[name] = seconds
+            self.journal.append("step", name=name, ok=ok, seconds=seconds, detail=detail)
+
+
+def flash(
+    image: Path,
+    target: Target,
+    options: FlashOptions,
+    reporter: events.Reporter,
+    journal: Journal,
+) -> FlashResult:
+    """Flash ``image`` onto ``target`` through its U-Boot console; see the module docstring."""
+    run = _Run(image, target, options, reporter, journal, load_board(target.board))
+    start = time.monotonic()
+    with run.step("check image"):
+        check_image(run)
+    try:
+        with run.step("open console"):
+            open_console(run)
+        with run.step("power-cycle"):
+            power_cycle(run)
+        with run.step("interrupt autoboot"):
+            assert run.device is not None
+            run.device.uboot.interrupt_autoboot()
+        with run.step("read U-Boot"):
+            record_uboot(run)
+        with run.step("read slots"):
+            read_slots(run)
+        inactive = run.board.other_slot(run.active)
+        write_inactive(run, inactive)
+        with run.step("switch slot", f"{run.active} → {inactive.name}"):
+            run.device.switch_to(inactive.name)
+            run.journal.append("slot_switched", old=run.active, new=inactive.name)
+        with run.step("reset and boot"):
+            reset_and_boot(run)
+        with run.step("verify running"):
+            info = verify_running(run, inactive.name)
+    except KeyboardInterrupt:
+        _abort(run)
+        raise Interrupted(
+            "flash interrupted; the previous firmware still boots (the active slot was not touched)",
+            hint="run the same command again to resume from the last verified chunk",
+        ) from None
+    except DeviceError as exc:
+        if exc.last_output is None and run.console is not None:
+            exc.last_output = run.console.tail()
+        _abort(run)
+        raise
+    finally:
+        _close(run)
+    return FlashResult(
+        ok=True, target=target.name, board=run.board.id, via="serial", path=run.path,
+        image=str(image), image_sha256=run.sha256, version_before=run.version_before,
+        version_after=str(info.get("version")), slot=str(info.get("running_slot")),
+        bytes=run.sent, seconds=round(time.monotonic() - start, 3),
+        resumed_from=run.resumed_from, steps=dict(run.steps), verify=info,
+    )  # fmt: skip
+
+
+def write_inactive(run: _Run, inactive: Slot) -> None:
+    """plan (with resume) → transfer+write in chunks → read back the whole image."""
+    with run.step("plan"):
+        chunks, start_index = plan_transfer(run, inactive)
+    with run.step("transfer and write", f"slot {inactive.name}"):
+        transfer_and_write(run, inactive, chunks, start_index)
+    with run.step("read back"):
+        read_back(run, inactive)
+
+
+def write_payload(
+    console: Console,
+    target: Target,
+    data: bytes,
+    slot: str,
+    journal: Journal,
+    options: FlashOptions | None = None,
+    reporter: events.Reporter | None = None,
+) -> tuple[int, int, str]:
+    """Write any ``data`` into ``slot`` from a synced U-Boot prompt, resumably, and verify it.
+
+    The middle of the journey without image checks, slot switch or reboot: for tests with
+    small payloads and for benches that stage data. Returns (bytes sent, resumed_from, path).
+    """
+    run = _Run(Path("payload"), target, options or FlashOptions(), reporter or events.NullReporter(),
+               journal, load_board(target.board), data=data, sha256=hashlib.sha256(data).hexdigest())
+    run.console = console
+    run.device = Device(UBoot(console, run.board), run.board)
+    run.device.rescan()
+    try:
+        write_inactive(run, run.board.slot(slot))
+    except KeyboardInterrupt:
+        _abort(run)
+        raise
+    return run.sent, run.resumed_from, run.path
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def check_image(run: _Run) -> None:
+    """Signature, board, compat, size and downgrade: before a single byte reaches the device."""
+    from toolkit.firmware.verify import detect_running_version, verify_image
+
+    running = run.options.running_version or detect_running_version(run.board.id)
+    verified = verify_image(
+        run.image, run.board, running_version=running, allow_downgrade=run.options.allow_downgrade,
+        force_board=run.options.force_board, journal=run.journal,
+    )  # fmt: skip
+    run.data = run.image.read_bytes()
+    run.sha256 = hashlib.sha256(run.data).hexdigest()
+    run.version = verified.version
+    run.version_before = running
+
+
+def open_console(run: _Run) -> None:
+    from toolkit.transport import open_serial
+
+    if not run.target.serial_url:
+        raise PortError(f"target {run.target.name} has no serial port", hint="pass --port URL")
+    transport = open_serial(run.target.serial_url)
+    run.console = Console(
+        transport, transcript_path=run.journal.files_dir / "console.log", name=f"{run.target.name} console"
+    )
+    run.device = Device(UBoot(run.console, run.board), run.board)
+
+
+def power_cycle(run: _Run) -> None:
+    """Reset the board the way the target says: QMP, a command, or the tester's finger."""
+    power = run.target.power or {"kind": "manual"}
+    kind = power.get("kind", "manual")
+    if kind == "qmp":
+        from toolkit.sample.qmp import QMPClient
+
+        with QMPClient(Path(str(power["socket"]))) as client:
+            client.system_reset()
+    elif kind == "command":
+        import shlex
+        import subprocess
+
+        command = power.get("reset") or power.get("cycle")
+        if not command:
+            raise ConsentRequired(f"target {run.target.name}: power kind 'command' has no 'reset'")
+        subprocess.run(shlex.split(str(command)), check=True, timeout=60)
+    else:
+        if not run.options.interactive:
+            raise ConsentRequired(
+                f"target {run.target.name} needs a manual reset, and this run may not ask",
+                hint="run interactively, or give the target a power command in lab.toml",
+            )
+        run.reporter.message("press the reset button of the sample now", "action")
+
+
+def record_uboot(run: _Run) -> None:
+    assert run.device is not None
+    version = run.device.uboot.version()
+    env = run.device.uboot.env()
+    run.journal.store_bytes("uboot-env.json", json.dumps(env, indent=1, sort_keys=True).encode())
+    run.journal.append("uboot", version=version.splitlines()[0] if version else "", env_keys=len(env))
+
+
+def read_slots(run: _Run) -> None:
+    """Which slot runs now, and what version it holds (the downgrade check, from the device)."""
+    assert run.device is not None
+    from toolkit.firmware.versions import parse_version
+
+    run.device.rescan()
+    run.active = run.device.active_slot()
+    meta = run.device.slot_metadata(run.board.slot(run.active))
+    if meta and isinstance(meta.get("version"), str):
+        run.version_before = str(meta["version"])
+        run.journal.append("running_version", version=run.version_before, slot=run.active, source="slot")
+        with contextlib.suppress(ValueError):
+            if parse_version(run.version) < parse_version(run.version_before) and not run.options.allow_downgrade:
+                raise DowngradeError(
+                    f"downgrade refused: the image is {run.version}, slot {run.active} holds {run.version_before}",
+                    hint="--allow-downgrade if you mean it",
+                )
+    run.journal.append("slots", active=run.active, version_before=run.version_before)
+
+
+def plan_transfer(run: _Run, slot: Slot) -> tuple[list[plan.Chunk], int]:
+    """Chunks, and the first one still to send (after checking the resumable prefix on the device)."""
+    assert run.device is not None
+    requested = run.options.path
+    run.path = plan.choose_path(requested, own_tftp=False, bench_tftp=bench_has_tftp(run.target))
+    size = run.options.chunk_size or plan.DEFAULT_CHUNK.get(run.path, 256 << 10)
+    chunks = plan.plan_chunks(run.data, size, run.board.block_size)
+    records = plan.previous_chunks(run.target.name, run.board.id, run.sha256, slot.name, run.journal.id)
+    count = plan.verified_prefix(records, chunks, run.sha256, slot.name)
+    start = first_bad_chunk(run.device, slot, chunks, count, run.data) if count else 0
+    for chunk in chunks[:start]:
+        run.journal.append("chunk", carried=True, **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path))
+    run.resumed_from = chunks[start].offset if start < len(chunks) else len(run.data)
+    run.journal.append(
+        "plan", path=run.path, chunk_size=size, chunks=len(chunks), resume_chunk=start,
+        resumed_from=run.resumed_from, slot=slot.name, image_sha256=run.sha256,
+    )  # fmt: skip
+    return chunks, start
+
+
+def first_bad_chunk(device: Device, slot: Slot, chunks: list[plan.Chunk], count: int, data: bytes) -> int:
+    """The journal says ``count`` chunks are written; believe only what the device confirms."""
+    end = chunks[count - 1].end
+    if device.slot_crc_is(slot, 0, end, zlib.crc32(memoryview(data)[:end])):
+        return count
+    for chunk in chunks[:count]:
+        if not device.slot_crc_is(slot, chunk.offset, chunk.length, chunk.crc32):
+            return chunk.index
+    return count
+
+
+def transfer_and_write(run: _Run, slot: Slot, chunks: list[plan.Chunk], start: int) -> None:
+    assert run.device is not None
+    loader = make_loader(run.path, run.device, run.target, run.sha256[:8])
+    run.journal.append("transfer", path=run.path, detail=loader.detail)
+    total = len(run.data)
+    try:
+        for chunk in chunks[start:]:
+            write_chunk(run, loader, slot, chunk, total)
+    finally:
+        loader.close()
+
+
+def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total: int) -> None:
+    """Load, check in RAM, write, read back, check, record. Retried a few times."""
+    assert run.device is not None
+    payload = run.data[chunk.offset : chunk.end]
+
+    def progress(done: int, _size: int) -> None:
+        run.reporter.progress("transfer and write", chunk.offset + done, total)
+
+    for attempt in range(1, CHUNK_ATTEMPTS + 1):
+        try:
+            run.sent += loader.load(payload, f"{chunk.index:04d}.bin", progress)
+        except TransferError as exc:
+            run.journal.append("chunk_retry", index=chunk.index, attempt=attempt, reason=str(exc))
+            continue
+        if not run.device.crc32_is(run.device.load_addr, chunk.length, chunk.crc32):
+            run.journal.append("chunk_retry", index=chunk.index, attempt=attempt, reason="crc32 in RAM")
+            continue
+        run.device.write_slot(slot, chunk.offset, chunk.length)
+        if not run.device.slot_crc_is(slot, chunk.offset, chunk.length, chunk.crc32):
+            run.journal.append("chunk_retry", index=chunk.index, attempt=attempt, reason="read-back crc32")
+            continue
+        run.journal.append("chunk", **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path))
+        return
+    raise TransferError(
+        f"chunk {chunk.index} (bytes {chunk.offset}..{chunk.end}) failed {CHUNK_ATTEMPTS} times; "
+        "nothing was switched, the previous firmware still boots",
+        hint="a noisy line? rerun to resume, or try another --path",
+    )
+
+
+def read_back(run: _Run, slot: Slot) -> None:
+    assert run.device is not None
+    expected = zlib.crc32(run.data)
+    if not run.device.slot_crc_is(slot, 0, len(run.data), expected):
+        raise VerifyError(
+            f"slot {slot.name} does not read back as the image (crc32 {expected:08x}); not switching",
+            hint="rerun the flash; the previous firmware still boots",
+        )
+    run.journal.append("read_back", slot=slot.name, crc32=f"{expected:08x}", length=len(run.data))
+
+
+def reset_and_boot(run: _Run) -> None:
+    """Reset, skip the autoboot countdown, boot, and wait for the Linux shell."""
+    assert run.device is not None and run.console is not None
+    from toolkit.sample.watch import wait_linux_prompt
+
+    limit = run.options.timeout or float(run.board.get("console.linux_boot_timeout", 90.0))
+    run.console.sendline("reset")
+    run.device.uboot.interrupt_autoboot()
+    run.console.sendline(str(run.board.get("console.boot_command", "boot")))
+    wait_linux_prompt(run.console, run.board, time.monotonic() + limit)
+
+
+def verify_running(run: _Run, slot: str) -> dict[str, Any]:
+    """``/sbin/fwinfo`` and ``/etc/firmware-version`` must name the new image and slot."""
+    assert run.console is not None
+    from toolkit.protocol.shell import LinuxShell
+
+    shell = LinuxShell(run.console, run.board)
+    raw = shell.check("/sbin/fwinfo", timeout=30.0)
+    try:
+        info = json.loads(raw[raw.index("{") : raw.rindex("}") + 1])
+    except ValueError:
+        raise VerifyError("fwinfo did not print JSON", last_output=raw) from None
+    version_file = shell.check("cat /etc/firmware-version").strip()
+    info["firmware_version_file"] = version_file
+    run.journal.append("running_version", version=info.get("version"), slot=info.get("running_slot"), source="fwinfo")
+    if info.get("version") != run.version or version_file != run.version or info.get("running_slot") != slot:
+        raise VerifyError(
+            f"the sample runs {info.get('version')} from slot {info.get('running_slot')}, "
+            f"expected {run.version} from slot {slot} (it fell back to the old slot?)",
+            last_output=run.console.tail(),
+        )
+    return dict(info)
+
+
+# --- failure handling ----------------------------------------------------------------------
+
+
+def _abort(run: _Run) -> None:
+    """Best effort: stop a transfer and leave U-Boot at a prompt (never touches a slot)."""
+    if run.device is not None:
+        with contextlib.suppress(Exception):
+            run.device.abort_transfer()
+
+
+def _close(run: _Run) -> None:
+    if run.console is not None:
+        with contextlib.suppress(Exception):
+            run.console.close()

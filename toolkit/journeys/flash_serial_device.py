@@ -1,0 +1,239 @@
+"""What the serial flash does at the U-Boot prompt: safe commands, loads, slot I/O, the switch.
+
+Why commands are typed twice-checked: on a noisy line a flipped bit in
+``virtio write 0x50000000 0x14800 0x200`` can turn the block number into one inside the
+*active* slot. So every command is typed without Enter, its echo must come back exactly, and
+only then is Enter pressed; anything else gets Ctrl-C (U-Boot drops the line) and a retry. The
+exit status comes back through hush's ``$?`` between random markers (see ``UBoot.run_status``).
+Everything board-specific (commands, addresses, slots) comes from the board profile.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from toolkit.boards import Board, Slot
+from toolkit.errors import DeviceCommandError, DeviceTimeout, TransferError, VerifyError
+from toolkit.protocol import xymodem
+from toolkit.protocol.console import Console
+from toolkit.protocol.uboot import UBoot
+
+_CRC = re.compile(r"==> ([0-9a-fA-F]{8})")
+_MD_LINE = re.compile(r"^[0-9a-fA-F]{8}:((?: [0-9a-fA-F]{2}){1,16})", re.M)
+
+
+@dataclass
+class Device:
+    """U-Boot on one board, seen through the flash journey's eyes."""
+
+    uboot: UBoot
+    board: Board
+    attempts: int = 6
+
+    @property
+    def console(self) -> Console:
+        return self.uboot.console
+
+    @property
+    def load_addr(self) -> int:
+        return int(str(self.board.require("flash.load_addr")), 0)
+
+    @property
+    def scratch_addr(self) -> int:
+        return int(str(self.board.get("flash.scratch_addr", hex(self.load_addr + (128 << 20)))), 0)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Drop whatever half-typed line or garbage is there and get a synced prompt."""
+        last: Exception | None = None
+        for _ in range(4):
+            try:
+                self.console.write(b"\x03")
+                self.console.flush_input(quiet=0.1, timeout=1.0)
+                self.uboot.sync_prompt(timeout=6.0)
+                return
+            except DeviceTimeout as exc:
+                last = exc
+        raise DeviceTimeout(
+            "U-Boot stopped answering", hint="check the serial line", last_output=self.console.tail()
+        ) from last
+
+    def type_checked(self, line: str) -> bool:
+        """Type ``line`` without Enter; True if its echo came back exactly."""
+        self.console.write(line.encode())
+        return self.console.try_expect(line, 2.0 + len(line) / 200) is not None
+
+    def run(self, cmd: str, timeout: float = 30.0) -> str:
+        """Run ``cmd`` with an echo-checked line; return its output; raise on status != 0."""
+        for _ in range(self.attempts):
+            nonce = secrets.token_hex(3)
+            line = f"echo rk-b''eg.{nonce}; {cmd}; echo rk-rc=$?.{nonce}"
+            if not self.type_checked(line):
+                self.recover()
+                continue
+            self.console.write(b"\n")
+            found = self.console.try_expect(re.compile(rf"rk-rc=(\d+)\.{nonce}(?=\n)"), timeout)
+            if found is None:
+                self.recover()
+                continue
+            self.console.try_expect(self.uboot.prompt_pattern, 5.0)
+            text = found.before
+            begin = text.find(f"rk-beg.{nonce}\n")
+            output = text[begin + len(nonce) + 8 :] if begin >= 0 else text
+            status = int(found.match.group(1))
+            if status != 0:
+                raise DeviceCommandError(
+                    f"U-Boot command {cmd!r} failed (status {status})", last_output=output
+                )
+            return output
+        raise DeviceTimeout(
+            f"U-Boot did not run {cmd!r} cleanly after {self.attempts} tries (a noisy line?)",
+            last_output=self.console.tail(),
+        )
+
+    def crc32(self, addr: int, length: int) -> int:
+        output = self.run(f"crc32 {addr:#x} {length:#x}", timeout=60.0)
+        match = _CRC.search(output)
+        if match is None:
+            raise DeviceCommandError("no crc32 result in U-Boot's answer", last_output=output)
+        return int(match.group(1), 16)
+
+    def crc32_is(self, addr: int, length: int, expected: int) -> bool:
+        """True if RAM holds ``expected``; a mismatch is asked twice (noise on the answer)."""
+        for _ in range(2):
+            try:
+                if self.crc32(addr, length) == expected:
+                    return True
+            except DeviceCommandError:
+                continue
+        return False
+
+    # --- slots -------------------------------------------------------------------------
+
+    def _blocks(self, slot: Slot, offset: int, length: int) -> tuple[int, int]:
+        size = self.board.block_size
+        if offset % size:
+            raise ValueError(f"offset {offset} is not block aligned")
+        return slot.start_block + offset // size, -(-length // size)
+
+    def write_slot(self, slot: Slot, offset: int, length: int, addr: int | None = None) -> None:
+        """Write RAM at ``addr`` (default: load_addr) to ``slot`` at byte ``offset``."""
+        block, count = self._blocks(slot, offset, length)
+        if offset + length > slot.size_bytes(self.board.block_size):
+            raise ValueError("write past the end of the slot")
+        cmd = str(self.board.require("flash.write")).format(
+            addr=hex(self.load_addr if addr is None else addr), block=block, count=count
+        )
+        self.run(cmd, timeout=60.0 + length / 1e6)
+
+    def slot_crc_is(self, slot: Slot, offset: int, length: int, expected: int) -> bool:
+        """Read the slot region back into scratch RAM and compare its crc32."""
+        block, count = self._blocks(slot, offset, length)
+        cmd = str(self.board.require("flash.read")).format(
+            addr=hex(self.scratch_addr), block=block, count=count
+        )
+        self.run(cmd, timeout=60.0 + length / 1e6)
+        return self.crc32_is(self.scratch_addr, length, expected)
+
+    def rescan(self) -> None:
+        cmd = self.board.get("flash.rescan")
+        if cmd:
+            self.run(str(cmd), timeout=30.0)
+
+    # --- A/B state -----------------------------------------------------------------------
+
+    def _fat(self) -> str:
+        iface = self.board.require("flash.interface")
+        return f"{iface} {self.board.get('flash.device', '0')}:{self.board.require('flash.bootstate.partition')}"
+
+    def active_slot(self) -> str:
+        """``rk_active`` from state.env on the boot partition (A when there is none yet)."""
+        state = str(self.board.get("flash.bootstate.file", "state.env"))
+        self.run("setenv rk_active; setenv rk_tries")
+        try:
+            self.run(f"fatload {self._fat()} {self.scratch_addr:#x} {state}")
+            self.run(f"env import -t {self.scratch_addr:#x} ${{filesize}}")
+        except DeviceCommandError:
+            return "A"  # boot.scr's rule: no state file means slot A
+        match = re.search(r"rk_active=([A-Za-z0-9]+)", self.run("printenv rk_active"))
+        return match.group(1) if match else "A"
+
+    def switch_to(self, slot: str) -> None:
+        """Write ``rk_active=slot``, ``rk_tries=0`` to state.env, then read it back."""
+        state = str(self.board.get("flash.bootstate.file", "state.env"))
+        addr = f"{self.scratch_addr:#x}"
+        self.run(f"setenv rk_active {slot}; setenv rk_tries 0")
+        self.run(f"env export -t {addr} rk_active rk_tries")
+        self.run(f"fatwrite {self._fat()} {addr} {state} ${{filesize}}", timeout=30.0)
+        if self.active_slot() != slot:
+            raise VerifyError(f"state.env does not say slot {slot} after writing it")
+
+    def slot_metadata(self, slot: Slot) -> dict[str, object] | None:
+        """The metadata JSON of the image in ``slot`` (None if there is no image)."""
+        self.run(str(self.board.require("flash.read")).format(
+            addr=hex(self.scratch_addr), block=slot.start_block, count=1))  # fmt: skip
+        head = self.dump(self.scratch_addr, 8)
+        if head[:4] != b"\xd0\x0d\xfe\xed":
+            return None
+        fit_size = int.from_bytes(head[4:8], "big")
+        bs = self.board.block_size
+        first = fit_size // bs
+        if fit_size + 4096 > slot.size_bytes(bs):
+            return None
+        self.run(str(self.board.require("flash.read")).format(
+            addr=hex(self.scratch_addr), block=slot.start_block + first, count=4096 // bs + 1))  # fmt: skip
+        raw = self.dump(self.scratch_addr + fit_size % bs, 4096)
+        try:
+            value, _ = json.JSONDecoder().raw_decode(raw.decode("utf-8", "replace"))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def dump(self, addr: int, length: int) -> bytes:
+        """RAM bytes through ``md.b`` (U-Boot has no binary upload)."""
+        output = self.run(f"md.b {addr:#x} {length:#x}", timeout=30.0)
+        data = bytearray()
+        for match in _MD_LINE.finditer(output):
+            data += bytes.fromhex(match.group(1).replace(" ", ""))
+        return bytes(data[:length])
+
+    # --- loads into RAM ----------------------------------------------------------------
+
+    def load_serial(self, data: bytes, addr: int, protocol: str, progress: xymodem.Progress | None) -> int:
+        """Send ``data`` to RAM by ``loady``/``loadx``; returns bytes put on the line."""
+        command = {"ymodem": "loady", "xmodem": "loadx"}[protocol]
+        if not self.type_checked(f"{command} {addr:#x}"):
+            self.recover()
+            raise TransferError(f"could not type {command} (line noise?)")
+        self.console.write(b"\n")
+        try:
+            self.console.expect("download", timeout=5.0)
+        except DeviceTimeout as exc:
+            self.recover()
+            raise TransferError(f"U-Boot did not start {command}", last_output=exc.last_output) from None
+        try:
+            with self.console.binary():
+                sender = xymodem.send_ymodem if protocol == "ymodem" else xymodem.send_xmodem
+                stats = sender(self.console, data, start_timeout=10.0, progress=progress, max_seconds=20.0 + len(data) / 4000)  # type: ignore[operator]
+        except (TransferError, KeyboardInterrupt):
+            self.abort_transfer()
+            raise
+        # U-Boot says "## Total Size" (or "Transfer incomplete") and gives the prompt back.
+        found = self.console.try_expect(self.uboot.prompt_pattern, 10.0)
+        if found is None or "incomplete" in found.before or "aborted" in found.before:
+            self.recover()
+        return int(stats.wire)
+
+    def abort_transfer(self) -> None:
+        """Cancel a running loadx/loady and get the prompt back (Ctrl-C, a broken link)."""
+        try:
+            xymodem.cancel(self.console)
+            time.sleep(0.2)
+            self.recover()
+        except Exception:  # noqa: BLE001 - best effort while already failing
+            pass
