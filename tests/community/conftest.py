@@ -1,4 +1,4 @@
-"""Fixtures for the community tests: a REAL Roundup tracker, started once per module."""
+"""Fixtures for the community tests: a REAL Roundup tracker, started once per test run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from toolkit.community.server import LocalTracker
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tracker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTracker]:
     pytest.importorskip("roundup")
     pytest.importorskip("jwt")

@@ -23,7 +23,7 @@ from toolkit.cli._app import App, emit, get_app, output_options
               help="Device to read dmesg/logread from over SSH (default: the running virtual sample).")
 @click.option("--no-device", is_flag=True, help="Do not contact the device for logs.")
 @click.option("--preview", is_flag=True, help="Show the exact payload and stop.")
-@click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
+@click.option("--wait", type=float, default=20.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
 @output_options
 def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str | None, publisher: str | None,
         force_new: bool, add_to: str | None, target_name: str | None, no_device: bool, preview: bool,

@@ -80,7 +80,7 @@ def deliver_and_report(keys: list[str], wait: float) -> dict[str, Any]:
 @click.option("--to", "publisher", type=click.Choice(["roundup", "discourse"]), help="Where to post (default: config, else roundup).")
 @click.option("--preview", is_flag=True, help="Show the exact payload and stop; nothing is queued or sent.")
 @click.option("--max-photo-px", type=int, help="Shrink photos to this many pixels on the long side.")
-@click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
+@click.option("--wait", type=float, default=20.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
 @output_options
 def share(session_id: str | None, publisher: str | None, preview: bool, max_photo_px: int | None, wait: float) -> None:
     """Share a session's build log (Markdown + a self-contained HTML page with photos).
