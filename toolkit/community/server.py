@@ -217,7 +217,15 @@ class LocalTracker:
 
     def serve(self, reporter: Reporter | None = None, *, timeout: float = 30.0) -> ServerInfo:
         """Install if needed, then start roundup-server (or return the running one)."""
+        from filelock import FileLock
+
         reporter = reporter or NullReporter()
+        # two `serve`s at once (a share auto-starting the tracker while the tester runs
+        # `community serve`) must not install twice or start two servers
+        with FileLock(str(self.root / "serve.lock")):
+            return self._serve_locked(reporter, timeout)
+
+    def _serve_locked(self, reporter: Reporter, timeout: float) -> ServerInfo:
         info = self.running()
         if info is not None:
             return info
