@@ -100,6 +100,7 @@ class LocalTracker:
             self.base = self.root
         self.home = self.base / "tracker"
         self.log_path = self.base / "server.log"
+        self._prefix: list[str] | None = None
 
     # --- state ----------------------------------------------------------------------------
 
@@ -121,12 +122,25 @@ class LocalTracker:
     # --- install ----------------------------------------------------------------------------
 
     def _run_as(self) -> list[str]:
+        """The prefix that drops root for roundup's processes (empty when not root)."""
         if not self.as_root:
             return []
-        import pwd
+        if self._prefix is None:
+            import pwd
 
-        pw = pwd.getpwnam(SYSTEM_USER)
-        return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
+            pw = pwd.getpwnam(SYSTEM_USER)
+            base = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+            # A checkout or interpreter under a root-only directory (/root/..., a 0700 temp
+            # dir) is unreadable for the system user. Then it keeps one capability,
+            # CAP_DAC_READ_SEARCH (read any file, write none), and still is not root.
+            caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+            self._prefix = base + ["--"] if self._probe(base) else base + caps + ["--"]
+        return self._prefix
+
+    def _probe(self, base: list[str]) -> bool:
+        probe = "import roundup.scripts.roundup_server, roundup.admin, jwt"
+        proc = subprocess.run([*base, "--", sys.executable, "-c", probe], capture_output=True, cwd="/")
+        return proc.returncode == 0
 
     def _ensure_user(self) -> str:
         import pwd
