@@ -45,7 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption(
         "--routerkit-flash-via", default="auto", choices=("auto", "ssh", "serial"),
-        help="How flashed_sample flashes --routerkit-image (auto: ssh when the target has SSH).",
+        help="How flashed_sample flashes --routerkit-image (auto: serial+TFTP when the bench has a "
+        "TFTP dir, as the virtual sample has; else ssh when the target has an address).",
     )  # fmt: skip
 
 
