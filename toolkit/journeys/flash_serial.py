@@ -60,6 +60,7 @@ class _Run:
     data: bytes = b""
     sha256: str = ""
     version: str = ""
+    ssh_host_key: str = ""  # the key the signed image announces
     console: Console | None = None
     device: Device | None = None
     active: str = "A"
@@ -191,6 +192,7 @@ def check_image(run: _Run) -> None:
     run.sha256 = hashlib.sha256(run.data).hexdigest()
     run.version = verified.version
     run.version_before = running
+    run.ssh_host_key = str(verified.metadata.get("ssh_host_key") or "")
 
 
 def open_console(run: _Run) -> None:
@@ -375,7 +377,38 @@ def verify_running(run: _Run, slot: str) -> dict[str, Any]:
             f"expected {run.version} from slot {slot} (it fell back to the old slot?)",
             last_output=run.console.tail(),
         )
+    info["ssh_host_key_trusted"] = trust_new_host_key(run, shell)
     return dict(info)
+
+
+def trust_new_host_key(run: _Run, shell: Any) -> bool:
+    """A reflash is the one moment a new SSH host key may be accepted (DESIGN §5).
+
+    The key is read over the serial console (a channel an attacker on the network does not
+    control) and must equal the one the signed image announces; only then is it stored for
+    this device, so the next SSH contact is checked, not trusted on first use.
+    """
+    from toolkit import hostkeys
+
+    if not run.ssh_host_key:
+        return False
+    result = shell.run("cat /etc/dropbear/*.pub 2>/dev/null", timeout=15.0)
+    announced = hostkeys.parse_key_line(run.ssh_host_key)
+    seen = [ln.strip() for ln in result.output.splitlines() if ln.strip().startswith(("ssh-", "ecdsa-"))]
+    if not any(hostkeys.parse_key_line(line) == announced for line in seen):
+        run.journal.append("host_key_mismatch", announced=run.ssh_host_key, seen=seen)
+        run.reporter.message(
+            "the SSH host key on the serial console differs from the one the image announces; "
+            "it was NOT trusted", level="warning",
+        )
+        return False
+    identity = hostkeys.identity_of(run.board.id, run.target.name)
+    hostkeys.HostKeyStore().trust(
+        identity, *announced, source=f"serial console after flashing {run.version} (matches the image)",
+        host=run.target.ssh_host, port=run.target.ssh_port,
+    )  # fmt: skip
+    run.journal.append("host_key_trusted", identity=identity, key=run.ssh_host_key)
+    return True
 
 
 # --- failure handling ----------------------------------------------------------------------

@@ -188,7 +188,12 @@ def serial_host_keys(target: Target) -> list[str]:
     """The device's SSH host public keys as its serial console reports them."""
     files = " ".join(HOST_KEY_FILES)
     with open_shell(target) as shell:
-        result = shell.run(f"for k in {files}; do [ -f $k ] && dropbearkey -y -f $k; done", timeout=20)
+        # The firmware ships the public halves next to the keys; dropbearkey may be absent.
+        result = shell.run(
+            f"for k in {files}; do if [ -f $k.pub ]; then cat $k.pub; "
+            f"elif [ -f $k ]; then dropbearkey -y -f $k; fi; done",
+            timeout=20,
+        )
     keys = [line.strip() for line in result.output.splitlines() if line.strip().startswith(("ssh-", "ecdsa-"))]
     if not keys:
         raise DeviceCommandError("the serial console did not report any SSH host key", last_output=result.output)
