@@ -45,6 +45,16 @@ SHA_ATTEMPTS = 2
 #: Headroom kept free in /tmp beyond the image (sysupgrade's own temporary files).
 TMP_HEADROOM = 256 * 1024
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+#: Version and slot of the running firmware. `fwinfo` also hashes both slots (seconds of
+#: device CPU: 2 x ~13 MB of sha256 in QEMU), which the check before a flash does not need, so
+#: read them as fwinfo does, through the firmware's own helper library (whose RK_* paths the
+#: loopback device overrides); firmware without that library still gets the full fwinfo.
+_RUNNING = (
+    'l="${RK_LIB:-/lib/routerkit/common.sh}"; if [ -r "$l" ]; then . "$l"; '
+    'printf \'{"version": "%s", "running_slot": "%s"}\\n\' '
+    '"$(cat "$RK_VERSION_FILE" 2>/dev/null)" "$(rk_running_slot)"; '
+    "else f=$(command -v /sbin/fwinfo || command -v fwinfo) && $f; fi"
+)
 
 
 class _Steps:
@@ -107,8 +117,10 @@ def flash(
         with steps("sysupgrade", device["sysupgrade"]):
             args = "" if options.keep_settings else " -n"
             journal.append("sysupgrade_started", command=f"{device['sysupgrade']}{args} {dest}")
+            # Its lines ("FIT sha256 ok", "writing slot B") show where a slow device is.
             result = conn.run(f"{shlex.quote(device['sysupgrade'])}{args} {shlex.quote(dest)}",
-                              timeout=600, what="sysupgrade")
+                              timeout=600, what="sysupgrade",
+                              on_line=lambda line: reporter.message(line, level="debug"))
             journal.append("sysupgrade", exit_status=result.exit_status, output=result.tail(30))
             if result.exit_status > 0:
                 with contextlib.suppress(Exception):
@@ -155,8 +167,8 @@ def _inspect(conn: SSHConnection, board: Any, size: int) -> dict[str, Any]:
     sysupgrade = board.get("ssh.sysupgrade", "/sbin/sysupgrade")
     probe = conn.run(
         f"cat {BOOT_ID}; echo @@; command -v {shlex.quote(sysupgrade)} || command -v sysupgrade; "
-        f"echo @@; df -Pk {shlex.quote(upload_dir)} | tail -n 1; echo @@; "
-        "f=$(command -v /sbin/fwinfo || command -v fwinfo) && $f", timeout=60, what="device check",
+        f"echo @@; df -Pk {shlex.quote(upload_dir)} | tail -n 1; echo @@; {_RUNNING}",
+        timeout=60, what="device check",
     )
     parts = (probe.stdout + "@@@@@@").split("@@")
     boot_id, found, df_line, fwinfo = (p.strip() for p in parts[:4])

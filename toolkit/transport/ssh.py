@@ -20,6 +20,7 @@ file), which keeps several windows in flight on one TCP connection.
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import shlex
 import socket
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from toolkit.hostkeys import Decision, HostKeyContext, HostKeyStore
 
 Progress = Callable[[int, int], None]
+_NULL_LOG = logging.NullHandler()
 
 #: Our receive window per channel (command output) and the largest packet we accept.
 WINDOW = 16 * 1024 * 1024
@@ -141,6 +143,11 @@ class SSHConnection:
         import paramiko
 
         from toolkit.hostkeys import HostKeyStore
+
+        # paramiko logs every failed handshake (a device still booting behind QEMU's port
+        # forward) with a traceback; without a handler Python prints that on stderr. We raise
+        # typed errors instead; an application that configures logging still sees them.
+        logging.getLogger("paramiko").addHandler(_NULL_LOG)
 
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
@@ -630,6 +637,7 @@ def fetch_host_key(host: str, port: int, timeout: float = 10.0) -> tuple[str, st
     """The host key a server presents, as (type, base64), without authenticating or trusting."""
     import paramiko
 
+    logging.getLogger("paramiko").addHandler(_NULL_LOG)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
