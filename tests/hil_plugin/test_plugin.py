@@ -80,10 +80,11 @@ def test_image_that_fails_verification_fails_the_session_once(pytester: pytest.P
     assert missing.ret == pytest.ExitCode.USAGE_ERROR and "does not exist" in missing.stderr.str()
 
 
-def test_tampered_image_fails_verification(pytester: pytest.Pytester) -> None:
+def test_tampered_image_fails_verification(pytester: pytest.Pytester, tmp_path: Path) -> None:
     from toolkit.firmware.build import build_image
 
-    built = build_image("1.0.0")
+    built = build_image("1.0.0", out=tmp_path / "es-virt-1.0.0.img")  # our own copy: the
+    # shared cache's images are rewritten by other tests running at the same time
     data = bytearray(built.path.read_bytes())
     data[built.fit_size // 2] ^= 0xFF  # one bit flip inside the signed FIT
     bad = pytester.path / "tampered.img"
