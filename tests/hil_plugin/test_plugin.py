@@ -52,6 +52,8 @@ def test_fixtures_and_options_are_registered(pytester: pytest.Pytester) -> None:
     helptext = pytester.runpytest_inprocess("--help", *NO_LG).stdout.str()
     for option in ("--routerkit-target", "--routerkit-image", "--routerkit-board", "--routerkit-flash-via"):
         assert option in helptext
+    wrong = pytester.runpytest_inprocess("--routerkit-flash-via=carrier-pigeon", *NO_LG)
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR and "invalid choice" in wrong.stderr.str()
 
 
 def test_unknown_target_fails_the_session_once(pytester: pytest.Pytester) -> None:
