@@ -57,7 +57,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 reliability: setup
 	ROUTERKIT_RELIABILITY=1 $(BIN)/python -m pytest -q -m reliability $(PYTEST_ARGS)

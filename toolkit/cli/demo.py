@@ -84,6 +84,8 @@ def _detail(result: dict[str, Any]) -> str:
     for keys in (("version_before", "version_after"),):
         if all(k in result for k in keys):
             return f"{result[keys[0]]} → {result[keys[1]]} (slot {result.get('slot')}, {result.get('path')})"
+    if "serial_url" in result:
+        return f"serial {result['serial_url']}, ssh 127.0.0.1:{result.get('ssh_port')}"
     for key in ("url", "path", "version", "session"):
         if key in result:
             return f"{key}: {result[key]}"
@@ -147,11 +149,16 @@ def demo(keep: bool) -> None:
     """
     app = get_app()
     start = time.monotonic()
+    home = _demo_home()
     with tempfile.TemporaryDirectory(prefix="routerkit-demo-") as tmp:
         work = Path(tmp)
         env = os.environ.copy()
-        env.setdefault("ROUTERKIT_DEMO", "1")
+        # The demo keeps its own journals, keys and config (so it never touches yours), and
+        # consents to uploads for its own loopback tracker only.
+        env["ROUTERKIT_DATA"] = str(home / "data")
+        env["ROUTERKIT_CONFIG"] = str(home / "config")
         tour = Tour(workdir=work, env=env)
+        tour.urls["demo records"] = str(home)
         try:
             _journey(tour, work)
         finally:
@@ -162,40 +169,54 @@ def demo(keep: bool) -> None:
     _summary(tour, total, app.json)
 
 
+def _demo_home() -> Path:
+    from toolkit import paths
+
+    home = paths.data_dir() / "demo"
+    config = home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(
+        "# Written by `routerkit demo`: consent to share with the demo's local tracker.\n"
+        "[community]\nconsent = true\n"
+    )
+    return home
+
+
 def _journey(tour: Tour, work: Path) -> None:
     out = work / "images"
     v1 = tour.run(f"Build firmware {V1} (signed)", "firmware", "build", "--version", V1, "--out", str(out))
     v2 = tour.run(f"Build firmware {V2} (signed)", "firmware", "build", "--version", V2, "--out", str(out))
     repo = work / "channel"
-    tour.run("Publish v1 to the nightly channel", "firmware", "publish", v1["path"],
-             "--channel", "nightly", "--repo", str(repo))
-    tour.run("Publish v2 to the nightly channel", "firmware", "publish", v2["path"],
-             "--channel", "nightly", "--repo", str(repo))
+    for image in (v1, v2):
+        tour.run(f"Publish {image['version']} to the nightly channel", "firmware", "publish",
+                 image["path"], "--channel", "nightly", "--repo", str(repo))
     with _serve(repo) as url:
         tour.urls["nightly channel"] = url
-        tour.run("Boot the virtual sample", "sample", "up", "--name", SAMPLE)
-        photos = _make_photos(work / "phone", 12)
-        answers = work / "answers.yaml"
-        answers.write_text(_answers(photos))
-        assembly = tour.run("Assemble it, step by step, with photos", "assemble", "--board", "es-virt",
-                            "--non-interactive", "--answers", str(answers), "--target", SAMPLE)
-        session = assembly.get("session", "")
-        tour.run(f"Flash {V1} over the serial console (U-Boot)", "flash", v1["path"], "--via", "serial",
-                 "--target", SAMPLE, "--yes", *(["--session", session] if session else []))
+        tour.run("Boot the virtual sample (factory firmware 1.0.0 in both slots)", "sample", "up",
+                 "--name", SAMPLE, "--fresh")
+        answers = work / "answers.json"
+        answers.write_text(_answers(_make_photos(work / "phone", 16)))
+        assembly = tour.run("Assemble it, step by step, with photos", "assemble", "--board",
+                            "es-virt", "--non-interactive", "--answers", str(answers),
+                            "--target", SAMPLE)
+        # Flashes and verifications are recorded into the assembly's session: one build log.
+        session = ["--session", assembly["session"]] if assembly.get("session") else []
+        tour.run(f"Flash {V1} over the serial console (U-Boot)", "flash", v1["path"],
+                 "--via", "serial", "--target", SAMPLE, "--yes", *session)
         tour.run("Verify over the serial console", "verify", "--via", "serial", "--target", SAMPLE)
         tour.run("Pull the newest nightly and upgrade over SSH", "flash", "--channel", "nightly",
-                 "--url", url, "--root", str(repo / "metadata" / "1.root.json"), "--via", "ssh", "--target", SAMPLE, "--yes",
-                 *(["--session", session] if session else []))
+                 "--url", url, "--root", str(repo / "metadata" / "1.root.json"),
+                 "--via", "ssh", "--target", SAMPLE, "--yes", *session)
         tour.run("Verify over SSH", "verify", "--via", "ssh", "--target", SAMPLE)
     community = tour.run("Start the local community tracker (Roundup)", "community", "serve")
     if community.get("url"):
         tour.urls["community tracker"] = community["url"]
-    shared = tour.run("Share the build log", "share", *(["--session", session] if session else []),
-                      "--to", "roundup", "--yes")
+    tour.run("Preview exactly what would leave the machine", "share", *session, "--preview")
+    shared = tour.run("Share the build log", "share", *session, "--to", "roundup", "--yes")
     if shared.get("url"):
         tour.urls["build log"] = shared["url"]
     bug = tour.run("File a sample bug report", "bug", "Demo: fan reported absent by selftest",
-                   "--to", "roundup", "--yes")
+                   *session, "--to", "roundup", "--yes")
     if bug.get("url"):
         tour.urls["bug report"] = bug["url"]
 
@@ -227,3 +248,4 @@ def _summary(tour: Tour, total: float, as_json: bool) -> None:
     console.print(table)
     for name, url in tour.urls.items():
         console.print(f"{name}: {url}")
+    console.print("[dim](the sample and the tracker were stopped; `routerkit demo --keep` leaves them running)[/]")
