@@ -1,0 +1,44 @@
+"""Import what the plugin may load BEFORE any in-process pytester run.
+
+``pytester.runpytest_inprocess`` snapshots ``sys.modules`` and afterwards deletes every module
+the inner run imported. A module imported again later is a new object, while C extensions keep
+the old classes: ``cryptography`` then rejects its own ``NoEncryption()`` ("Encryption
+algorithm must be a KeySerializationEncryption instance") in every later test of the process,
+including other areas' tests. Loading the plugin's dependencies here keeps them in the snapshot.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+for _name in (
+    "cryptography.hazmat.primitives.serialization",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "paramiko",
+    "serial",
+    "serial.rfc2217",
+    "serial.urlhandler.protocol_socket",
+    "serial.urlhandler.protocol_rfc2217",
+    "filelock",
+    "toolkit.hil.fixtures",
+    "toolkit.hil.session",
+    "toolkit.hil.strategy",
+    "toolkit.hil.power",
+    "toolkit.coordinator",
+    "toolkit.targets",
+    "toolkit.lab",
+    "toolkit.hostkeys",
+    "toolkit.sample",
+    "toolkit.sample.watch",
+    "toolkit.protocol.console",
+    "toolkit.protocol.uboot",
+    "toolkit.protocol.shell",
+    "toolkit.transport.serial",
+    "toolkit.transport.ssh",
+    "toolkit.firmware.verify",
+    "toolkit.firmware.build",
+    "toolkit.firmware.image",
+    "toolkit.journeys.flash",
+    "toolkit.journeys.verify",
+):
+    importlib.import_module(_name)
