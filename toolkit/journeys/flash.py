@@ -79,13 +79,13 @@ def flash(
     start = time.monotonic()
     try:
         if options.via == "serial":
-            from toolkit.journeys import flash_serial
+            from toolkit.journeys.flash_serial import flash as flash_serial
 
-            result = flash_serial.flash(image, target, options, reporter, journal)
+            result = flash_serial(image, target, options, reporter, journal)
         elif options.via == "ssh":
-            from toolkit.journeys import flash_ssh
+            from toolkit.journeys.flash_ssh import flash as flash_ssh
 
-            result = flash_ssh.flash(image, target, options, reporter, journal)
+            result = flash_ssh(image, target, options, reporter, journal)
         else:
             from toolkit.errors import ConfigError
 
