@@ -25,6 +25,7 @@ class BareUBoot:
         from toolkit.sample.qemu import uboot_pflash
 
         self.port = _free_port()
+        self.port_direct = self.port  # the chardev itself, when ``port`` points at a proxy
         net = "user,id=n0" + (f",tftp={tftp_dir}" if tftp_dir else "")
         cmd = ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", "-m", "1024",
                "-nographic", "-monitor", "none", "-nodefaults",
@@ -33,6 +34,9 @@ class BareUBoot:
                "-chardev", f"socket,id=ser0,host=127.0.0.1,port={self.port},server=on,wait=on,nodelay=on",
                "-serial", "chardev:ser0"]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Bytes that came in the same read as an expected text (loady's first "C" arrives
+        # with its banner): a transfer must get them, or it waits ~3 s for the next "C".
+        self.pending = b""
         self.sock = self.connect()
         self.prompt()
 
@@ -47,7 +51,7 @@ class BareUBoot:
         raise RuntimeError("QEMU chardev did not come up")
 
     def expect(self, pattern: bytes, timeout: float = 30.0) -> bytes:
-        buf = b""
+        buf, self.pending = self.pending, b""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             self.sock.settimeout(max(0.01, end - time.monotonic()))
@@ -59,6 +63,8 @@ class BareUBoot:
                 break
             buf += data
             if pattern in buf:
+                cut = buf.index(pattern) + len(pattern)
+                buf, self.pending = buf[:cut], buf[cut:]
                 return buf
         raise TimeoutError(f"no {pattern!r}: {buf[-300:]!r}")
 
@@ -74,7 +80,13 @@ class BareUBoot:
                 break
         self.cmd("echo synced")
 
+    def link(self) -> SockLink:
+        """The console as a transfer link, starting with the bytes ``expect`` left over."""
+        pending, self.pending = self.pending, b""
+        return SockLink(self.sock, pending)
+
     def cmd(self, line: str, timeout: float = 60.0) -> str:
+        self.pending = b""
         self.sock.sendall(line.encode() + b"\n")
         return self.expect(b"\n=> ", timeout).decode(errors="replace")
 
@@ -86,10 +98,14 @@ class BareUBoot:
 
 
 class SockLink:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, pending: bytes = b"") -> None:
         self.sock = sock
+        self.pending = pending
 
     def read_raw(self, size: int, timeout: float) -> bytes:
+        if self.pending:
+            data, self.pending = self.pending[:size], self.pending[size:]
+            return data
         self.sock.settimeout(max(timeout, 0.001))
         try:
             return self.sock.recv(size)

@@ -1,8 +1,8 @@
-"""Helpers for the hil tests: targets through the proxy, getting to U-Boot, reading slots."""
+"""Helpers for the hil tests: targets through the proxy, getting to U-Boot, what runs, slots."""
 
 from __future__ import annotations
 
-import json
+import re
 import time
 import zlib
 from pathlib import Path
@@ -48,18 +48,37 @@ def slot_crc(device: Device, slot: str, length: int) -> int:
     return device.crc32(device.scratch_addr, length)
 
 
-def boot_and_fwinfo(state: Any, timeout: float = 120.0) -> dict[str, Any]:
-    """Reset, let the sample boot on its own (boot.scr decides), and return fwinfo's JSON."""
+def running(state: Any, *, reset: bool = True, timeout: float = 120.0) -> tuple[str, str]:
+    """(version, slot) the sample runs after a boot that boot.scr decides.
+
+    The autoboot countdown is skipped and ``boot`` typed (the same ``bootcmd``, 2 s sooner);
+    the version comes from ``/etc/firmware-version`` and the slot from the kernel command line
+    (``fwinfo`` would also hash both slots: seconds per call, and the journey already runs it).
+    ``reset=False``: the sample was just powered on and waits for its first console client.
+    """
     from toolkit.protocol.shell import LinuxShell
     from toolkit.sample.watch import wait_linux_prompt
 
     board = load_board(state.board)
     with Console(open_serial(state.serial_url), name="boot check") as console:
-        with QMPClient(Path(state.qmp)) as qmp:
-            qmp.system_reset()
+        if reset:
+            with QMPClient(Path(state.qmp)) as qmp:
+                qmp.system_reset()
+        UBoot(console, board).interrupt_autoboot()
+        console.sendline(str(board.get("console.boot_command", "boot")))
         wait_linux_prompt(console, board, time.monotonic() + timeout)
-        raw = LinuxShell(console, board).check("/sbin/fwinfo", timeout=60)
-    return dict(json.loads(raw[raw.index("{") : raw.rindex("}") + 1]))
+        out = LinuxShell(console, board).check("cat /etc/firmware-version; cat /proc/cmdline", timeout=30)
+    version = out.strip().splitlines()[0].strip()
+    slot = re.search(r"\brk\.slot=([A-Za-z0-9]+)", out)
+    assert slot is not None, f"no rk.slot= on the kernel command line: {out!r}"
+    return version, slot.group(1)
+
+
+def known_running(holder: dict[str, Any]) -> tuple[str, str]:
+    """What the module's sample runs: remembered from the last boot a test checked, or booted."""
+    if holder.get("known") is None:
+        holder["known"] = running(holder["state"])
+    return tuple(holder["known"])  # type: ignore[return-value]
 
 
 def crc(data: bytes) -> int:

@@ -102,3 +102,17 @@ def test_rate_limit_paces_the_line() -> None:
         elapsed = time.monotonic() - start
     assert got[0] == bytes(10_000)
     assert elapsed >= 0.45  # 10 kB at 20 kB/s cannot arrive sooner than 0.5 s
+
+
+def test_latency_delays_every_byte_without_limiting_the_rate() -> None:
+    listener, got, closed = _sink_server()
+    with SerialFaultProxy(listener.getsockname(), Faults(latency=0.3)) as proxy:
+        start = time.monotonic()
+        client = socket.create_connection((proxy.host, proxy.port))
+        client.sendall(os.urandom(200_000))
+        time.sleep(0.5)
+        client.close()
+        assert closed.wait(5)
+        elapsed = time.monotonic() - start
+    assert len(got[0]) == 200_000
+    assert elapsed >= 0.3  # nothing can arrive before its latency has passed

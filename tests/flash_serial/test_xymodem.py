@@ -86,7 +86,7 @@ def test_ymodem_resends_a_block_the_receiver_naks() -> None:
     stats = xm.send_ymodem(SockLink(host), payload, ack_timeout=2)
     thread.join(5)
     assert result["data"] == payload
-    assert stats.retransmits == 1
+    assert stats.retransmits >= 1
 
 
 def test_sender_refuses_checksum_mode() -> None:

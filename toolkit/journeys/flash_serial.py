@@ -68,6 +68,7 @@ class _Run:
     sent: int = 0
     resumed_from: int = 0
     path: str = ""
+    transferring: bool = False  # a load may be running on the device: abort it on failure
     steps: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
@@ -103,7 +104,8 @@ def flash(
             power_cycle(run)
         with run.step("interrupt autoboot"):
             assert run.device is not None
-            run.device.uboot.interrupt_autoboot()
+            # --timeout also caps the wait for U-Boot (a board that never shows a prompt)
+            run.device.uboot.interrupt_autoboot(timeout=_prompt_timeout(run))
         with run.step("read U-Boot"):
             record_uboot(run)
         with run.step("read slots"):
@@ -297,11 +299,13 @@ def transfer_and_write(run: _Run, slot: Slot, chunks: list[plan.Chunk], start: i
     loader = make_loader(run.path, run.device, run.target, run.sha256[:8])
     run.journal.append("transfer", path=run.path, detail=loader.detail)
     total = len(run.data)
+    run.transferring = True
     try:
         for chunk in chunks[start:]:
             write_chunk(run, loader, slot, chunk, total)
     finally:
         loader.close()
+    run.transferring = False
 
 
 def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total: int) -> None:
@@ -411,12 +415,21 @@ def trust_new_host_key(run: _Run, shell: Any) -> bool:
     return True
 
 
+def _prompt_timeout(run: _Run) -> float | None:
+    limit = float(run.board.get("console.interrupt_timeout", 30.0))
+    return min(limit, run.options.timeout) if run.options.timeout else None
+
+
 # --- failure handling ----------------------------------------------------------------------
 
 
 def _abort(run: _Run) -> None:
-    """Best effort: stop a transfer and leave U-Boot at a prompt (never touches a slot)."""
-    if run.device is not None:
+    """Best effort: stop a transfer and leave U-Boot at a prompt (never touches a slot).
+
+    Only when a load may be running: a board that never showed a prompt has nothing to stop,
+    and trying would only make the user wait for more timeouts.
+    """
+    if run.device is not None and run.transferring:
         with contextlib.suppress(Exception):
             run.device.abort_transfer()
 

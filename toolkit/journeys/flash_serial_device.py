@@ -10,9 +10,11 @@ Everything board-specific (commands, addresses, slots) comes from the board prof
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ from toolkit.protocol.console import Console
 from toolkit.protocol.uboot import UBoot
 
 _CRC = re.compile(r"==> ([0-9a-fA-F]{8})")
+_TOTAL = re.compile(r"## Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes")
 _MD_LINE = re.compile(r"^[0-9a-fA-F]{8}:((?: [0-9a-fA-F]{2}){1,16})", re.M)
 
 
@@ -216,6 +219,7 @@ class Device:
         except DeviceTimeout as exc:
             self.recover()
             raise TransferError(f"U-Boot did not start {command}", last_output=exc.last_output) from None
+        _no_nagle(self.console)
         try:
             with self.console.binary():
                 sender = xymodem.send_ymodem if protocol == "ymodem" else xymodem.send_xmodem
@@ -223,10 +227,15 @@ class Device:
         except (TransferError, KeyboardInterrupt):
             self.abort_transfer()
             raise
-        # U-Boot says "## Total Size" (or "Transfer incomplete") and gives the prompt back.
+        # U-Boot says "## Total Size = 0x... = N Bytes" (or why it stopped) and gives the prompt back.
         found = self.console.try_expect(self.uboot.prompt_pattern, 10.0)
-        if found is None or "incomplete" in found.before or "aborted" in found.before:
+        said = found.before if found is not None else self.console.tail()
+        if found is None or "incomplete" in said or "aborted" in said:
             self.recover()
+        total = _TOTAL.search(said)
+        if protocol == "ymodem" and (total is None or int(total.group(1)) != len(data)):
+            got = total.group(1) if total else "no"
+            raise TransferError(f"U-Boot's loady reports {got} bytes received, {len(data)} were sent", last_output=said)
         return int(stats.wire)
 
     def abort_transfer(self) -> None:
@@ -237,3 +246,12 @@ class Device:
             self.recover()
         except Exception:  # noqa: BLE001 - best effort while already failing
             pass
+
+
+def _no_nagle(console: Console) -> None:
+    """A ``socket://`` link sends each frame at once (TCP_NODELAY). Without it, the second
+    frame of a window waits for the TCP ACK of the first: up to 40 ms of delayed ACK."""
+    sock = getattr(getattr(console.transport, "serial", None), "_socket", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

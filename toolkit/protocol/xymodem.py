@@ -5,18 +5,28 @@ line corrupts the image silently. A receiver that asks for checksum mode (``NAK`
 ``C`` at the start) is ignored until it asks for CRC, and refused if it never does.
 
 XMODEM-1K goes through the PyPI ``xmodem`` package (a maintained implementation); we only wrap
-its ``getc`` so that it can never fall back to checksum mode. YMODEM has our own sender because
-U-Boot's ``loady`` ACKs block 0 but sends the next ``C`` only after a ~4.25 s timeout: a sender
-that waits for that ``C`` (lrzsz ``sz``) loses 4 s per file. Ours goes on after the ACK
-(``benchmarks/serial_transfer.py`` measures the gain against ``sz``).
+its ``getc`` so that it can never fall back to checksum mode. YMODEM has our own sender for two
+reasons the benchmark (``benchmarks/serial_transfer.py``) measures:
 
-Both senders talk to a :class:`Link` (``read_raw``/``write_raw``), so they run over a console,
-a raw socket, or a fake in the tests. Reads take what is available and never wait for a count:
-a reader that waits for a full buffer would hold every ACK until its timeout.
+* U-Boot's ``loady`` ACKs block 0 but sends the next ``C`` only after a ~4 s timeout: a sender
+  that waits for that ``C`` (lrzsz ``sz``) loses 4 s per file. Ours goes on after the ACK.
+* A stop-and-wait sender leaves the line idle for a whole round trip per block (U-Boot ACKs a
+  block only when it asks for the next header). Ours keeps ``window`` blocks in flight.
+
+How the window stays correct although an ACK carries no block number: U-Boot answers every
+frame it reads in order, with ACK (the block it expected), ACK (a repeat of the block before,
+"get on with it") or ``C`` (a CRC error, a block out of sequence, a timeout). So after the first
+non-ACK everything still in flight is lost: wait until the line is quiet, then *probe* block
+by block, stop-and-wait. A probe of block k is ACKed only when U-Boot now holds every block up
+to k (it accepts k, or already had it), which also repairs a lost ACK (probe k+1) or a
+duplicated one (probe k-1). U-Boot never accepts a block out of order, and the caller checks
+the result with ``crc32`` anyway, so a confused window costs time, never data.
+
 """
 
 from __future__ import annotations
 
+import binascii
 import threading
 import time
 from collections.abc import Callable
@@ -66,16 +76,9 @@ def crc16(data: bytes, crc: int = 0) -> int:
     return crc
 
 
-# A table makes crc16 fast enough for megabytes in Python.
-_TABLE = [crc16(bytes([i])) for i in range(256)]
-
-
 def crc16_fast(data: bytes) -> int:
-    crc = 0
-    table = _TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    """The same CRC in C: ``binascii.crc_hqx`` is CRC-16/CCITT, which with init 0 is XMODEM's."""
+    return binascii.crc_hqx(data, 0)
 
 
 def make_block(seq: int, payload: bytes, size: int) -> bytes:
@@ -190,17 +193,23 @@ def send_ymodem(
     abort: threading.Event | None = None,
     wait_c_after_header: bool = False,
     max_seconds: float | None = None,
+    window: int = 2,
 ) -> TransferStats:
-    """Send one file by YMODEM (1 KiB blocks, CRC-16), then the empty batch-end header."""
+    """Send one file by YMODEM (1 KiB blocks, CRC-16), then the empty batch-end header.
+
+    ``window``: data blocks in flight before an ACK (1: classic stop-and-wait). Two are enough
+    to keep the receiver busy while an ACK travels back; more only fill buffers.
+    """
     reader = _Reader(link, abort, max_seconds)
     stats = TransferStats(payload=len(data))
     wait_crc_request(reader, start_timeout)
     start = time.monotonic()  # from the receiver's first "C": the receiver sets the pace before
     opts = {"retries": retries, "ack_timeout": ack_timeout}
+    # Block 0 alone: U-Boot reads it while opening the stream, where a bad block gets no answer.
     _send_until_ack(link, reader, header_block(name, len(data)), stats, what="block 0", **opts)  # type: ignore[arg-type]
     if wait_c_after_header:  # what the spec asks, and what costs ~4 s against U-Boot
         wait_crc_request(reader, start_timeout)
-    _send_data_blocks(link, reader, data, stats, progress, opts)
+    _Window(link, reader, data, stats, progress, retries, ack_timeout, max(1, window)).run()
     _send_eot(link, reader, stats, retries, ack_timeout)
     # YMODEM batch end: an empty block 0 says "no more files". The receiver asks for it with
     # "C", but U-Boot sends that "C" only after its ~4 s timeout again, so do not wait for it:
@@ -211,30 +220,108 @@ def send_ymodem(
     return stats
 
 
-def _send_data_blocks(
-    link: Link,
-    reader: _Reader,
-    data: bytes,
-    stats: TransferStats,
-    progress: Progress | None,
-    opts: dict[str, float],
-) -> None:
-    seq = 1
-    offset = 0
-    total = len(data)
-    while offset < total:
-        left = total - offset
-        size = 128 if left <= 128 else 1024  # a short tail costs 133 bytes, not 1029
-        frame = make_block(seq, data[offset : offset + size], size)
-        _send_until_ack(
-            link, reader, frame, stats,
-            retries=int(opts["retries"]), ack_timeout=opts["ack_timeout"], what=f"block {seq}",
-        )  # fmt: skip
-        offset += min(size, left)
-        stats.blocks += 1
-        seq = (seq + 1) & 0xFF
-        if progress is not None:
-            progress(offset, total)
+class _Window:
+    """The data blocks of one YMODEM file, ``window`` in flight (see the module docstring)."""
+
+    def __init__(
+        self, link: Link, reader: _Reader, data: bytes, stats: TransferStats,
+        progress: Progress | None, retries: int, ack_timeout: float, window: int,
+    ) -> None:  # fmt: skip
+        self.link, self.reader, self.data, self.stats = link, reader, data, stats
+        self.progress, self.retries, self.ack_timeout, self.window = progress, retries, ack_timeout, window
+        view = memoryview(data)
+        # A short tail goes in a 128-byte block: it costs 133 bytes on the wire, not 1029.
+        self.offsets = list(range(0, len(data), 1024))
+        self.frames: dict[int, bytes] = {}
+        self.view = view
+        self.acked = 0  # blocks the receiver holds (blocks 1..acked), as far as we know
+        self.sent = 0  # blocks written so far (the highest block number sent)
+        self.block_time = 0.0  # seconds per block, measured between ACKs: sizes the quiet wait
+
+    def frame(self, index: int) -> bytes:
+        """Frame of block ``index + 1`` (built once: a retransmission sends the same bytes)."""
+        frame = self.frames.get(index)
+        if frame is None:
+            off = self.offsets[index]
+            chunk = bytes(self.view[off : off + 1024])
+            frame = make_block(index + 1, chunk, 128 if len(chunk) <= 128 else 1024)
+            self.frames = {k: v for k, v in self.frames.items() if k >= self.acked - 2}
+            self.frames[index] = frame
+        return frame
+
+    def put(self, index: int) -> None:
+        frame = self.frame(index)
+        self.link.write_raw(frame)
+        self.stats.wire += len(frame)
+        self.sent = max(self.sent, index + 1)
+
+    def ack(self, upto: int) -> None:
+        self.acked = upto
+        self.stats.blocks = upto
+        if self.progress is not None:
+            self.progress(min(len(self.data), upto * 1024), len(self.data))
+
+    def run(self) -> None:
+        total = len(self.offsets)
+        cans = 0
+        last_ack = time.monotonic()
+        while self.acked < total:
+            while self.sent < total and self.sent - self.acked < self.window:
+                self.put(self.sent)
+            byte = self.reader.next_byte(self.ack_timeout)
+            if byte == ACK:
+                now = time.monotonic()
+                self.block_time = 0.8 * self.block_time + 0.2 * (now - last_ack) if self.block_time else now - last_ack
+                last_ack = now
+                self.ack(self.acked + 1)
+                cans = 0
+            elif byte == CAN:
+                cans += 1
+                if cans >= 2:
+                    raise TransferError(f"the receiver cancelled the transfer at block {self.acked + 1}")
+            elif byte in (CRC_REQUEST, NAK, None):
+                self.recover()
+                last_ack = time.monotonic()
+            # anything else is line noise: keep listening
+        if self.stats.retransmits and total:
+            # After a recovery, make sure the receiver really holds the last block before EOT
+            # (an EOT where it expects a block would end the file short).
+            self.probe_from([total - 1])
+
+    def recover(self) -> None:
+        """Something in flight was refused: let the line go quiet, then probe stop-and-wait."""
+        self.quiet()
+        around = [self.acked, self.acked + 1, self.acked - 1]
+        self.probe_from([i for i in around if 0 <= i < max(self.sent, self.acked + 1) and i < len(self.offsets)])
+
+    def quiet(self) -> None:
+        """Read (and forget) answers to frames still in flight, until none came for a while.
+
+        The pause must stay well below the receiver's own idle timeout (U-Boot: 2 s), after
+        which it says "C" again by itself, and it is bounded: a chattering line ends it too.
+        """
+        settle = min(0.05 + 2.5 * self.block_time, 0.5)
+        end = time.monotonic() + 4 * settle
+        while time.monotonic() < end and self.reader.next_byte(settle) is not None:
+            pass
+
+    def probe_from(self, candidates: list[int]) -> None:
+        """Send candidate blocks one at a time; the first ACKed one sets ``acked``."""
+        for attempt in range(self.retries + 1):
+            index = candidates[attempt % len(candidates)]
+            self.stats.retransmits += 1
+            self.put(index)
+            deadline = time.monotonic() + self.ack_timeout
+            while True:
+                byte = self.reader.next_byte(max(0.0, deadline - time.monotonic()))
+                if byte == ACK:
+                    self.ack(index + 1)
+                    self.sent = index + 1  # go-back-N: what was in flight after it is resent
+                    return
+                if byte in (CRC_REQUEST, NAK, None, CAN):
+                    break
+            self.quiet()
+        raise TransferError(f"block {self.acked + 1} was not acknowledged after {self.retries} retries")
 
 
 def _send_eot(

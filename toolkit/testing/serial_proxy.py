@@ -14,6 +14,8 @@ raw TCP port, a bench's terminal server) to see what your flashing does on a bad
 * ``rate``: bytes per second in each direction (11,520 for 115200 8N1): what a real line is.
   The virtual sample's UART has no baud pacing at all, so this is how its figures mean something.
 * ``direction``: which way the noise goes, ``"both"``, ``"to_device"`` or ``"to_host"``.
+* ``latency``: seconds every byte spends in transit, each way, without limiting the rate: what
+  a USB-serial adapter adds (an FTDI chip holds received bytes up to its 16 ms latency timer).
 
 Faults can be changed while it runs (``proxy.faults = Faults(...)``), e.g. noise only during a
 transfer. One client at a time, like a real serial port; every client gets its own upstream
@@ -28,6 +30,7 @@ import select
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
@@ -40,6 +43,7 @@ class Faults:
     cut_after: int | None = None
     rate: float | None = None
     direction: str = "both"  # where ber/drop/dup apply: both | to_device | to_host
+    latency: float = 0.0  # one-way delay in seconds (a delay line, not a rate limit)
 
 
 @dataclass
@@ -202,9 +206,14 @@ class SerialFaultProxy:
         noise = _Noise(random.Random(self._rng.random()))
         free_at = time.monotonic()  # when the paced line is idle again
         sent = 0
+        in_transit: deque[tuple[float, bytes]] = deque()  # (due time, bytes) with a latency
         try:
             while not done.is_set():
-                ready, _, _ = select.select([src], [], [], 0.2)
+                now = time.monotonic()
+                while in_transit and in_transit[0][0] <= now:
+                    dst.sendall(in_transit.popleft()[1])
+                wait = 0.2 if not in_transit else max(0.0, in_transit[0][0] - now)
+                ready, _, _ = select.select([src], [], [], wait)
                 if not ready:
                     continue
                 faults = self.faults
@@ -228,7 +237,9 @@ class SerialFaultProxy:
                     free_at = max(now, free_at) + len(data) / faults.rate
                     if free_at > now:
                         time.sleep(free_at - now)
-                if data:
+                if data and faults.latency > 0:
+                    in_transit.append((time.monotonic() + faults.latency, data))
+                elif data:
                     dst.sendall(data)
                 sent += len(data)
                 if way == "to_device":
