@@ -28,6 +28,7 @@ from toolkit.errors import (
     DeviceTimeout,
     DowngradeError,
     HostKeyError,
+    HostUnreachableError,
     NoSpaceError,
     SSHError,
     TransferError,
@@ -45,6 +46,10 @@ SHA_ATTEMPTS = 2
 #: Headroom kept free in /tmp beyond the image (sysupgrade's own temporary files).
 TMP_HEADROOM = 256 * 1024
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+#: Reconnecting after the reboot: the first back-off step, and the poll interval while the
+#: device's port refuses connections (cheap to ask; see _wait_for_reboot).
+BACKOFF_START = 0.25
+REFUSED_POLL = 0.1
 #: Version and slot of the running firmware. `fwinfo` also hashes both slots (seconds of
 #: device CPU: 2 x ~13 MB of sha256 in QEMU), which the check before a flash does not need, so
 #: read them as fwinfo does, through the firmware's own helper library (whose RK_* paths the
@@ -288,7 +293,7 @@ def _wait_for_reboot(
         serial_keys=serial, image_version=checked.version,
     )
     deadline = time.monotonic() + timeout
-    delay = 0.25
+    delay = BACKOFF_START
     last = "no attempt yet"
     # Give the device a moment to actually go down: connecting in the gap between the
     # command's return and the reboot would only find the old boot.
@@ -310,6 +315,14 @@ def _wait_for_reboot(
         except (HostKeyError, AuthError):
             conn.close()
             raise
+        except HostUnreachableError as exc:
+            last = str(exc)
+            conn.close()
+            if last.startswith("TCP:") and "refused" in last:
+                # Nothing listens yet: a refused connect costs nothing on either side, so
+                # keep asking often instead of backing off past the moment SSH comes up.
+                time.sleep(min(REFUSED_POLL, max(0.0, deadline - time.monotonic())))
+                continue
         except Exception as exc:  # anything but a host-key/auth verdict means "not back yet"
             last = str(exc) or type(exc).__name__
             conn.close()
