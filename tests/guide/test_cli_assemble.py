@@ -157,11 +157,17 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> 
     rng = random.Random(os.getpid())
     kills = 0
     for _ in range(5):  # killed at random moments: mid-photo, mid-append, mid-startup...
-        args = [ROUTERKIT, "assemble", "--answers", str(answers)] + (["--resume"] if _journal_records() else [])
+        before = len(_journal_records())
+        args = [ROUTERKIT, "assemble", "--answers", str(answers)] + (["--resume"] if before else [])
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(0.4, 2.0))
-        except subprocess.TimeoutExpired:
+        # Kill once the run has made a random amount of progress (not after a fixed time, which
+        # a fast machine can outrun), plus a random few milliseconds to land mid-work.
+        want = before + rng.randint(1, 8)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and len(_journal_records()) < want and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.05))
+        if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1

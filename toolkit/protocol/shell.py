@@ -56,7 +56,10 @@ class LinuxShell:
             self.console.sendline()
             if self.console.try_expect(self._prompt_at_end, min(poke_interval, left)):
                 break
-        self.sync(timeout=max(2.0, min(10.0, deadline - time.monotonic())))
+        # A loaded host (or a prompt-like line late in the boot log) can make the first command
+        # wait for the shell to really start: typed input queues in the tty meanwhile, so give
+        # the sync the rest of the deadline rather than a fixed few seconds.
+        self.sync(timeout=max(5.0, deadline - time.monotonic()))
 
     def sync(self, timeout: float = 5.0) -> None:
         """Make sure the shell answers and nothing is left over from earlier output."""
