@@ -91,7 +91,7 @@ class TftpLoader:
             "serverip": self.server_ip,
             "netmask": board.get("flash.tftp.netmask", "255.255.255.0"),
             "tftpblocksize": board.get("flash.tftp.blocksize", 1468),
-            # U-Boot ACKs once per window; much more than 8 overruns its virtio-net RX ring.
+            # U-Boot ACKs once per window; a window must fit its RX ring (board profile).
             "tftpwindowsize": board.get("flash.tftp.windowsize", 8),
         }
         if own is not None and target.tftp_server_ip:
