@@ -83,7 +83,7 @@ def main() -> None:
         print(f"fleet_{N}_vs_1: ours {eight:.2f} s, peer {one:.2f} s (one target), ratio {eight / one:.2f}")
         me, kids, busy, wall = (statistics.median(c[i] for c in cpu) for i in range(4))
         print(f"  during the {N}-target runs (medians): routerkit {me:.2f} CPU-s, light devices "
-              f">= {kids:.2f} CPU-s (reaped dropbears), whole machine busy {busy / wall:.2f} of "
+              f"~{kids:.2f} CPU-s (reaped dropbears), whole machine busy {busy / wall:.2f} of "
               f"{os.cpu_count()} cores for {wall:.2f} s")
     finally:
         for dev in devices:
