@@ -26,9 +26,9 @@ class LoadyLike:
 
     def __init__(
         self, sock: socket.socket, *, mangle: Callable[[int, bytes], bytes] | None = None,
-        answer: Callable[[bytes], bytes] | None = None, idle: float = 0.5,
+        answer: Callable[[bytes], bytes] | None = None, idle: float = 0.5, peek: float = 0.0,
     ) -> None:  # fmt: skip
-        self.sock, self.mangle, self.answer, self.idle = sock, mangle, answer, idle
+        self.sock, self.mangle, self.answer, self.idle, self.peek = sock, mangle, answer, idle, peek
         self.data = bytearray()
         self.size = 0
         self.frames_seen = 0
@@ -73,7 +73,7 @@ class LoadyLike:
         expected, owe_ack = 1, True
         while True:
             if owe_ack:
-                ready, _, _ = select.select([self.sock], [], [], 0.05)
+                ready, _, _ = select.select([self.sock], [], [], self.peek)
                 self.next_ready_before_ack += bool(ready)
                 self.send(xm.ACK)
                 owe_ack = False
@@ -139,10 +139,11 @@ def test_clean_line_delivers_the_exact_file(window: int, size: int) -> None:
 
 def test_a_window_keeps_the_next_block_on_the_line_while_an_ack_travels() -> None:
     payload = os.urandom(16 * 1024)
-    piped, _, _ = _transfer(payload, 2)
-    serial, _, _ = _transfer(payload, 1)
-    assert piped.file == serial.file == payload
-    assert piped.next_ready_before_ack >= 14  # all but the last data block had company
+    # Before each ACK the receiver looks (up to 0.3 s) whether the next frame is already there.
+    piped, _, _ = _transfer(payload, 2, peek=0.3)
+    serial, _, _ = _transfer(payload[:4096], 1, peek=0.3)
+    assert piped.file == payload and serial.file == payload[:4096]
+    assert piped.next_ready_before_ack >= 15  # every data block but the last had company
     assert serial.next_ready_before_ack == 0
 
 
