@@ -157,6 +157,7 @@ def test_power_cuts_during_the_slot_write_always_boot_the_previous_firmware(flas
 
 
 @pytest.mark.reliability
+@pytest.mark.timeout(0)  # hundreds of runs: far past the suite's per-test timeout
 @pytest.mark.skipif(not RELIABILITY, reason="set ROUTERKIT_RELIABILITY=1 (make reliability)")
 def test_twenty_power_cuts_during_the_slot_write(flash_sample, images) -> None:
     runs = int(os.environ.get("ROUTERKIT_POWER_CUTS", "20"))

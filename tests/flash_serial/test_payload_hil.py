@@ -61,6 +61,7 @@ def test_noisy_ymodem_write_is_verified_or_aborted_never_silently_wrong(flash_sa
 
 
 @pytest.mark.reliability
+@pytest.mark.timeout(0)  # hundreds of runs: far past the suite's per-test timeout
 @pytest.mark.skipif(not RELIABILITY, reason="set ROUTERKIT_RELIABILITY=1 (make reliability)")
 def test_many_noisy_writes_never_corrupt_silently(flash_sample, proxy) -> None:
     runs = int(os.environ.get("ROUTERKIT_NOISY_FLASHES", "200"))
