@@ -146,7 +146,7 @@ def test_back_to_linux(shell):
     assert shell.check("cat /etc/board.json")
 '''
     )
-    result = pytester.runpytest_inprocess(
+    result = pytester.runpytest_subprocess(
         "--routerkit-target", f"{lab}:es1", "-p", "no:labgrid", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=3)

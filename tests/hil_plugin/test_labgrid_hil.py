@@ -109,7 +109,7 @@ def test_place_acquired_by_someone_else_says_by_whom(
     assert lab.client("acquire", user="alice").returncode == 0
     try:
         pytester.makepyfile("def test_a(uboot): pass\ndef test_b(uboot): pass\n")
-        result = pytester.runpytest_inprocess(
+        result = pytester.runpytest_subprocess(
             f"--routerkit-target=labgrid:{lab.place}", "-p", "no:labgrid", "-p", "no:cacheprovider"
         )
     finally:

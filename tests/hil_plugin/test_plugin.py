@@ -45,14 +45,14 @@ def test_plugin_import_is_cheap_and_loads_the_hil_fixtures() -> None:
 
 
 def test_fixtures_and_options_are_registered(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_inprocess("--fixtures", *NO_LG)
+    result = pytester.runpytest_subprocess("--fixtures", *NO_LG)
     text = result.stdout.str()
     for name in ("sample", "uboot", "shell", "ssh", "flashed_sample", "routerkit_hil"):
         assert f"\n{name}" in text, name
-    helptext = pytester.runpytest_inprocess("--help", *NO_LG).stdout.str()
+    helptext = pytester.runpytest_subprocess("--help", *NO_LG).stdout.str()
     for option in ("--routerkit-target", "--routerkit-image", "--routerkit-board", "--routerkit-flash-via"):
         assert option in helptext
-    wrong = pytester.runpytest_inprocess("--routerkit-flash-via=carrier-pigeon", *NO_LG)
+    wrong = pytester.runpytest_subprocess("--routerkit-flash-via=carrier-pigeon", *NO_LG)
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR and "invalid choice" in wrong.stderr.str()
 
 
@@ -63,7 +63,7 @@ def test_unknown_target_fails_the_session_once(pytester: pytest.Pytester) -> Non
         ("no-such-sample", "no running virtual sample has that name"),
         ("missing.toml:es1", "missing.toml"),
     ]:
-        result = pytester.runpytest_inprocess("--routerkit-target", target, *NO_LG)
+        result = pytester.runpytest_subprocess("--routerkit-target", target, *NO_LG)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, (target, result.stderr.str())
         err = result.stderr.str()
         assert err.count("routerkit:") == 1 and says in err, err
@@ -74,11 +74,11 @@ def test_image_that_fails_verification_fails_the_session_once(pytester: pytest.P
     pytester.makepyfile("def test_x(flashed_sample): pass\ndef test_y(flashed_sample): pass\n")
     junk = pytester.path / "junk.img"
     junk.write_bytes(b"not a firmware image" * 100)
-    result = pytester.runpytest_inprocess("--routerkit-image", str(junk), *NO_LG)
+    result = pytester.runpytest_subprocess("--routerkit-image", str(junk), *NO_LG)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert err.count("failed verification") == 1 and "nothing was flashed" in err, err
-    missing = pytester.runpytest_inprocess("--routerkit-image", "nope.img", *NO_LG)
+    missing = pytester.runpytest_subprocess("--routerkit-image", "nope.img", *NO_LG)
     assert missing.ret == pytest.ExitCode.USAGE_ERROR and "does not exist" in missing.stderr.str()
 
 
@@ -92,14 +92,14 @@ def test_tampered_image_fails_verification(pytester: pytest.Pytester, tmp_path: 
     bad = pytester.path / "tampered.img"
     bad.write_bytes(bytes(data))
     pytester.makepyfile("def test_x(flashed_sample): pass\n")
-    result = pytester.runpytest_inprocess("--routerkit-image", str(bad), *NO_LG)
+    result = pytester.runpytest_subprocess("--routerkit-image", str(bad), *NO_LG)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "failed verification" in result.stderr.str() and "sha256" in result.stderr.str()
 
 
 def test_flashed_sample_without_an_image_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(flashed_sample): pass\n")
-    result = pytester.runpytest_inprocess("-rs", *NO_LG)
+    result = pytester.runpytest_subprocess("-rs", *NO_LG)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*flashed_sample needs --routerkit-image*"])
 
@@ -108,7 +108,7 @@ def test_serial_url_target_uboot_fixture_and_console_in_junit(pytester: pytest.P
     pytester.makepyfile(UBOOT_TESTS)
     xml = tmp_path / "junit.xml"
     with serve(uboot_at_prompt) as device:
-        result = pytester.runpytest_inprocess(
+        result = pytester.runpytest_subprocess(
             "--routerkit-target", device.url, "--routerkit-board", str(short_board(tmp_path)),
             f"--junitxml={xml}", *NO_LG,
         )  # fmt: skip
@@ -133,7 +133,7 @@ def test_failed_transition_errors_first_test_and_tells_later_ones_why(pytester: 
     pytester.makepyfile(UBOOT_TESTS)
     xml = tmp_path / "junit.xml"
     with serve(silent) as device:
-        result = pytester.runpytest_inprocess(
+        result = pytester.runpytest_subprocess(
             "--routerkit-target", device.url, "--routerkit-board", str(short_board(tmp_path)),
             f"--junitxml={xml}", *NO_LG,
         )  # fmt: skip
@@ -150,7 +150,7 @@ def test_unreachable_coordinator_is_reported_once_then_referred_to(
 ) -> None:
     monkeypatch.setenv("LG_COORDINATOR", f"127.0.0.1:{free_port()}")
     pytester.makepyfile(UBOOT_TESTS)
-    result = pytester.runpytest_inprocess("--routerkit-target", "labgrid:es1", *NO_LG)
+    result = pytester.runpytest_subprocess("--routerkit-target", "labgrid:es1", *NO_LG)
     result.assert_outcomes(errors=3)
     text = result.stdout.str()
     assert "is unreachable (is labgrid-coordinator running?)" in text

@@ -132,11 +132,14 @@ class LoopbackDevice:
         (d / "cmdline").write_text("console=ttyAMA0 rk.slot=A\n")
         (d / "boot_id").write_text(str(uuid.uuid4()) + "\n")
         (d / "drop_caches").write_text("")
+        # The firmware's own scripts, copied into the device: its private mount namespace
+        # hides /tmp (and the checkout may live there, as CI clones often do).
+        shutil.copytree(ROOTFS, d / "rootfs", dirs_exist_ok=True)
         scripts = {"fwinfo": "sbin/fwinfo"}
         if self.sysupgrade:
             scripts["sysupgrade"] = "sbin/sysupgrade"
         for name, rel in scripts.items():
-            self._script(name, f'exec sh {shlex.quote(str(ROOTFS / rel))} "$@"\n')
+            self._script(name, f'exec sh {shlex.quote(str(d / "rootfs" / rel))} "$@"\n')
         self._script("reboot", _REBOOT.split("\n", 1)[1])
         # The firmware's selftest probes eth0 and /dev/vda*, which a host does not have.
         self._script("selftest", (
@@ -202,7 +205,7 @@ class LoopbackDevice:
             "HOME": "/root",
             "LANG": "C",
             "RK_DEVICE_DIR": str(d),
-            "RK_LIB": str(ROOTFS / "lib/routerkit/common.sh"),
+            "RK_LIB": str(d / "rootfs" / "lib/routerkit/common.sh"),
             "RK_CONF": "/nonexistent",
             "RK_BOARD": self.board,
             "RK_DEV_A": str(d / "slotA.img"),
