@@ -126,6 +126,17 @@ def test_the_good_corpus_image_does_reach_the_console(corpus_trust, line) -> Non
     assert line.connections == 1 and line.received  # interrupt keys went out
 
 
+def test_versions_recorded_for_other_devices_do_not_refuse_the_image(corpus_trust, line) -> None:
+    """Regression: a second `make demo` was refused because an older session (another device,
+    or this one before `sample up --fresh`) had recorded a newer running version. Only the
+    device itself (read from its slot before any write) or the caller may say what it runs."""
+    old = Journal.create("verify", board="es-virt", target="some-other-sample")
+    old.append("running_version", version="99.0.0", slot="A")
+    with pytest.raises(errors.DeviceTimeout):  # it went on to talk to the console
+        flash(CORPUS / "good.img", _target(line.url), FlashOptions(path="ymodem", timeout=0.5))
+    assert line.connections == 1 and line.received
+
+
 def test_wrong_port_is_a_port_error_with_a_hint(images) -> None:
     free = socket.create_server(("127.0.0.1", 0))
     url = f"socket://127.0.0.1:{free.getsockname()[1]}"

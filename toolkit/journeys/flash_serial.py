@@ -183,9 +183,13 @@ def write_payload(
 
 def check_image(run: _Run) -> None:
     """Signature, board, compat, size and downgrade: before a single byte reaches the device."""
-    from toolkit.firmware.verify import detect_running_version, verify_image
+    from toolkit.firmware.verify import verify_image
 
-    running = run.options.running_version or detect_running_version(run.board.id)
+    # The downgrade check against what the device really holds happens in read_slots, from
+    # the device itself, before anything is written. Here only a version the caller knows
+    # counts: journals of other sessions may describe another device, or this one before a
+    # factory reset.
+    running = run.options.running_version
     verified = verify_image(
         run.image, run.board, running_version=running, allow_downgrade=run.options.allow_downgrade,
         force_board=run.options.force_board, journal=run.journal,
