@@ -5,9 +5,9 @@ that publish serial ports through ser2net/RFC 2217). routerkit drives it through
 ``labgrid-client`` command line, whose behaviour and messages are labgrid's stable user
 interface, and turns an acquired place into a :class:`toolkit.targets.Target`.
 
-``--routerkit-target labgrid:PLACE`` (pytest) and ``--target labgrid:PLACE`` (CLI) use
-:func:`lease`, which acquires the place, yields its target and always releases it, also on
-Ctrl-C.
+``--routerkit-target labgrid:PLACE`` (the pytest plugin) uses :func:`lease`, which acquires
+the place, yields its target and always releases it, also on Ctrl-C. (The ``flash`` and
+``verify`` commands do not take ``labgrid:PLACE`` yet.)
 """
 
 from __future__ import annotations
