@@ -1,5 +1,8 @@
 """Import what the plugin may load BEFORE any in-process pytester run.
 
+(The plugin tests now run pytester in subprocesses; this stays as a guard for anyone who
+switches a test back to ``runpytest_inprocess``.)
+
 ``pytester.runpytest_inprocess`` snapshots ``sys.modules`` and afterwards deletes every module
 the inner run imported. A module imported again later is a new object, while C extensions keep
 the old classes: ``cryptography`` then rejects its own ``NoEncryption()`` ("Encryption
@@ -10,6 +13,8 @@ including other areas' tests. Loading the plugin's dependencies here keeps them 
 from __future__ import annotations
 
 import importlib
+
+import pytest
 
 for _name in (
     "cryptography.hazmat.primitives.serialization",
@@ -42,3 +47,11 @@ for _name in (
     "toolkit.journeys.verify",
 ):
     importlib.import_module(_name)
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_ignore_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest prints untruncated summary lines when ``CI``/``BUILD_NUMBER`` is set, which
+    repeats each error message; inner runs must report the same way in CI as on a desk."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
