@@ -1,9 +1,9 @@
 """The application object every command receives, and all terminal styling.
 
 Commands call :func:`emit` to report a result (JSON on stdout with ``--json``, a human
-rendering otherwise), :func:`confirm` to ask (refusing clearly under ``--yes``... unless the
-question defaults to yes), and :meth:`App.reporter` to get progress bars for a journey.
-rich is imported only when something is actually drawn.
+rendering otherwise), :func:`confirm` to ask (``--yes`` answers yes; without a terminal it
+refuses clearly instead of blocking), and :meth:`App.reporter` to get progress bars for a
+journey. rich is imported only when something is actually drawn.
 """
 
 from __future__ import annotations

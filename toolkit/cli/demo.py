@@ -36,10 +36,6 @@ SAMPLE = "demo"
 V1, V2 = "1.1.0", "1.2.0-nightly.1"
 
 
-class DemoStepFailed(RouterkitError):
-    exit_code = 1
-
-
 @dataclass
 class Stage:
     name: str
@@ -76,14 +72,14 @@ class Tour:
         else:
             click.secho(f"  ✗ exit {proc.returncode}: {result.get('error', '')}", fg="red", err=True)
             if check:
-                raise DemoStepFailed(f"demo stage failed: {title} (exit {proc.returncode})")
+                raise RouterkitError(f"demo stage failed: {title} (exit {proc.returncode})")
         return result
 
 
 def _detail(result: dict[str, Any]) -> str:
-    for keys in (("version_before", "version_after"),):
-        if all(k in result for k in keys):
-            return f"{result[keys[0]]} → {result[keys[1]]} (slot {result.get('slot')}, {result.get('path')})"
+    if "version_before" in result and "version_after" in result:
+        return (f"{result['version_before']} → {result['version_after']} "
+                f"(slot {result.get('slot')}, {result.get('path')})")
     if "serial_url" in result:
         return f"serial {result['serial_url']}, ssh 127.0.0.1:{result.get('ssh_port')}"
     for key in ("url", "path", "version", "session"):
@@ -132,7 +128,7 @@ def _make_photos(directory: Path, count: int) -> list[Path]:
     return out
 
 
-@click.command(hidden=False)
+@click.command()
 @click.option("--keep", is_flag=True, help="Leave the sample and tracker running at the end.")
 @output_options
 def demo(keep: bool) -> None:
