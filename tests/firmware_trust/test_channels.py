@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from toolkit.cli import root
-from toolkit.errors import ChannelError, DowngradeError, SignatureError
+from toolkit.errors import ChannelError, ConfigError, DowngradeError, SignatureError
 from toolkit.firmware import channels, keys
 from toolkit.firmware.channel_repo import Expiry, _signer, publish
 
@@ -321,3 +321,23 @@ def test_concurrent_pulls_share_the_cache_safely(pub, pull_, cache: Path) -> Non
     assert not errors and len(results) == 3
     assert sum(not r.cached for r in results) == 1  # one download, the others reuse it
     assert len(final_files(cache)) == 1
+
+
+def test_trusted_root_comes_from_config_then_the_bundle(
+    pub, server: Server, repo: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--root` wins; else channel.toml's root; else the root bundled with routerkit."""
+    from toolkit import paths
+
+    pub(N1)
+    root = repo / "metadata" / "1.root.json"
+    monkeypatch.setattr(channels, "BUNDLED_ROOT", repo / "no-bundle.json")
+    with pytest.raises(ConfigError, match="no trusted root"):
+        channels.pull("nightly", "es-virt", url=server.url, cache=cache)
+    config = paths.config_dir() / "channel.toml"
+    config.write_text(f'url = "{server.url}"\nroot = "{root}"\n')
+    assert channels.pull("nightly", "es-virt", cache=cache).image.version == N1
+    config.unlink()
+    monkeypatch.setattr(channels, "BUNDLED_ROOT", root)
+    assert channels.resolve(server.url, None)[2] == str(root)
+    assert channels.pull("nightly", "es-virt", url=server.url, cache=cache).image.version == N1
