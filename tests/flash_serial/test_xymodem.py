@@ -77,6 +77,23 @@ def test_ymodem_delivers_exact_bytes_without_waiting_for_the_second_c(size: int)
     assert stats.payload == size
 
 
+@pytest.mark.parametrize("size", [1, 128, 1000, 3000])
+def test_ymodem_in_128_byte_blocks_for_a_noisy_line(size: int) -> None:
+    payload = os.urandom(size)
+    host, device = socket.socketpair()
+    result: dict = {}
+    thread = threading.Thread(target=uboot_like_ymodem_receiver, args=(device, result, 1))
+    thread.start()
+    stats = xm.send_ymodem(SockLink(host), payload, ack_timeout=2, block_size=128)
+    thread.join(5)
+    assert result["data"] == payload
+    assert stats.blocks == -(-size // 128)  # every block a SOH block, the NAKed one resent
+    assert stats.retransmits >= 1
+    assert stats.wire % 133 == 1  # only 133-byte SOH frames on the wire, and one EOT
+    with pytest.raises(ValueError):
+        xm.send_ymodem(SockLink(host), payload, block_size=512)
+
+
 def test_ymodem_resends_a_block_the_receiver_naks() -> None:
     payload = os.urandom(5000)
     host, device = socket.socketpair()
@@ -120,7 +137,8 @@ def test_no_crc_request_times_out_with_a_clear_error() -> None:
         xm.send_ymodem(SockLink(host), b"x", start_timeout=0.3)
 
 
-def test_xmodem1k_through_the_xmodem_package_round_trips() -> None:
+@pytest.mark.parametrize("block_size", [1024, 128])
+def test_xmodem_through_the_xmodem_package_round_trips(block_size: int) -> None:
     from xmodem import XMODEM
 
     payload = os.urandom(10 * 1024 + 17)
@@ -141,12 +159,13 @@ def test_xmodem1k_through_the_xmodem_package_round_trips() -> None:
     receiver = XMODEM(getc, putc, mode="xmodem1k")
     thread = threading.Thread(target=lambda: receiver.recv(got, crc_mode=1, quiet=True))
     thread.start()
-    stats = xm.send_xmodem(SockLink(host), payload, ack_timeout=2)
+    stats = xm.send_xmodem(SockLink(host), payload, ack_timeout=2, block_size=block_size)
     thread.join(10)
     data = got.getvalue()
     assert data[: len(payload)] == payload
     assert set(data[len(payload) :]) <= {xm.PAD}  # why flash checks crc32 over the exact length
-    assert stats.blocks == 11
+    assert stats.blocks == -(-len(payload) // block_size)
+    assert stats.wire >= stats.blocks * (block_size + 5)
 
 
 def test_crc16_matches_the_xmodem_reference_value() -> None:

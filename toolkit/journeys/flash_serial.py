@@ -44,7 +44,8 @@ from toolkit.protocol.uboot import UBoot
 from toolkit.record import Journal
 from toolkit.targets import Target
 
-CHUNK_ATTEMPTS = 5
+CHUNK_ATTEMPTS = 5  # load + crc32 in RAM + write + read back, per chunk
+LOAD_FAILURES = 3  # of those, failed loads: a line that noisy will not get better by waiting
 
 
 @dataclass
@@ -320,11 +321,15 @@ def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total:
     def progress(done: int, _size: int) -> None:
         run.reporter.progress("transfer and write", chunk.offset + done, total)
 
+    failed_loads = 0
     for attempt in range(1, CHUNK_ATTEMPTS + 1):
         try:
             run.sent += loader.load(payload, f"{chunk.index:04d}.bin", progress)
         except TransferError as exc:
             run.journal.append("chunk_retry", index=chunk.index, attempt=attempt, reason=str(exc))
+            failed_loads += 1
+            if failed_loads >= LOAD_FAILURES:
+                break
             continue
         if not run.device.crc32_is(run.device.load_addr, chunk.length, chunk.crc32):
             run.journal.append("chunk_retry", index=chunk.index, attempt=attempt, reason="crc32 in RAM")
@@ -336,7 +341,7 @@ def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total:
         run.journal.append("chunk", **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path))
         return
     raise TransferError(
-        f"chunk {chunk.index} (bytes {chunk.offset}..{chunk.end}) failed {CHUNK_ATTEMPTS} times; "
+        f"chunk {chunk.index} (bytes {chunk.offset}..{chunk.end}) failed {attempt} times; "
         "nothing was switched, the previous firmware still boots",
         hint="a noisy line? rerun to resume, or try another --path",
     )

@@ -36,6 +36,9 @@ class Device:
     uboot: UBoot
     board: Board
     attempts: int = 6
+    # X/YMODEM block size: 1024 until a transfer fails, then 128 for the rest of the session
+    # (on a noisy line each bit error costs U-Boot's 2 s flush; a small block catches fewer).
+    serial_block: int = 1024
 
     @property
     def console(self) -> Console:
@@ -66,13 +69,30 @@ class Device:
             "U-Boot stopped answering", hint="check the serial line", last_output=self.console.tail()
         ) from last
 
-    def type_checked(self, line: str) -> bool:
-        """Type ``line`` without Enter; True if its echo came back exactly."""
+    def type_checked(self, line: str, quiet: float = 0.3) -> bool:
+        """Type ``line`` without Enter; True if its echo came back exactly.
+
+        False as soon as the echo stops short of it for ``quiet`` s (a flipped or lost
+        character never completes the match; no need to wait out the whole timeout).
+        """
         self.console.write(line.encode())
-        return self.console.try_expect(line, 2.0 + len(line) / 200) is not None
+        deadline = time.monotonic() + 2.0 + len(line) / 200
+        seen = -1
+        while time.monotonic() < deadline:
+            if self.console.try_expect(line, quiet) is not None:
+                return True
+            pending = len(self.console.pending_text)
+            if pending == seen:
+                return False  # nothing new for `quiet` s, and not the line
+            seen = pending
+        return False
 
     def run(self, cmd: str, timeout: float = 30.0) -> str:
-        """Run ``cmd`` with an echo-checked line; return its output; raise on status != 0."""
+        """Run ``cmd`` with an echo-checked line; return its output; raise on status != 0.
+
+        When the prompt comes back but the status marker is garbled, the command is run again:
+        every command the flash sends is idempotent (set, load, write or read the same thing).
+        """
         for _ in range(self.attempts):
             nonce = secrets.token_hex(3)
             line = f"echo rk-b''eg.{nonce}; {cmd}; echo rk-rc=$?.{nonce}"
@@ -80,8 +100,9 @@ class Device:
                 self.recover()
                 continue
             self.console.write(b"\n")
-            found = self.console.try_expect(re.compile(rf"rk-rc=(\d+)\.{nonce}(?=\n)"), timeout)
-            if found is None:
+            marker = re.compile(rf"rk-rc=(\d+)\.{nonce}(?=\n)")
+            found = self.console.try_expect([marker, self.uboot.prompt_pattern], timeout)
+            if found is None or found.index != 0:
                 self.recover()
                 continue
             self.console.try_expect(self.uboot.prompt_pattern, 5.0)
@@ -223,8 +244,15 @@ class Device:
         try:
             with self.console.binary():
                 sender = xymodem.send_ymodem if protocol == "ymodem" else xymodem.send_xmodem
-                stats = sender(self.console, data, start_timeout=10.0, progress=progress, max_seconds=20.0 + len(data) / 4000)  # type: ignore[operator]
-        except (TransferError, KeyboardInterrupt):
+                stats = sender(  # type: ignore[operator]
+                    self.console, data, start_timeout=10.0, progress=progress,
+                    max_seconds=10.0 + len(data) / 4000, block_size=self.serial_block,
+                )  # fmt: skip
+        except TransferError:
+            self.serial_block = 128
+            self.abort_transfer()
+            raise
+        except KeyboardInterrupt:
             self.abort_transfer()
             raise
         # U-Boot says "## Total Size = 0x... = N Bytes" (or why it stopped) and gives the prompt back.

@@ -194,12 +194,17 @@ def send_ymodem(
     wait_c_after_header: bool = False,
     max_seconds: float | None = None,
     window: int = 2,
+    block_size: int = 1024,
 ) -> TransferStats:
-    """Send one file by YMODEM (1 KiB blocks, CRC-16), then the empty batch-end header.
+    """Send one file by YMODEM (CRC-16), then the empty batch-end header.
 
     ``window``: data blocks in flight before an ACK (1: classic stop-and-wait). Two are enough
     to keep the receiver busy while an ACK travels back; more only fill buffers.
+    ``block_size``: 1024 (STX), or 128 (SOH) for a noisy line: a bit error costs the receiver's
+    flush timeout either way, and a 128-byte frame is 8 times less likely to catch one.
     """
+    if block_size not in (128, 1024):
+        raise ValueError(f"block size {block_size}: YMODEM has 128 or 1024")
     reader = _Reader(link, abort, max_seconds)
     stats = TransferStats(payload=len(data))
     wait_crc_request(reader, start_timeout)
@@ -209,7 +214,7 @@ def send_ymodem(
     _send_until_ack(link, reader, header_block(name, len(data)), stats, what="block 0", **opts)  # type: ignore[arg-type]
     if wait_c_after_header:  # what the spec asks, and what costs ~4 s against U-Boot
         wait_crc_request(reader, start_timeout)
-    _Window(link, reader, data, stats, progress, retries, ack_timeout, max(1, window)).run()
+    _Window(link, reader, data, stats, progress, retries, ack_timeout, max(1, window), block_size).run()
     _send_eot(link, reader, stats, retries, ack_timeout)
     # YMODEM batch end: an empty block 0 says "no more files". The receiver asks for it with
     # "C", but U-Boot sends that "C" only after its ~4 s timeout again, so do not wait for it:
@@ -225,13 +230,13 @@ class _Window:
 
     def __init__(
         self, link: Link, reader: _Reader, data: bytes, stats: TransferStats,
-        progress: Progress | None, retries: int, ack_timeout: float, window: int,
+        progress: Progress | None, retries: int, ack_timeout: float, window: int, block_size: int,
     ) -> None:  # fmt: skip
         self.link, self.reader, self.data, self.stats = link, reader, data, stats
         self.progress, self.retries, self.ack_timeout, self.window = progress, retries, ack_timeout, window
         view = memoryview(data)
-        # A short tail goes in a 128-byte block: it costs 133 bytes on the wire, not 1029.
-        self.offsets = list(range(0, len(data), 1024))
+        self.block_size = block_size
+        self.offsets = list(range(0, len(data), block_size))
         self.frames: dict[int, bytes] = {}
         self.view = view
         self.acked = 0  # blocks the receiver holds (blocks 1..acked), as far as we know
@@ -243,7 +248,8 @@ class _Window:
         frame = self.frames.get(index)
         if frame is None:
             off = self.offsets[index]
-            chunk = bytes(self.view[off : off + 1024])
+            chunk = bytes(self.view[off : off + self.block_size])
+            # A short tail goes in a 128-byte block: it costs 133 bytes on the wire, not 1029.
             frame = make_block(index + 1, chunk, 128 if len(chunk) <= 128 else 1024)
             self.frames = {k: v for k, v in self.frames.items() if k >= self.acked - 2}
             self.frames[index] = frame
@@ -259,7 +265,7 @@ class _Window:
         self.acked = upto
         self.stats.blocks = upto
         if self.progress is not None:
-            self.progress(min(len(self.data), upto * 1024), len(self.data))
+            self.progress(min(len(self.data), upto * self.block_size), len(self.data))
 
     def run(self) -> None:
         total = len(self.offsets)
@@ -350,8 +356,10 @@ def send_xmodem(
     progress: Progress | None = None,
     abort: threading.Event | None = None,
     max_seconds: float | None = None,
+    block_size: int = 1024,
 ) -> TransferStats:
-    """Send ``data`` by XMODEM-1K/CRC through the PyPI ``xmodem`` package.
+    """Send ``data`` by XMODEM-1K/CRC through the PyPI ``xmodem`` package (``block_size``
+    128: classic XMODEM/CRC blocks, for a noisy line).
 
     The package would fall back to the 8-bit checksum when the receiver starts with NAK; the
     wrapped ``getc`` hides every NAK until the first ``C`` so that can never happen.
@@ -388,10 +396,11 @@ def send_xmodem(
         if errors:
             stats.retransmits += 1
         if progress is not None:
-            progress(min(success * 1024, len(data)), len(data))
+            progress(min(success * block_size, len(data)), len(data))
 
     start = time.monotonic()  # after the first "C", like send_ymodem
-    modem = XMODEM(getc, putc, mode="xmodem1k", pad=bytes([PAD]))
+    mode = "xmodem1k" if block_size == 1024 else "xmodem"
+    modem = XMODEM(getc, putc, mode=mode, pad=bytes([PAD]))
     ok = modem.send(
         io.BytesIO(data), retry=retries, timeout=ack_timeout, quiet=True, callback=callback
     )
