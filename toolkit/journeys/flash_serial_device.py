@@ -72,18 +72,19 @@ class Device:
     def type_checked(self, line: str, quiet: float = 0.3) -> bool:
         """Type ``line`` without Enter; True if its echo came back exactly.
 
-        False as soon as the echo stops short of it for ``quiet`` s (a flipped or lost
-        character never completes the match; no need to wait out the whole timeout).
+        False as soon as an echo has started and then stops short of it for ``quiet`` s (a
+        flipped or lost character never completes the match; no need to wait out the whole
+        timeout). A slow link that has not echoed anything yet gets the whole timeout.
         """
+        before = seen = len(self.console.pending_text)
         self.console.write(line.encode())
         deadline = time.monotonic() + 2.0 + len(line) / 200
-        seen = -1
         while time.monotonic() < deadline:
             if self.console.try_expect(line, quiet) is not None:
                 return True
             pending = len(self.console.pending_text)
-            if pending == seen:
-                return False  # nothing new for `quiet` s, and not the line
+            if pending == seen > before:
+                return False  # an echo came, then nothing new for `quiet` s, and not the line
             seen = pending
         return False
 

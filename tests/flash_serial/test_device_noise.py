@@ -1,0 +1,79 @@
+"""The flash's U-Boot commands on a noisy line, against the fake U-Boot: a garbled echo is never
+executed, a garbled status is asked again, a failed load falls back to small blocks."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import pytest
+
+from toolkit.boards import load_board
+from toolkit.errors import TransferError
+from toolkit.journeys.flash_serial_device import Device
+from toolkit.protocol.console import Console
+from toolkit.protocol.uboot import UBoot
+from toolkit.transport import FakeUBoot
+
+
+@dataclass
+class NoisyUBoot(FakeUBoot):
+    """Echoes the character typed at index ``bad_echo_at`` as ``X`` (once), and garbles the
+    first ``bad_status`` status markers (``rk-rc=...``) it prints."""
+
+    bad_echo_at: int = -1  # index of the typed character whose echo is garbled (once)
+    bad_status: int = 0
+
+    def _type(self, char: str) -> None:
+        self.bad_echo_at -= 1
+        if self.bad_echo_at == -1 and char not in "\r\n\x03":
+            self._line += char  # U-Boot got the right character; the echo flips on the way back
+            self._rx += b"X"
+            return
+        super()._type(char)
+
+    def _command(self, argv: list[str]) -> tuple[str, int]:
+        if argv[0] == "echo" and argv[1:2] and argv[1].startswith("rk-rc=") and self.bad_status:
+            self.bad_status -= 1
+            return argv[1].replace("rk-rc", "rk-rk", 1) + "\r\n", 0  # one flipped bit
+        return super()._command(argv)
+
+
+def _device(fake: FakeUBoot) -> Device:
+    board = load_board("es-virt")
+    return Device(UBoot(Console(fake, name="fake"), board), board)
+
+
+def test_a_line_whose_echo_comes_back_wrong_is_never_run() -> None:
+    fake = NoisyUBoot(at_prompt=True, bad_echo_at=20)
+    device = _device(fake)
+    assert device.run("setenv rk_x 1") == ""
+    assert fake.env["rk_x"] == "1"
+    assert sum("setenv rk_x 1" in line for line in fake.lines) == 1  # the garbled try: Ctrl-C
+
+
+@pytest.mark.timeout(20)  # without the prompt fallback this waits out the 60 s command timeout
+def test_a_garbled_status_runs_the_idempotent_command_again() -> None:
+    fake = NoisyUBoot(at_prompt=True, bad_status=1)
+    device = _device(fake)
+    fake.memory[0x50000000] = b"routerkit"
+    assert device.crc32(0x50000000, 9) == zlib.crc32(b"routerkit")
+    assert sum("crc32 0x50000000 0x9" in line for line in fake.lines) == 2
+
+
+def test_a_failed_load_switches_the_session_to_128_byte_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolkit.protocol import xymodem
+
+    sizes: list[int] = []
+
+    def failing_sender(link: object, data: bytes, **kw: object) -> xymodem.TransferStats:
+        sizes.append(int(kw["block_size"]))  # type: ignore[call-overload]
+        raise TransferError("block 3 was not acknowledged after 10 retries")
+
+    monkeypatch.setattr(xymodem, "send_ymodem", failing_sender)
+    fake = FakeUBoot(at_prompt=True, commands={"loady": lambda argv: ("## Ready for binary (ymodem) download\n", 0)})
+    device = _device(fake)
+    for _ in range(2):
+        with pytest.raises(TransferError):
+            device.load_serial(b"x" * 4096, device.load_addr, "ymodem", None)
+    assert sizes == [1024, 128]
