@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.flash_serial._hil import known_running, running, target_for
+from tests.flash_serial._hil import known_running, running, target_for, uboot_console
 from tests.flash_serial.conftest import ensure_running
 from toolkit.errors import Interrupted, RouterkitError, TransferError
 from toolkit.events import RecordingReporter
@@ -216,3 +216,34 @@ def test_a_journal_left_by_a_sigkilled_routerkit_is_resumed(flash_sample, images
     assert (result.verify or {})["slots"][result.slot]["ok"] is True
     flash_sample["known"] = (result.version_after, result.slot)
     assert result.version_after != before[0]
+
+
+def test_both_slots_corrupt_stops_at_a_clear_message_and_a_serial_flash_recovers(flash_sample, images) -> None:
+    """The worst case short of a dead U-Boot: no slot boots. boot.scr says so on the console,
+    and a serial flash (U-Boot lives in flash of its own, not on the disk) brings it back."""
+    from toolkit.protocol.console import Console
+    from toolkit.sample.qmp import QMPClient
+    from toolkit.transport import open_serial
+
+    state = ensure_running(flash_sample)
+    console, device = uboot_console(state, state.serial_url)
+    try:
+        device.run(f"mw.b {device.scratch_addr:#x} 0 0x1000")
+        for name in ("A", "B"):  # zero the FIT header of both slots
+            slot = device.board.slot(name)
+            write = str(device.board.require("flash.write"))
+            device.run(write.format(addr=hex(device.scratch_addr), block=slot.start_block, count=8))
+    finally:
+        console.close()
+    flash_sample["known"] = None
+    with Console(open_serial(state.serial_url), name="corrupt boot") as console:
+        with QMPClient(Path(state.qmp)) as qmp:
+            qmp.system_reset()
+        found = console.try_expect("no bootable slot. Reflash over the serial console.", 90.0)
+        assert found is not None, console.tail(40)
+        assert "slot A is corrupt" in found.before or "slot B is corrupt" in found.before
+
+    result = flash(images["1.1.0"], target_for(state), FlashOptions(path="tftp", allow_downgrade=True))
+    assert result.ok and result.version_before is None  # nothing readable was on either slot
+    flash_sample["known"] = running(state)
+    assert flash_sample["known"] == ("1.1.0", result.slot)
