@@ -34,6 +34,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
+_CATCH_UP = 0.02  # seconds a late slice may be made up for (below that, the line was never idle)
+
 
 @dataclass(frozen=True)
 class Faults:
@@ -232,9 +234,11 @@ class SerialFaultProxy:
                 if faults.direction in ("both", way):
                     data = noise.apply(data, faults, self.stats)
                 if faults.rate:
-                    # Hold each slice until a UART would have finished sending it.
+                    # Hold each slice until a UART would have finished sending it. A line that
+                    # was busy until just now keeps its schedule (a sleep that overslept is made
+                    # up by the next slice, as a UART's FIFO would), so the pace is the rate.
                     now = time.monotonic()
-                    free_at = max(now, free_at) + len(data) / faults.rate
+                    free_at = (free_at if now - free_at < _CATCH_UP else now) + len(data) / faults.rate
                     if free_at > now:
                         time.sleep(free_at - now)
                 if data and faults.latency > 0:
