@@ -24,7 +24,8 @@ COMMANDS = {
 }
 
 
-def fake_shell(*, wrap_echo: bool = False) -> FakeTransport:
+def fake_shell(*, wrap_echo: bool = False, lose_lines: int = 0) -> FakeTransport:
+    """``lose_lines``: the first typed command lines vanish (typed before init gave the shell the tty)."""
     fake = FakeTransport()
     fake.respond(b"^\n", PROMPT)
 
@@ -48,7 +49,7 @@ def fake_shell(*, wrap_echo: bool = False) -> FakeTransport:
             + PROMPT
         )
 
-    fake.respond(rb"echo [^\n]*\n", run_line)
+    fake.respond(rb"echo [^\n]*\n", run_line, skip=lose_lines)
     return fake
 
 
@@ -63,6 +64,19 @@ def test_wait_for_shell_presses_enter_until_the_prompt_answers(board: Board) -> 
     shell = LinuxShell(Console(fake), board)
     shell.wait_for_shell(timeout=10, poke_interval=0.1)
     assert fake.sent.startswith(b"\n")
+    assert shell.run("cat /etc/firmware-version").output == "1.2.0"
+
+
+def test_wait_for_shell_types_the_sync_again_when_the_first_line_was_lost(
+    board: Board, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toolkit.protocol import shell as shell_module
+
+    monkeypatch.setattr(shell_module, "_SYNC_RETRY", 0.3)
+    fake = fake_shell(lose_lines=1)
+    shell = LinuxShell(Console(fake), board)
+    shell.wait_for_shell(timeout=10, poke_interval=0.1)  # before: waited out all 10 s, then failed
+    assert fake.sent.count(b"eval true") == 2
     assert shell.run("cat /etc/firmware-version").output == "1.2.0"
 
 

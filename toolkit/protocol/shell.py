@@ -25,6 +25,8 @@ from toolkit.boards import Board
 from toolkit.errors import DeviceCommandError, DeviceTimeout
 from toolkit.protocol.console import CommandResult, Console
 
+_SYNC_RETRY = 10.0  # seconds a sync line may take before it is typed again during a boot
+
 
 class LinuxShell:
     """Run commands in a root shell on ``console`` (prompt from ``board``'s profile)."""
@@ -54,12 +56,18 @@ class LinuxShell:
                     last_output=self.console.tail(),
                 )
             self.console.sendline()
-            if self.console.try_expect(self._prompt_at_end, min(poke_interval, left)):
-                break
-        # A loaded host (or a prompt-like line late in the boot log) can make the first command
-        # wait for the shell to really start: typed input queues in the tty meanwhile, so give
-        # the sync the rest of the deadline rather than a fixed few seconds.
-        self.sync(timeout=max(5.0, deadline - time.monotonic()))
+            if not self.console.try_expect(self._prompt_at_end, min(poke_interval, left)):
+                continue
+            # A "# " late in the boot log is not always the shell, and a line typed before
+            # init hands the tty to the shell can be lost with the tty's input. Typed lines
+            # that were not lost only queue, so a sync that does not answer in a while is
+            # typed again (with a new marker) until the deadline, never waited on forever.
+            try:
+                self.sync(timeout=max(1.0, min(_SYNC_RETRY, deadline - time.monotonic())))
+                return
+            except DeviceTimeout:
+                if time.monotonic() >= deadline:
+                    raise
 
     def sync(self, timeout: float = 5.0) -> None:
         """Make sure the shell answers and nothing is left over from earlier output."""
