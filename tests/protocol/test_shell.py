@@ -67,17 +67,31 @@ def test_wait_for_shell_presses_enter_until_the_prompt_answers(board: Board) -> 
     assert shell.run("cat /etc/firmware-version").output == "1.2.0"
 
 
-def test_wait_for_shell_types_the_sync_again_when_the_first_line_was_lost(
+def test_wait_for_shell_recovers_from_half_a_line_typed_during_the_boot(
     board: Board, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The start of the first sync line went to the kernel's tty; ash got the rest, with an odd
+    quote, and waits at "> " for more. Ctrl-C drops it; the sync is typed again."""
     from toolkit.protocol import shell as shell_module
 
     monkeypatch.setattr(shell_module, "_SYNC_RETRY", 0.3)
     fake = fake_shell(lose_lines=1)
+    fake.respond(rb"echo [^\n]*\n", b"g_1234__'; eval true\r\n> ", times=1)
+    fake.respond(b"\x03", b"^C" + PROMPT)
     shell = LinuxShell(Console(fake), board)
     shell.wait_for_shell(timeout=10, poke_interval=0.1)  # before: waited out all 10 s, then failed
     assert fake.sent.count(b"eval true") == 2
+    assert b"\x03" in fake.sent
     assert shell.run("cat /etc/firmware-version").output == "1.2.0"
+
+
+def test_uboot_fit_messages_are_not_a_shell_prompt(board: Board) -> None:
+    fake = FakeTransport()
+    fake.feed(b"## Loading kernel from FIT Image at 50000000 ...\r\n## ")  # a read cut after "## "
+    shell = LinuxShell(Console(fake), board)
+    with pytest.raises(DeviceTimeout):
+        shell.wait_for_shell(timeout=0.5, poke_interval=0.1)
+    assert b"eval" not in fake.sent  # nothing typed into U-Boot's boot
 
 
 def test_run_captures_exit_status_and_output(board: Board) -> None:

@@ -74,7 +74,7 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
             # and it would sit at `=> ` forever. If output is streaming (a boot after the
             # reset of an earlier check), wait for the kernel to take over first.
             if console.try_expect(re.compile(r"\S"), 1.5) is not None:
-                kernel = re.compile(r"Starting kernel|Booting Linux|Linux version|" + re.escape(prompt) + r"\Z")
+                kernel = re.compile(r"Starting kernel|Booting Linux|Linux version|(?<!#)" + re.escape(prompt) + r"\Z")
                 console.expect(kernel, timeout=max(1.0, deadline - time.monotonic()))
             else:
                 # Idle: a Linux shell, or U-Boot left at its prompt by someone. One Enter tells.

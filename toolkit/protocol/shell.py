@@ -25,7 +25,7 @@ from toolkit.boards import Board
 from toolkit.errors import DeviceCommandError, DeviceTimeout
 from toolkit.protocol.console import CommandResult, Console
 
-_SYNC_RETRY = 10.0  # seconds a sync line may take before it is typed again during a boot
+_SYNC_RETRY = 5.0  # seconds a sync line may take before it is typed again during a boot
 
 
 class LinuxShell:
@@ -36,8 +36,9 @@ class LinuxShell:
         self.board = board
         self.prompt: str = board.require("console.linux_prompt")
         self.boot_timeout = float(board.get("console.linux_boot_timeout", 90.0))
-        # A prompt is the last thing on its line and nothing follows it (yet).
-        self._prompt_at_end = re.compile(re.escape(self.prompt) + r"\Z")
+        # A prompt is the last thing on its line and nothing follows it (yet); U-Boot's
+        # "## Loading kernel ..." cut off after "## " by a read is not one.
+        self._prompt_at_end = re.compile(r"(?<!#)" + re.escape(self.prompt) + r"\Z")
 
     def wait_for_shell(self, timeout: float | None = None, poke_interval: float = 1.0) -> None:
         """Press Enter every ``poke_interval`` s until a shell prompt answers, then sync.
@@ -47,6 +48,7 @@ class LinuxShell:
         """
         limit = self.boot_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
+        patience = _SYNC_RETRY
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -59,15 +61,20 @@ class LinuxShell:
             if not self.console.try_expect(self._prompt_at_end, min(poke_interval, left)):
                 continue
             # A "# " late in the boot log is not always the shell, and a line typed before
-            # init hands the tty to the shell can be lost with the tty's input. Typed lines
-            # that were not lost only queue, so a sync that does not answer in a while is
-            # typed again (with a new marker) until the deadline, never waited on forever.
+            # init hands the tty to the shell can be half lost. So a sync that does not answer
+            # in a while is typed again (with a new marker) until the deadline, never waited
+            # on forever; each wait twice the one before, for a shell that is merely slow.
             try:
-                self.sync(timeout=max(1.0, min(_SYNC_RETRY, deadline - time.monotonic())))
+                self.sync(timeout=max(1.0, min(patience, deadline - time.monotonic())))
                 return
             except DeviceTimeout:
                 if time.monotonic() >= deadline:
                     raise
+                # Half a line may have reached the shell (its start went to the kernel's tty
+                # before the shell took it over), and ash waits at "> " for a closing quote:
+                # Ctrl-C drops that line and brings a fresh prompt.
+                self.console.write(b"\x03")
+                patience *= 2
 
     def sync(self, timeout: float = 5.0) -> None:
         """Make sure the shell answers and nothing is left over from earlier output."""
