@@ -99,9 +99,10 @@ class Strategy:
         self._ssh_address = ssh_address
         self._console: Console | None = None
         self._console_url: str | None = None
-        # A shell prompt is the last thing on its line and nothing follows it (yet).
+        # A shell prompt is the last thing on its line and nothing follows it (yet); U-Boot's
+        # "## Loading ..." cut after "## " by a read is not one.
         self._linux_prompt_at_end = re.compile(
-            re.escape(str(board.require("console.linux_prompt"))) + r"\Z"
+            r"(?<!#)" + re.escape(str(board.require("console.linux_prompt"))) + r"\Z"
         )
 
     # --- the console ----------------------------------------------------------------------
