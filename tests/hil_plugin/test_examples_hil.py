@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hil_plugin._proc import sigint_as_in_a_terminal
 from toolkit import paths
 
 pytestmark = pytest.mark.hil
@@ -101,7 +102,7 @@ def test_waits(uboot, sample):
     out = open(pytester.path / "out.txt", "wb")  # noqa: SIM115 - closed in finally
     proc = pytester.popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
-        stdout=out, stderr=subprocess.STDOUT,
+        stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_as_in_a_terminal,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120

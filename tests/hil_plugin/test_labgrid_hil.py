@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.hil_plugin._proc import sigint_as_in_a_terminal
 from tests.lab.conftest import LabgridLab, start_labgrid
 from toolkit.boards import load_board
 from toolkit.sample import qemu
@@ -81,6 +82,7 @@ def test_holds_the_place(uboot):
     proc = pytester.popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
          f"--routerkit-target=labgrid:{lab.place}"], stdout=out, stderr=subprocess.STDOUT,
+        preexec_fn=sigint_as_in_a_terminal,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
