@@ -1,8 +1,14 @@
-"""Starting an inner pytest the way a user at a terminal would."""
+"""Starting an inner pytest the way a user at a terminal would, and pressing Ctrl-C in it."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
 
 
 def sigint_as_in_a_terminal() -> None:
@@ -13,3 +19,26 @@ def sigint_as_in_a_terminal() -> None:
     test could never pass. A terminal's Ctrl-C reaches a process whose SIGINT is the default.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def inner_pytest(pytester: pytest.Pytester, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``pytest ARGS`` in ``pytester.path``, output in ``out.txt`` there; killed if still running
+    when the block ends."""
+    with (pytester.path / "out.txt").open("wb") as out:
+        proc = pytester.popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_as_in_a_terminal,
+        )  # fmt: skip
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def press_ctrl_c(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT, and the run must end as interrupted within a minute."""
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == pytest.ExitCode.INTERRUPTED

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.hil_plugin._proc import sigint_as_in_a_terminal
+from tests.hil_plugin._proc import inner_pytest, press_ctrl_c
 from toolkit import paths
 
 pytestmark = pytest.mark.hil
@@ -99,12 +96,7 @@ def test_waits(uboot, sample):
     time.sleep(120)
 '''
     )
-    out = open(pytester.path / "out.txt", "wb")  # noqa: SIM115 - closed in finally
-    proc = pytester.popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
-        stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_as_in_a_terminal,
-    )  # fmt: skip
-    try:
+    with inner_pytest(pytester, "-q") as proc:
         deadline = time.monotonic() + 120
         while not pidfile.exists() or not pidfile.read_text():
             assert proc.poll() is None, (pytester.path / "out.txt").read_text()
@@ -112,13 +104,7 @@ def test_waits(uboot, sample):
             time.sleep(0.2)
         qemu_pid = int(pidfile.read_text())
         assert Path(f"/proc/{qemu_pid}").exists()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == pytest.ExitCode.INTERRUPTED
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        out.close()
+        press_ctrl_c(proc)
     deadline = time.monotonic() + 10
     while Path(f"/proc/{qemu_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -6,15 +6,13 @@ ser2net. The place has no power resource, so the strategy finds the board at its
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.hil_plugin._proc import sigint_as_in_a_terminal
+from tests.hil_plugin._proc import inner_pytest, press_ctrl_c
 from tests.lab.conftest import LabgridLab, start_labgrid
 from toolkit.boards import load_board
 from toolkit.sample import qemu
@@ -78,13 +76,7 @@ def test_holds_the_place(uboot):
     time.sleep(120)
 '''
     )
-    out = open(pytester.path / "out.txt", "wb")  # noqa: SIM115 - closed in finally
-    proc = pytester.popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v",
-         f"--routerkit-target=labgrid:{lab.place}"], stdout=out, stderr=subprocess.STDOUT,
-        preexec_fn=sigint_as_in_a_terminal,
-    )  # fmt: skip
-    try:
+    with inner_pytest(pytester, "-v", f"--routerkit-target=labgrid:{lab.place}") as proc:
         deadline = time.monotonic() + 90
         while not marker.exists():
             assert proc.poll() is None, (pytester.path / "out.txt").read_text()
@@ -92,13 +84,7 @@ def test_holds_the_place(uboot):
             time.sleep(0.2)
         shown = lab.client("show").stdout
         assert re.search(r"acquired: \S+/\S+", shown), shown
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == pytest.ExitCode.INTERRUPTED
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        out.close()
+        press_ctrl_c(proc)
     text = (pytester.path / "out.txt").read_text()
     assert "test_place_is_leased PASSED" in text and "test_uboot_answers PASSED" in text, text
     assert "acquired: None" in lab.client("show").stdout, "Ctrl-C left the place acquired"
