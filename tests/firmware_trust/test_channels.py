@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+        self.httpd = ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory))
+        )
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
@@ -105,8 +107,14 @@ def pub(make_image, repo: Path, channel_keys: Path) -> Callable[..., Any]:
 @pytest.fixture
 def pull_(server: Server, repo: Path, cache: Path) -> Callable[..., channels.PullResult]:
     def do(**kwargs: Any) -> channels.PullResult:
-        return channels.pull("nightly", "es-virt", url=server.url,
-                             root=repo / "metadata" / "1.root.json", cache=cache, **kwargs)
+        return channels.pull(
+            "nightly",
+            "es-virt",
+            url=server.url,
+            root=repo / "metadata" / "1.root.json",
+            cache=cache,
+            **kwargs,
+        )
 
     return do
 
@@ -139,11 +147,13 @@ def test_list_shows_the_channel_newest_first(pub, server: Server, repo: Path, ca
     pub(N1)
     pub(N2)
     pub("1.2.0", channel="release")
-    images = channels.list_images("nightly", "es-virt", url=server.url,
-                                  root=repo / "metadata" / "1.root.json", cache=cache)
+    images = channels.list_images(
+        "nightly", "es-virt", url=server.url, root=repo / "metadata" / "1.root.json", cache=cache
+    )
     assert [i.version for i in images] == [N2, N1]
-    release = channels.list_images("release", None, url=server.url,
-                                   root=repo / "metadata" / "1.root.json", cache=cache)
+    release = channels.list_images(
+        "release", None, url=server.url, root=repo / "metadata" / "1.root.json", cache=cache
+    )
     assert [i.version for i in release] == ["1.2.0"]
 
 
@@ -177,8 +187,9 @@ def test_timestamp_rollback_is_refused(pub, pull_, server: Server, repo: Path, c
     assert "rollback refused" in refused(pull_, cache)
 
 
-def test_snapshot_rollback_is_refused(pub, pull_, server: Server, repo: Path, cache: Path,
-                                      channel_keys: Path) -> None:
+def test_snapshot_rollback_is_refused(
+    pub, pull_, server: Server, repo: Path, cache: Path, channel_keys: Path
+) -> None:
     from tuf.api.metadata import Metadata, MetaFile
 
     pub(N1)
@@ -187,7 +198,9 @@ def test_snapshot_rollback_is_refused(pub, pull_, server: Server, repo: Path, ca
     # An attacker holding the (online) timestamp key points to the old snapshot v1.
     ts = Metadata.from_bytes((repo / "metadata" / "timestamp.json").read_bytes())
     ts.signed.version += 1
-    ts.signed.snapshot_meta = MetaFile.from_data(1, (repo / "metadata" / "1.snapshot.json").read_bytes(), ["sha256"])
+    ts.signed.snapshot_meta = MetaFile.from_data(
+        1, (repo / "metadata" / "1.snapshot.json").read_bytes(), ["sha256"]
+    )
     ts.signatures.clear()
     ts.sign(_signer(channel_keys, "timestamp", create=False))
     server.overrides["metadata/timestamp.json"] = ts.to_bytes()
@@ -202,11 +215,15 @@ def test_frozen_channel_says_stale_since(pub, pull_, repo: Path, cache: Path) ->
     assert f"channel is stale since {expires}" in message
 
 
-def test_mix_and_match_metadata_is_refused(pub, pull_, server: Server, repo: Path, cache: Path) -> None:
+def test_mix_and_match_metadata_is_refused(
+    pub, pull_, server: Server, repo: Path, cache: Path
+) -> None:
     pub(N1)
     pub(N2)
     # Serve the nightly list of the previous publish under the current version's name.
-    server.overrides["metadata/3.nightly.json"] = (repo / "metadata" / "2.nightly.json").read_bytes()
+    server.overrides["metadata/3.nightly.json"] = (
+        repo / "metadata" / "2.nightly.json"
+    ).read_bytes()
     assert "does not match its signed length/hash" in refused(pull_, cache)
 
 
@@ -236,8 +253,9 @@ def test_oversized_metadata_is_refused(pub, pull_, server: Server, repo: Path, c
     assert "more data than its signed metadata allows" in refused(pull_, cache)
 
 
-def test_oversized_and_endless_targets_are_cut_off(pub, pull_, server: Server, repo: Path,
-                                                  cache: Path) -> None:
+def test_oversized_and_endless_targets_are_cut_off(
+    pub, pull_, server: Server, repo: Path, cache: Path
+) -> None:
     pub(N1)
     url = _target_url(repo, N1)
     server.overrides[url] = (repo / url).read_bytes() + b"\0" * (1 << 20)
@@ -246,8 +264,9 @@ def test_oversized_and_endless_targets_are_cut_off(pub, pull_, server: Server, r
     assert "more data than its signed metadata allows" in refused(pull_, cache)
 
 
-def test_metadata_signed_with_the_wrong_key_is_refused(pub, pull_, server: Server, repo: Path,
-                                                       cache: Path) -> None:
+def test_metadata_signed_with_the_wrong_key_is_refused(
+    pub, pull_, server: Server, repo: Path, cache: Path
+) -> None:
     from securesystemslib.signer import CryptoSigner
     from tuf.api.metadata import Metadata
 
@@ -266,8 +285,13 @@ def test_unreachable_channel_is_a_clear_error(repo: Path, pub, cache: Path) -> N
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(ChannelError, match="channel unreachable"):
-        channels.pull("nightly", "es-virt", url=f"http://127.0.0.1:{port}/",
-                      root=repo / "metadata" / "1.root.json", cache=cache)
+        channels.pull(
+            "nightly",
+            "es-virt",
+            url=f"http://127.0.0.1:{port}/",
+            root=repo / "metadata" / "1.root.json",
+            cache=cache,
+        )
     assert final_files(cache) == set()
 
 
@@ -278,14 +302,32 @@ def test_target_that_fails_image_verification_never_lands(pub, pull_, cache: Pat
     assert "unknown signer" in refused(pull_, cache, SignatureError)
 
 
-def test_cli_publish_list_pull(make_image, tmp_path: Path, server: Server, repo: Path,
-                               channel_keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_publish_list_pull(
+    make_image,
+    tmp_path: Path,
+    server: Server,
+    repo: Path,
+    channel_keys: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ROUTERKIT_CACHE", str(tmp_path / "cli-cache"))
     runner = CliRunner()
     for version in (N1, N2):
-        result = runner.invoke(root, ["firmware", "publish", str(make_image(version=version)),
-                                      "--channel", "nightly", "--repo", str(repo),
-                                      "--keys", str(channel_keys), "--json"])
+        result = runner.invoke(
+            root,
+            [
+                "firmware",
+                "publish",
+                str(make_image(version=version)),
+                "--channel",
+                "nightly",
+                "--repo",
+                str(repo),
+                "--keys",
+                str(channel_keys),
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
     common = ["--url", server.url, "--root", str(repo / "metadata" / "1.root.json")]
     listed = runner.invoke(root, ["firmware", "list", "--board", "es-virt", "--json", *common])
@@ -297,8 +339,9 @@ def test_cli_publish_list_pull(make_image, tmp_path: Path, server: Server, repo:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    stale = runner.invoke(root, ["firmware", "pull", "--board", "es-virt", "--url", closed,
-                                 "--root", common[3]])
+    stale = runner.invoke(
+        root, ["firmware", "pull", "--board", "es-virt", "--url", closed, "--root", common[3]]
+    )
     assert stale.exit_code == 17 and "channel unreachable" in stale.output
 
 
@@ -341,3 +384,143 @@ def test_trusted_root_comes_from_config_then_the_bundle(
     monkeypatch.setattr(channels, "BUNDLED_ROOT", root)
     assert channels.resolve(server.url, None)[2] == str(root)
     assert channels.pull("nightly", "es-virt", url=server.url, cache=cache).image.version == N1
+
+
+def publish_lie(
+    image: Path,
+    repo: Path,
+    channel_keys: Path,
+    *,
+    version: str,
+    board: str,
+    devices: list[str] | None = None,
+) -> str:
+    """Play a channel that lies: list a real signed image under a false version or board.
+
+    The listing is signed with the channel's own role keys (as a compromised CI key or a
+    buggy publisher would), so TUF itself accepts it; only the binding check can refuse it.
+    """
+    from tuf.api.metadata import TargetFile
+
+    from toolkit.firmware.channel_repo import _Repo, _write_snapshot_and_timestamp, target_path_for
+
+    store = _Repo(repo)
+    ts = store.load("timestamp")
+    snap = store.load("snapshot", ts.signed.snapshot_meta.version)
+    versions = {name[:-5]: meta.version for name, meta in snap.signed.meta.items()}
+    nightly = store.load("nightly", versions["nightly"])
+    path = target_path_for("nightly", board, version)
+    info = TargetFile.from_file(path, str(image), ["sha256"])
+    info.unrecognized_fields["custom"] = {
+        "routerkit": {
+            "version": version,
+            "board": board,
+            "supported_devices": devices or [board],
+        }
+    }
+    dest = repo / "targets" / "nightly" / f"{info.hashes['sha256']}.{path.split('/', 1)[1]}"
+    dest.write_bytes(image.read_bytes())
+    nightly.signed.targets[path] = info
+    nightly.signed.version += 1
+    nightly.signatures.clear()
+    signers = {
+        r: _signer(channel_keys, r, create=False) for r in ("nightly", "snapshot", "timestamp")
+    }
+    nightly.sign(signers["nightly"])
+    role_data = {
+        name: (ver, (store.meta_dir / f"{ver}.{name}.json").read_bytes())
+        for name, ver in versions.items()
+        if name != "nightly"
+    }
+    role_data["nightly"] = (nightly.signed.version, store.write(nightly, "nightly"))
+    _write_snapshot_and_timestamp(
+        store,
+        role_data,
+        signers,
+        Expiry(),
+        datetime.now(UTC).replace(microsecond=0),
+        (ts.signed.snapshot_meta.version, ts.signed.version),
+    )
+    return path
+
+
+def floor(cache: Path) -> dict[str, str]:
+    states = list(cache.glob("*/state.json"))
+    assert len(states) <= 1
+    return json.loads(states[0].read_bytes()) if states else {}
+
+
+def test_image_listed_under_a_higher_version_is_refused_and_keeps_the_floor(
+    pub, pull_, make_image, repo: Path, channel_keys: Path, cache: Path
+) -> None:
+    pub(N1)
+    assert pull_().image.version == N1
+    before_floor, before_files = floor(cache), final_files(cache)
+    assert before_floor == {"nightly/es-virt": N1}
+    # A genuine, signed N1 image listed as 9.9.0: TUF accepts the listing; we must not.
+    publish_lie(make_image(version=N1), repo, channel_keys, version="9.9.0", board="es-virt")
+    message = refused(pull_, cache)
+    assert "lies about nightly/es-virt-9.9.0.img" in message
+    assert "listed as version '9.9.0', but the image signs" in message
+    assert floor(cache) == before_floor, "a lying listing moved the rollback floor"
+    assert final_files(cache) == before_files
+    assert not any(cache.glob("*/images/nightly/*9.9.0*"))
+    # The channel is not frozen: an honest newer image is still accepted afterwards.
+    assert pull_(version=N1).image.version == N1
+    pub(N2)
+    with pytest.raises(ChannelError):  # the lie still sorts first
+        pull_()
+    assert pull_(version=N2).image.version == N2
+    assert floor(cache) == {"nightly/es-virt": N2}
+
+
+def test_first_pull_of_a_lie_records_no_floor(
+    pub, pull_, make_image, repo: Path, channel_keys: Path, cache: Path
+) -> None:
+    pub(N1)
+    publish_lie(make_image(version=N1), repo, channel_keys, version="2.0.0", board="es-virt")
+    refused(pull_, cache)
+    assert floor(cache) == {} and final_files(cache) == set()
+
+
+def test_board_in_the_listing_must_match_the_signed_image(
+    pub, pull_, make_image, repo: Path, channel_keys: Path, cache: Path
+) -> None:
+    pub(N1)
+    # Listed for es-virt under another board's name (same version): the signed image says
+    # board es-virt with its own devices, the listing says "other-board".
+    image = make_image(
+        version=N2, board="other-board", supported_devices=["other-board", "es-virt"]
+    )
+    publish_lie(image, repo, channel_keys, version=N2, board="es-virt")
+    message = refused(pull_, cache)
+    assert "listed for board 'es-virt', but the image signs 'other-board'" in message
+    assert floor(cache) == {}
+
+
+def test_a_lying_image_already_in_the_cache_is_dropped(
+    pub, pull_, make_image, repo: Path, channel_keys: Path, cache: Path
+) -> None:
+    pub(N1)
+    path = publish_lie(make_image(version=N1), repo, channel_keys, version="9.9.0", board="es-virt")
+    refused(pull_, cache)
+    # As if an older routerkit, which did not bind, had cached it.
+    [lie] = (repo / "targets" / "nightly").glob("*es-virt-9.9.0.img")
+    [directory] = cache.glob("*/images/nightly")
+    (directory / path.split("/", 1)[1]).write_bytes(lie.read_bytes())
+    with pytest.raises(ChannelError, match="lies about"):
+        pull_()
+    assert not (directory / path.split("/", 1)[1]).exists() and floor(cache) == {}
+
+
+def test_list_shows_channel_versions_without_moving_the_floor(
+    pub, pull_, make_image, server: Server, repo: Path, channel_keys: Path, cache: Path
+) -> None:
+    pub(N1)
+    pull_()
+    publish_lie(make_image(version=N1), repo, channel_keys, version="9.9.0", board="es-virt")
+    listed = channels.list_images(
+        "nightly", "es-virt", url=server.url, root=repo / "metadata" / "1.root.json", cache=cache
+    )
+    assert [i.version for i in listed] == ["9.9.0", N1]
+    assert floor(cache) == {"nightly/es-virt": N1}

@@ -92,6 +92,16 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:100]
 
 
+def image_board(metadata: dict[str, Any]) -> str:
+    """The board an image is published under: its ``board``, else its first supported device."""
+    return str(metadata.get("board") or (metadata.get("supported_devices") or ["any"])[0])
+
+
+def target_path_for(channel: str, board: str, version: str) -> str:
+    """The TUF target path of ``board``'s ``version`` in ``channel`` (publisher and client agree)."""
+    return f"{channel}/{_safe(board)}-{_safe(version)}.img"
+
+
 class _Repo:
     """Reads the newest metadata of a repository directory and writes new versions."""
 
@@ -149,8 +159,12 @@ def _init_repo(repo: _Repo, signers: dict[str, Any], expiry: Expiry, now: dateti
 
 
 def _write_snapshot_and_timestamp(
-    repo: _Repo, role_data: dict[str, tuple[int, bytes]], signers: dict[str, Any],
-    expiry: Expiry, now: datetime, previous: tuple[int, int],
+    repo: _Repo,
+    role_data: dict[str, tuple[int, bytes]],
+    signers: dict[str, Any],
+    expiry: Expiry,
+    now: datetime,
+    previous: tuple[int, int],
 ) -> None:
     from tuf.api.metadata import Metadata, MetaFile, Snapshot, Timestamp
 
@@ -163,7 +177,8 @@ def _write_snapshot_and_timestamp(
     snap_md.sign(signers["snapshot"])
     snap_bytes = repo.write(snap_md, "snapshot")
     timestamp = Timestamp(
-        version=previous[1] + 1, expires=now + expiry.timestamp,
+        version=previous[1] + 1,
+        expires=now + expiry.timestamp,
         snapshot_meta=MetaFile.from_data(snapshot.version, snap_bytes, ["sha256"]),
     )
     ts_md = Metadata(timestamp)
@@ -172,8 +187,14 @@ def _write_snapshot_and_timestamp(
 
 
 def publish(
-    image: Path, channel: str, repo_dir: Path, *, keys_dir: Path | None = None,
-    keep_nightlies: int = 5, expiry: Expiry | None = None, now: datetime | None = None,
+    image: Path,
+    channel: str,
+    repo_dir: Path,
+    *,
+    keys_dir: Path | None = None,
+    keep_nightlies: int = 5,
+    expiry: Expiry | None = None,
+    now: datetime | None = None,
 ) -> PublishResult:
     """Add a verified image to ``channel`` of the repository in ``repo_dir``.
 
@@ -195,7 +216,7 @@ def publish(
     meta = parsed.metadata
     version = str(meta["version"])
     parse_version(version)
-    board = str(meta.get("board") or (meta["supported_devices"] or ["any"])[0])
+    board = image_board(meta)
     expiry = expiry or Expiry()
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     keys_dir = keys_dir or default_keys_dir()
@@ -208,7 +229,9 @@ def publish(
         )
     with FileLock(str(repo_dir / ".publish.lock"), timeout=120):
         created = not repo.exists()
-        signers = {r: _signer(keys_dir, r, create=created) for r in ("snapshot", "timestamp", channel)}
+        signers = {
+            r: _signer(keys_dir, r, create=created) for r in ("snapshot", "timestamp", channel)
+        }
         if created:
             signers.update({r: _signer(keys_dir, r, create=True) for r in SIGNING_ROLES})
             _init_repo(repo, signers, expiry, now)
@@ -222,14 +245,19 @@ def publish(
             versions = {n[:-5]: m.version for n, m in snap.signed.meta.items()}
         role_md: Metadata[Any] = repo.load(channel, versions[channel])
 
-        target_path = f"{channel}/{_safe(board)}-{_safe(version)}.img"
+        target_path = target_path_for(channel, board, version)
         info = TargetFile.from_file(target_path, str(image), ["sha256"])
         sha = info.hashes["sha256"]
-        info.unrecognized_fields["custom"] = {"routerkit": {
-            "version": version, "board": board, "supported_devices": meta["supported_devices"],
-            "compat_version": meta["compat_version"], "build_date": meta.get("build_date"),
-            "signer": meta["signer"],
-        }}
+        info.unrecognized_fields["custom"] = {
+            "routerkit": {
+                "version": version,
+                "board": board,
+                "supported_devices": meta["supported_devices"],
+                "compat_version": meta["compat_version"],
+                "build_date": meta.get("build_date"),
+                "signer": meta["signer"],
+            }
+        }
         old = role_md.signed.targets.get(target_path)
         if old is not None and old.hashes.get("sha256") != sha:
             raise ChannelError(
@@ -260,10 +288,20 @@ def publish(
         _write_snapshot_and_timestamp(repo, role_data, signers, expiry, now, previous)
         for old_path, old_info in pruned:
             name = old_path.split("/", 1)[1]
-            (repo.targets_dir / channel / f"{old_info.hashes['sha256']}.{name}").unlink(missing_ok=True)
+            (repo.targets_dir / channel / f"{old_info.hashes['sha256']}.{name}").unlink(
+                missing_ok=True
+            )
     return PublishResult(
-        channel, target_path, version, board, info.length, sha, repo_dir,
-        [p for p, _ in pruned], created, result_warnings,
+        channel,
+        target_path,
+        version,
+        board,
+        info.length,
+        sha,
+        repo_dir,
+        [p for p, _ in pruned],
+        created,
+        result_warnings,
     )
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from toolkit import paths
 from toolkit.errors import ChannelError, ConfigError, DowngradeError, RouterkitError
 from toolkit.events import NullReporter, Reporter, step
-from toolkit.firmware.channel_repo import CHANNELS
+from toolkit.firmware.channel_repo import CHANNELS, image_board, target_path_for
 from toolkit.firmware.verify import VerifiedImage, verify_image
 from toolkit.firmware.versions import InvalidVersion, Version, parse_version
 from toolkit.record import atomic_write
@@ -61,8 +61,12 @@ class PullResult:
     cached: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "cached": self.cached, "image": self.image.to_dict(),
-                "verified": self.verified.to_dict()}
+        return {
+            "path": str(self.path),
+            "cached": self.cached,
+            "image": self.image.to_dict(),
+            "verified": self.verified.to_dict(),
+        }
 
 
 def _config() -> dict[str, Any]:
@@ -140,7 +144,9 @@ def _unreachable(exc: BaseException) -> bool:
     return False
 
 
-def _channel_error(exc: Exception, url: str, metadata_dir: Path, updater: Any = None) -> RouterkitError:
+def _channel_error(
+    exc: Exception, url: str, metadata_dir: Path, updater: Any = None
+) -> RouterkitError:
     """Translate tuf/urllib3 failures into one clear ChannelError."""
     from tuf.api import exceptions as tx
 
@@ -153,7 +159,9 @@ def _channel_error(exc: Exception, url: str, metadata_dir: Path, updater: Any = 
             hint="ask the publisher to re-sign the channel, or use another mirror",
         )
     if isinstance(exc, tx.BadVersionNumberError):
-        return ChannelError(f"rollback refused: the channel served older metadata than we trust ({exc})")
+        return ChannelError(
+            f"rollback refused: the channel served older metadata than we trust ({exc})"
+        )
     if isinstance(exc, tx.UnsignedMetadataError):
         return ChannelError(f"channel metadata is not signed by the trusted keys ({exc})")
     if isinstance(exc, tx.LengthOrHashMismatchError):
@@ -193,8 +201,11 @@ class _Session:
         self.lock.acquire()
         try:
             self.updater = Updater(
-                str(self.dir / "metadata"), self.url + "metadata/", None,
-                self.url + "targets/", bootstrap=self.root,
+                str(self.dir / "metadata"),
+                self.url + "metadata/",
+                None,
+                self.url + "targets/",
+                bootstrap=self.root,
             )
         except BaseException as exc:
             self.lock.release()
@@ -215,9 +226,17 @@ class _Session:
         import urllib3
         from tuf.api import exceptions as tx
 
-        known = (tx.RepositoryError, tx.DownloadError, urllib3.exceptions.HTTPError, OSError, ValueError)
+        known = (
+            tx.RepositoryError,
+            tx.DownloadError,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            ValueError,
+        )
         if isinstance(exc, known):
-            return _channel_error(exc, self.url, self.dir / "metadata", getattr(self, "updater", None))
+            return _channel_error(
+                exc, self.url, self.dir / "metadata", getattr(self, "updater", None)
+            )
         return exc
 
     def images(self, channel: str) -> list[ChannelImage]:
@@ -225,7 +244,9 @@ class _Session:
 
         try:
             self.updater.get_targetinfo(f"{channel}/.list")  # loads the delegated role
-            md = Metadata[Targets].from_bytes((self.dir / "metadata" / f"{channel}.json").read_bytes())
+            md = Metadata[Targets].from_bytes(
+                (self.dir / "metadata" / f"{channel}.json").read_bytes()
+            )
         except Exception as exc:  # translated to typed errors right here
             raise self.translate(exc) from None
         found = []
@@ -234,11 +255,17 @@ class _Session:
             if not isinstance(custom, dict):
                 continue
             devices = custom.get("supported_devices") or []
-            found.append(ChannelImage(
-                channel, path, str(custom.get("version")), str(custom.get("board")),
-                tuple(str(d) for d in devices if isinstance(d, str)), info.length,
-                str(info.hashes.get("sha256", "")),
-            ))
+            found.append(
+                ChannelImage(
+                    channel,
+                    path,
+                    str(custom.get("version")),
+                    str(custom.get("board")),
+                    tuple(str(d) for d in devices if isinstance(d, str)),
+                    info.length,
+                    str(info.hashes.get("sha256", "")),
+                )
+            )
         return found
 
 
@@ -254,8 +281,14 @@ def _for_board(images: list[ChannelImage], compatible: list[str]) -> list[Channe
     return sorted(mine, key=_key, reverse=True)
 
 
-def list_images(channel: str, board: str | None = None, *, url: str | None = None,
-                root: Path | None = None, cache: Path | None = None) -> list[ChannelImage]:
+def list_images(
+    channel: str,
+    board: str | None = None,
+    *,
+    url: str | None = None,
+    root: Path | None = None,
+    cache: Path | None = None,
+) -> list[ChannelImage]:
     """The channel's images (for ``board`` if given), newest first."""
     from toolkit.boards import load_board
 
@@ -277,10 +310,18 @@ def _state(directory: Path) -> dict[str, Any]:
         return {}
 
 
-def pull(channel: str, board: str, *, url: str | None = None, root: Path | None = None,
-         cache: Path | None = None, current_version: str | None = None,
-         version: str | None = None, allow_downgrade: bool = False,
-         reporter: Reporter | None = None) -> PullResult:
+def pull(
+    channel: str,
+    board: str,
+    *,
+    url: str | None = None,
+    root: Path | None = None,
+    cache: Path | None = None,
+    current_version: str | None = None,
+    version: str | None = None,
+    allow_downgrade: bool = False,
+    reporter: Reporter | None = None,
+) -> PullResult:
     """Download (or reuse) and verify the newest image of ``channel`` for ``board``.
 
     Never returns an image older than the newest one pulled before for this channel and
@@ -295,8 +336,10 @@ def pull(channel: str, board: str, *, url: str | None = None, root: Path | None 
         raise ConfigError(f"unknown channel {channel!r} (channels: {', '.join(CHANNELS)})")
     url, root_bytes, _ = resolve(url, root)
     reporter = reporter or NullReporter()
-    with step(reporter, "channel pull", f"{channel} at {url}"), \
-            _Session(url, root_bytes, cache) as session:
+    with (
+        step(reporter, "channel pull", f"{channel} at {url}"),
+        _Session(url, root_bytes, cache) as session,
+    ):
         candidates = _for_board(session.images(channel), board_obj.compatible)
         if version is not None:
             candidates = [c for c in candidates if c.version == version]
@@ -315,15 +358,80 @@ def pull(channel: str, board: str, *, url: str | None = None, root: Path | None 
                 )
         with step(reporter, "download and verify", f"{chosen.version} ({chosen.length} bytes)"):
             result = _fetch(session, chosen, board_obj, current_version, allow_downgrade)
+        # The floor moves only now, after the signed image was bound to its listing, and to
+        # the version the image itself signs: a channel that lists an image under a higher
+        # version than it is cannot raise the floor and freeze us on an old build.
+        signed_version = result.verified.version
         best = state.get(f"{channel}/{board_obj.id}")
-        if best is None or _key(chosen) > parse_version(best):
-            state[f"{channel}/{board_obj.id}"] = chosen.version
+        if best is None or parse_version(signed_version) > parse_version(best):
+            state[f"{channel}/{board_obj.id}"] = signed_version
             atomic_write(session.dir / "state.json", json.dumps(state, indent=1).encode())
         return result
 
 
-def _fetch(session: _Session, chosen: ChannelImage, board: Any, current: str | None,
-           allow_downgrade: bool) -> PullResult:
+def _sha256_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def bind(
+    listed: ChannelImage, tuf_length: int, tuf_sha256: str, verified: VerifiedImage, path: Path
+) -> None:
+    """Refuse unless the channel's listing of an image says what the signed image says.
+
+    TUF vouches that ``path`` is the file the channel's metadata names (length, sha256);
+    ``verify_image`` vouches for the image's own signed metadata. Neither compares the two:
+    a channel (or a compromised channel key) could list a genuine, signed 1.0 image as
+    ``es-virt-9.9.img`` with version 9.9, or under another board. The listing's version,
+    board, supported devices, target name, length and sha256 must all match the signed image
+    and the very bytes that were verified.
+    """
+    meta = verified.metadata
+    size, sha = _sha256_file(path)
+    signed_board = image_board(meta)
+    signed_devices = sorted(str(d) for d in meta.get("supported_devices") or [])
+    problems = []
+    if listed.version != verified.version:
+        problems.append(
+            f"listed as version {listed.version!r}, but the image signs {verified.version!r}"
+        )
+    if listed.board != signed_board:
+        problems.append(f"listed for board {listed.board!r}, but the image signs {signed_board!r}")
+    if sorted(listed.supported_devices) != signed_devices:
+        problems.append(
+            f"listed for devices {sorted(listed.supported_devices)}, "
+            f"but the image signs {signed_devices}"
+        )
+    expected_path = target_path_for(listed.channel, signed_board, verified.version)
+    if listed.target_path != expected_path:
+        problems.append(
+            f"listed as {listed.target_path!r}, but the signed image is {expected_path!r}"
+        )
+    if (size, sha) != (tuf_length, tuf_sha256.lower()) or (size, sha) != (
+        listed.length,
+        listed.sha256.lower(),
+    ):
+        problems.append(
+            f"the verified bytes ({size} bytes, sha256 {sha[:16]}…) are not the ones "
+            f"the channel signed ({tuf_length} bytes, sha256 {tuf_sha256[:16]}…)"
+        )
+    if problems:
+        raise ChannelError(
+            f"channel {listed.channel} lies about {listed.target_path}: "
+            + "; ".join(problems)
+            + " — nothing was saved and the rollback floor is unchanged",
+            hint="report it to the channel's publisher; pull --version V picks another image",
+        )
+
+
+def _fetch(
+    session: _Session, chosen: ChannelImage, board: Any, current: str | None, allow_downgrade: bool
+) -> PullResult:
     images_dir = session.dir / "images" / chosen.channel
     images_dir.mkdir(parents=True, exist_ok=True)
     final = images_dir / chosen.target_path.split("/", 1)[1]
@@ -333,8 +441,16 @@ def _fetch(session: _Session, chosen: ChannelImage, board: Any, current: str | N
         raise session.translate(exc) from None
     if info is None:
         raise ChannelError(f"{chosen.target_path} vanished from the channel during the pull")
+    tuf_sha = str(info.hashes.get("sha256", ""))
     if session.updater.find_cached_target(info, str(final)):
-        verified = verify_image(final, board, running_version=current, allow_downgrade=allow_downgrade)
+        try:
+            verified = verify_image(
+                final, board, running_version=current, allow_downgrade=allow_downgrade
+            )
+            bind(chosen, info.length, tuf_sha, verified, final)
+        except ChannelError:
+            final.unlink(missing_ok=True)  # cached by an older routerkit that did not bind
+            raise
         return PullResult(final, chosen, verified, cached=True)
     tmp = images_dir / f".partial-{secrets.token_hex(4)}-{final.name}"
     try:
@@ -342,7 +458,10 @@ def _fetch(session: _Session, chosen: ChannelImage, board: Any, current: str | N
             session.updater.download_target(info, str(tmp))
         except Exception as exc:
             raise session.translate(exc) from None
-        verified = verify_image(tmp, board, running_version=current, allow_downgrade=allow_downgrade)
+        verified = verify_image(
+            tmp, board, running_version=current, allow_downgrade=allow_downgrade
+        )
+        bind(chosen, info.length, tuf_sha, verified, tmp)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
