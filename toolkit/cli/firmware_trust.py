@@ -17,7 +17,41 @@ DEV_BANNER = (
 
 def _loud(text: str) -> None:
     """Warnings that must not be missed: bold red on stderr, even under --json."""
-    click.secho(text, err=True, fg="red", bold=True)
+    click.secho(printable(text), err=True, fg="red", bold=True)
+
+
+# Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts colour,
+# cursor and title sequences; \r rewrites the line) and the format characters, among them
+# the bidi embeddings, overrides and isolates U+202A-E, U+2066-9 that reorder what follows
+# (U+202E shows "gpj.exe" as "exe.jpg"); also line/paragraph separators, surrogates,
+# private-use and unassigned code points.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def printable(value: object) -> str:
+    """``str(value)`` with everything a terminal would act on written as an escape.
+
+    An image's metadata, FIT node names and descriptions, and a channel's listing are
+    written by whoever made the image: shown raw, an ``ESC]`` or ``\\r`` in a version could
+    repaint the line that says "signature BAD". ``--json`` needs none of this (JSON
+    escapes control characters itself).
+    """
+    import unicodedata
+
+    text = str(value)
+    if text.isprintable():  # fast path; isprintable() is False for every unsafe character
+        return text
+    out = []
+    for char in text:
+        if unicodedata.category(char) not in _UNSAFE_CATEGORIES:
+            out.append(char)
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return "".join(out)
 
 
 def _signature_status(parsed: Any) -> dict[str, Any]:
@@ -34,8 +68,11 @@ def _signature_status(parsed: Any) -> dict[str, Any]:
         info.update(status="trusted", key_file=str(key.path), source=key.source)
         info["dev_key"] = key.is_dev or sig.keyid == keyring.local_dev_keyid()
     except SignatureError as err:
-        info.update(status="unknown signer" if "unknown signer" in err.message else "BAD",
-                    error=err.message, dev_key=False)
+        info.update(
+            status="unknown signer" if "unknown signer" in err.message else "BAD",
+            error=err.message,
+            dev_key=False,
+        )
         # The comment is untrusted, but a foreign dev-signed image deserves a clear word.
         info["claims_dev_key"] = "DEVELOPMENT" in sig.comment
     return info
@@ -65,12 +102,23 @@ def inspect(image: Path) -> None:
         try:
             info = read_fit(view)
             fit.update(
-                description=info.description, timestamp=info.timestamp,
-                default_config=info.default_config, configurations=info.configurations,
-                images=[{"name": i.name, "type": i.type, "arch": i.arch, "os": i.os,
-                         "compression": i.compression, "description": i.description,
-                         "size": i.data_size,
-                         "hashes": {h.algo: h.value.hex() for h in i.hashes}} for i in info.images],
+                description=info.description,
+                timestamp=info.timestamp,
+                default_config=info.default_config,
+                configurations=info.configurations,
+                images=[
+                    {
+                        "name": i.name,
+                        "type": i.type,
+                        "arch": i.arch,
+                        "os": i.os,
+                        "compression": i.compression,
+                        "description": i.description,
+                        "size": i.data_size,
+                        "hashes": {h.algo: h.value.hex() for h in i.hashes},
+                    }
+                    for i in info.images
+                ],
                 hash_problems=fit_hash_problems(view, info),
             )
         except ImageFormatError as err:
@@ -85,37 +133,61 @@ def inspect(image: Path) -> None:
         warnings.append("the FIT does NOT match the sha256 in the signed metadata")
     if fit.get("hash_problems"):
         warnings.append("FIT hash nodes do NOT match: " + "; ".join(fit["hash_problems"]))
-    result = {"ok": True, "path": str(image), "size": parsed.size,
-              "footer": parsed.footer.__dict__, "metadata": meta, "signature": signature,
-              "fit": fit, "warnings": warnings}
+    result = {
+        "ok": True,
+        "path": str(image),
+        "size": parsed.size,
+        "footer": parsed.footer.__dict__,
+        "metadata": meta,
+        "signature": signature,
+        "fit": fit,
+        "warnings": warnings,
+    }
     for warning in warnings:
         _loud(warning)
 
     def human(app: App) -> None:
-        row = "{:<25} {}".format
-        click.echo(row("image", f"{image} ({parsed.size} bytes)"))
-        click.echo(row("version", meta.get("version")))
-        click.echo(row("compat_version", meta.get("compat_version")))
-        click.echo(row("board", meta.get("board", "-")))
-        click.echo(row("supported_devices", ", ".join(meta.get("supported_devices", []))))
+        def row(key: str, value: object) -> None:
+            click.echo(f"{key:<25} {printable(value)}")
+
+        devices = meta.get("supported_devices", [])
+        row("image", f"{image} ({parsed.size} bytes)")
+        row("version", meta.get("version"))
+        row("compat_version", meta.get("compat_version"))
+        row("board", meta.get("board", "-"))
+        row(
+            "supported_devices",
+            ", ".join(map(str, devices)) if isinstance(devices, list) else devices,
+        )
         for key in ("build_date", "source_revision", "ssh_host_key_fingerprint"):
-            click.echo(row(key, meta.get(key, "-")))
-        click.echo(row("signer", f"{signature.get('keyid')} ({signature['status']})"))
+            row(key, meta.get(key, "-"))
+        row("signer", f"{signature.get('keyid')} ({signature['status']})")
         if signature.get("dev_key"):
-            click.secho(row("", "LOCAL DEVELOPMENT KEY — THIS MACHINE ONLY"), fg="red", bold=True)
-        click.echo(row("FIT", f"{fit['size']} bytes, sha256 {fit['sha256']}"
-                       + ("" if fit["sha256_matches_metadata"] else "  MISMATCH")))
+            click.secho(f"{'':<25} LOCAL DEVELOPMENT KEY — THIS MACHINE ONLY", fg="red", bold=True)
+        row(
+            "FIT",
+            f"{fit['size']} bytes, sha256 {fit['sha256']}"
+            + ("" if fit["sha256_matches_metadata"] else "  MISMATCH"),
+        )
         if "error" in fit:
-            click.echo(row("FIT contents", f"unreadable: {fit['error']}"))
+            row("FIT contents", f"unreadable: {fit['error']}")
         else:
-            click.echo(row("FIT description", fit.get("description")))
+            row("FIT description", fit.get("description"))
             for img in fit["images"]:
                 hashes = ", ".join(f"{a} {v[:16]}…" for a, v in img["hashes"].items())
-                click.echo(f"  {img['name']:<20} {img['type'] or '?':<8} {img['arch'] or '-':<6} "
-                           f"{img['compression'] or '-':<6} {img['size']:>10} B  {hashes}")
+                click.echo(
+                    printable(
+                        f"  {img['name']:<20} {img['type'] or '?':<8} {img['arch'] or '-':<6} "
+                        f"{img['compression'] or '-':<6} {img['size']:>10} B  {hashes}"
+                    )
+                )
             for name, conf in fit["configurations"].items():
                 mark = " (default)" if name == fit.get("default_config") else ""
-                click.echo(f"  config {name}{mark}: " + ", ".join(f"{k}={v}" for k, v in conf.items()))
+                click.echo(
+                    printable(
+                        f"  config {name}{mark}: " + ", ".join(f"{k}={v}" for k, v in conf.items())
+                    )
+                )
 
     emit(result, human)
 
@@ -125,10 +197,13 @@ def inspect(image: Path) -> None:
 @click.option("--board", "-b", required=True, help="Board id (see firmware/boards/).")
 @click.option("--running-version", help="Version the device runs now (default: last one recorded).")
 @click.option("--allow-downgrade", is_flag=True, help="Accept an older image (loud, recorded).")
-@click.option("--force-board", is_flag=True, help="Accept an image for another board (loud, recorded).")
+@click.option(
+    "--force-board", is_flag=True, help="Accept an image for another board (loud, recorded)."
+)
 @output_options
-def verify(image: Path, board: str, running_version: str | None, allow_downgrade: bool,
-           force_board: bool) -> None:
+def verify(
+    image: Path, board: str, running_version: str | None, allow_downgrade: bool, force_board: bool
+) -> None:
     """Check IMAGE for BOARD: signature, board, compat_version, size, downgrade, FIT hashes."""
     from toolkit.boards import load_board
     from toolkit.firmware.verify import detect_running_version, verify_image
@@ -141,24 +216,49 @@ def verify(image: Path, board: str, running_version: str | None, allow_downgrade
         source = "recorded" if running_version else "unknown"
     journal = None
     if allow_downgrade or force_board:
-        _loud("!!! " + " and ".join(f for f, on in (("--allow-downgrade", allow_downgrade),
-                                                    ("--force-board", force_board)) if on)
-              + " given: safety checks are overridden and this is recorded !!!")
+        _loud(
+            "!!! "
+            + " and ".join(
+                f
+                for f, on in (
+                    ("--allow-downgrade", allow_downgrade),
+                    ("--force-board", force_board),
+                )
+                if on
+            )
+            + " given: safety checks are overridden and this is recorded !!!"
+        )
         journal = Journal.create("verify", board=board_obj.id)
-        journal.append("verify_flags", image=str(image), allow_downgrade=allow_downgrade,
-                       force_board=force_board)
-    result = verify_image(image, board_obj, running_version=running_version,
-                          allow_downgrade=allow_downgrade, force_board=force_board, journal=journal)
+        journal.append(
+            "verify_flags",
+            image=str(image),
+            allow_downgrade=allow_downgrade,
+            force_board=force_board,
+        )
+    result = verify_image(
+        image,
+        board_obj,
+        running_version=running_version,
+        allow_downgrade=allow_downgrade,
+        force_board=force_board,
+        journal=journal,
+    )
     for warning in result.warnings:
         _loud(warning)
     if result.dev_key:
         _loud(DEV_BANNER.format(keyid=result.signer))
-    payload = {"ok": True, **result.to_dict(), "running_version_source": source,
-               "session": journal.id if journal else None}
+    payload = {
+        "ok": True,
+        **result.to_dict(),
+        "running_version_source": source,
+        "session": journal.id if journal else None,
+    }
     payload.pop("metadata")
-    lines = [f"OK {image}: {result.version} for {result.board}, signed by {result.signer}"
-             + (" (DEVELOPMENT key)" if result.dev_key else ""),
-             f"  {result.size} of {result.slot_size} bytes of the slot; FIT hashes match"]
+    lines = [
+        f"OK {image}: {result.version} for {result.board}, signed by {result.signer}"
+        + (" (DEVELOPMENT key)" if result.dev_key else ""),
+        f"  {result.size} of {result.slot_size} bytes of the slot; FIT hashes match",
+    ]
     if running_version is None:
         lines.append("  running version unknown: downgrade not checked (--running-version V)")
     else:
@@ -171,10 +271,18 @@ def verify(image: Path, board: str, running_version: str | None, allow_downgrade
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--channel", type=click.Choice(["nightly", "release"]), required=True)
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory of the static TUF repository (served as is by any web server).")
-@click.option("--keys", "keys_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory with the channel's TUF signing keys (default: your data dir).")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory of the static TUF repository (served as is by any web server).",
+)
+@click.option(
+    "--keys",
+    "keys_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory with the channel's TUF signing keys (default: your data dir).",
+)
 @click.option("--keep", default=5, show_default=True, help="Nightlies kept per board.")
 @output_options
 def publish(image: Path, channel: str, repo: Path, keys_dir: Path | None, keep: int) -> None:
@@ -193,11 +301,17 @@ def publish(image: Path, channel: str, repo: Path, keys_dir: Path | None, keep: 
 
 
 _channel_opts = [
-    click.option("--channel", type=click.Choice(["nightly", "release"]), default="nightly",
-                 show_default=True),
-    click.option("--url", help="Channel base URL (default: $ROUTERKIT_CHANNEL_URL or channel.toml)."),
-    click.option("--root", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                 help="Trusted root.json (overrides the configured and bundled roots)."),
+    click.option(
+        "--channel", type=click.Choice(["nightly", "release"]), default="nightly", show_default=True
+    ),
+    click.option(
+        "--url", help="Channel base URL (default: $ROUTERKIT_CHANNEL_URL or channel.toml)."
+    ),
+    click.option(
+        "--root",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Trusted root.json (overrides the configured and bundled roots).",
+    ),
 ]
 
 
@@ -221,7 +335,11 @@ def list_(channel: str, url: str | None, root: Path | None, board: str | None) -
         if not images:
             click.echo(f"no images in {channel}" + (f" for {board}" if board else ""))
         for img in images:
-            click.echo(f"{img.version:<28} {img.board:<12} {img.length:>10} B  {img.target_path}")
+            click.echo(
+                printable(
+                    f"{img.version:<28} {img.board:<12} {img.length:>10} B  {img.target_path}"
+                )
+            )
 
     emit({"ok": True, "channel": channel, "images": [i.to_dict() for i in images]}, human)
 
@@ -233,16 +351,32 @@ def list_(channel: str, url: str | None, root: Path | None, board: str | None) -
 @click.option("--running-version", help="Refuse images older than this (device's version).")
 @click.option("--allow-downgrade", is_flag=True, help="Accept an older image than already pulled.")
 @output_options
-def pull(channel: str, url: str | None, root: Path | None, board: str, version: str | None,
-         running_version: str | None, allow_downgrade: bool) -> None:
+def pull(
+    channel: str,
+    url: str | None,
+    root: Path | None,
+    board: str,
+    version: str | None,
+    running_version: str | None,
+    allow_downgrade: bool,
+) -> None:
     """Download and verify the newest image of a channel for BOARD (cached)."""
     from toolkit.firmware.channels import pull as do_pull
 
     if allow_downgrade:
         _loud("!!! --allow-downgrade given: an older image than you have may be pulled !!!")
-    result = do_pull(channel, board, url=url, root=root, current_version=running_version,
-                     version=version, allow_downgrade=allow_downgrade)
+    result = do_pull(
+        channel,
+        board,
+        url=url,
+        root=root,
+        current_version=running_version,
+        version=version,
+        allow_downgrade=allow_downgrade,
+    )
     if result.verified.dev_key:
         _loud(DEV_BANNER.format(keyid=result.verified.signer))
-    emit({"ok": True, **result.to_dict()},
-         f"{'cached' if result.cached else 'pulled'} {result.image.version} → {result.path}")
+    emit(
+        {"ok": True, **result.to_dict()},
+        f"{'cached' if result.cached else 'pulled'} {result.image.version} → {result.path}",
+    )
