@@ -33,12 +33,16 @@ def list_() -> None:
             return
         for k in keys:
             where = f"{k.host}:{k.port}" if k.host else "-"
-            click.echo(f"{k.identity:28} {k.keytype:12} {k.fingerprint}  via {k.source}  last seen {where} {k.last_seen or ''}")
+            click.echo(
+                f"{k.identity:28} {k.keytype:12} {k.fingerprint}  via {k.source}  last seen {where} {k.last_seen or ''}"
+            )
 
     emit({"known_hosts": str(store.known_hosts), "keys": [k.to_dict() for k in keys]}, human)
 
 
-def _resolve(name: str | None, lab: Path | None, host: str | None, port: int | None, board: str | None):  # type: ignore[no-untyped-def]
+def _resolve(
+    name: str | None, lab: Path | None, host: str | None, port: int | None, board: str | None
+):  # type: ignore[no-untyped-def]
     from toolkit import targets
 
     return targets.resolve(name, lab=lab, board=board, ssh_host=host, ssh_port=port)
@@ -51,16 +55,32 @@ def _resolve(name: str | None, lab: Path | None, host: str | None, port: int | N
 @click.option("--ssh-port", type=int, help="SSH port.")
 @click.option("--board", help="Board profile (default: the target's).")
 @click.option("--fingerprint", help="Trust only if the device presents this SHA256:… fingerprint.")
-@click.option("--from-image", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trust only the key announced by this (verified) image's metadata.")
-@click.option("--via-serial", is_flag=True, help="Trust only if the serial console reports the same key.")
+@click.option(
+    "--from-image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust only the key announced by this (verified) image's metadata.",
+)
+@click.option(
+    "--via-serial", is_flag=True, help="Trust only if the serial console reports the same key."
+)
 @output_options
-def trust(name: str | None, lab: Path | None, host: str | None, ssh_port: int | None, board: str | None,
-          fingerprint: str | None, from_image: Path | None, via_serial: bool) -> None:
+def trust(
+    name: str | None,
+    lab: Path | None,
+    host: str | None,
+    ssh_port: int | None,
+    board: str | None,
+    fingerprint: str | None,
+    from_image: Path | None,
+    via_serial: bool,
+) -> None:
     """Trust the key a device presents now (first contact, or after `hosts forget`).
 
     Without --fingerprint/--from-image/--via-serial the fingerprint is shown and you are asked;
     under --yes it is trusted as shown (the explicit choice of whoever runs the script).
+    It never replaces a different key already trusted for the device, --yes or not: that is
+    what a man in the middle would present. Run `routerkit hosts forget` first if the device
+    really was reflashed. The same key again is a no-op.
     """
     from toolkit.errors import HostKeyError
     from toolkit.hostkeys import HostKeyStore, identity_of, parse_key_line
@@ -74,10 +94,27 @@ def trust(name: str | None, lab: Path | None, host: str | None, ssh_port: int | 
     identity = identity_of(target.board, target.name)
     keytype, key = fetch_host_key(target.ssh_host, int(target.ssh_port))
     presented = fp_of(key)
+    store = HostKeyStore()
+    stored = store.get(identity)
+    if stored is not None and stored.matches(keytype, key):
+        emit(
+            {**stored.to_dict(), "changed": False},
+            f"already trusted {stored.identity}: {stored.keytype} {stored.fingerprint} (via {stored.source})",
+        )
+        return
+    if stored is not None:
+        raise HostKeyError(
+            f"host key: {identity} already has a trusted key ({stored.keytype} {stored.fingerprint}) "
+            f"but {target.ssh_host}:{target.ssh_port} presents {keytype} {presented}: refused, "
+            "nothing was changed",
+            hint=f"if the device was really reflashed, run `routerkit hosts forget {identity}` first",
+        )
     source = "user"
     if fingerprint:
         if fingerprint.strip() != presented:
-            raise HostKeyError(f"host key: {identity} presents {presented}, not {fingerprint}: refused")
+            raise HostKeyError(
+                f"host key: {identity} presents {presented}, not {fingerprint}: refused"
+            )
         source = "user-fingerprint"
     elif from_image:
         from toolkit.firmware.verify import verify_image
@@ -85,22 +122,33 @@ def trust(name: str | None, lab: Path | None, host: str | None, ssh_port: int | 
         meta = verify_image(from_image, target.board, allow_downgrade=True).metadata
         line = meta.get("ssh_host_key")
         if not isinstance(line, str) or parse_key_line(line) != (keytype, key):
-            raise HostKeyError(f"host key: {identity} presents {presented}, the image announces "
-                               f"{meta.get('ssh_host_key_fingerprint')}: refused")
+            raise HostKeyError(
+                f"host key: {identity} presents {presented}, the image announces "
+                f"{meta.get('ssh_host_key_fingerprint')}: refused"
+            )
         source = f"image-metadata:{meta.get('version')}"
     elif via_serial:
         from toolkit.journeys.verify import serial_host_keys
 
         lines = serial_host_keys(target)
         if not any(parse_key_line(line) == (keytype, key) for line in lines):
-            raise HostKeyError(f"host key: {identity} presents {presented}, its serial console reports another key: refused")
+            raise HostKeyError(
+                f"host key: {identity} presents {presented}, its serial console reports another key: refused"
+            )
         source = "serial-console"
     else:
-        app.console.print(f"{identity} at {target.ssh_host}:{target.ssh_port} presents {keytype} {presented}")
+        app.console.print(
+            f"{identity} at {target.ssh_host}:{target.ssh_port} presents {keytype} {presented}"
+        )
         if not confirm(f"Trust this key for {identity}?"):
             raise HostKeyError("not trusted")
-    rec = HostKeyStore().trust(identity, keytype, key, source=source, host=target.ssh_host, port=int(target.ssh_port))
-    emit(rec.to_dict(), f"trusted {rec.identity}: {rec.keytype} {rec.fingerprint} (via {rec.source})")
+    rec = store.trust(
+        identity, keytype, key, source=source, host=target.ssh_host, port=int(target.ssh_port)
+    )
+    emit(
+        {**rec.to_dict(), "changed": True},
+        f"trusted {rec.identity}: {rec.keytype} {rec.fingerprint} (via {rec.source})",
+    )
 
 
 @hosts.command()
