@@ -93,7 +93,9 @@ def _packetizer_class() -> type:
         _rk_out: ChaCha20Poly1305 | None = None
         _rk_in: ChaCha20Poly1305 | None = None
 
-        def set_outbound_cipher(self, block_engine: Any, block_size: int, *args: Any, **kwargs: Any) -> None:
+        def set_outbound_cipher(
+            self, block_engine: Any, block_size: int, *args: Any, **kwargs: Any
+        ) -> None:
             if not isinstance(block_engine, ChaCha20Poly1305):
                 self._rk_out = None
                 super().set_outbound_cipher(block_engine, block_size, *args, **kwargs)
@@ -106,7 +108,9 @@ def _packetizer_class() -> type:
                 block_size=8, mac_size=0, sdctr=False, etm=False, aead=True, iv_out=None, **plain
             )
 
-        def set_inbound_cipher(self, block_engine: Any, block_size: int, *args: Any, **kwargs: Any) -> None:
+        def set_inbound_cipher(
+            self, block_engine: Any, block_size: int, *args: Any, **kwargs: Any
+        ) -> None:
             if isinstance(block_engine, ChaCha20Poly1305):
                 block_engine.seq = getattr(self, "_Packetizer__sequence_number_in")  # noqa: B009
                 self._rk_in = block_engine
@@ -144,20 +148,58 @@ def _packetizer_class() -> type:
 
 _CLASS: type | None = None
 
+#: The paramiko releases the known-answer and interop tests (dropbear, OpenSSH) passed on;
+#: pyproject.toml bounds the dependency to them. Older ones lack the AEAD packet path.
+TESTED_PARAMIKO = ("3.5.1", "4.0.0", "5.0.1", "5.1.0")
+
+
+def _compatible(packetizer: Any) -> bool:
+    """Whether this paramiko's Packetizer has every internal the hook relies on: the private
+    sequence numbers, the strict-kex resets (3.4) and the AEAD cipher path (3.5). Checked
+    rather than trusted to the version number, so that a paramiko outside the tested range
+    falls back to aes-ctr instead of failing the handshake."""
+    import inspect
+
+    needed = (
+        "_Packetizer__sequence_number_out",
+        "_Packetizer__sequence_number_in",
+        "reset_seqno_out",
+        "reset_seqno_in",
+        "read_all",
+        "write_all",
+    )
+    if not all(hasattr(packetizer, name) for name in needed):
+        return False
+    try:
+        outbound = inspect.signature(packetizer.set_outbound_cipher).parameters
+        inbound = inspect.signature(packetizer.set_inbound_cipher).parameters
+        read_all = inspect.signature(packetizer.read_all).parameters
+    except (TypeError, ValueError):
+        return False
+    return (
+        {"aead", "iv_out", "block_engine", "mac_engine", "mac_key", "sdctr", "etm"} <= set(outbound)
+        and {"aead", "mac_size"} <= set(inbound)
+        and "check_rekey" in read_all
+    )
+
 
 def install(transport: Any) -> bool:
     """Teach one (not yet started) paramiko Transport the cipher; False if this paramiko's
     internals are not the ones this module was written against (then aes-ctr is used)."""
     global _CLASS
     packetizer = transport.packetizer
-    needed = ("_Packetizer__sequence_number_out", "_Packetizer__sequence_number_in")
-    if not all(hasattr(packetizer, name) for name in needed):
+    if not _compatible(packetizer):
         return False
     if _CLASS is None:
         _CLASS = _packetizer_class()
     packetizer.__class__ = _CLASS
     info = dict(transport._cipher_info)
-    info[NAME] = {"class": ChaCha20Poly1305, "block-size": 8, "key-size": 64,
-                  "iv-size": 12, "is_aead": True}
+    info[NAME] = {
+        "class": ChaCha20Poly1305,
+        "block-size": 8,
+        "key-size": 64,
+        "iv-size": 12,
+        "is_aead": True,
+    }
     transport._cipher_info = info  # this transport only; paramiko's class table stays as is
     return True
