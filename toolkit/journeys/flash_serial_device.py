@@ -29,6 +29,26 @@ _TOTAL = re.compile(r"## Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes")
 _MD_LINE = re.compile(r"^[0-9a-fA-F]{8}:((?: [0-9a-fA-F]{2}){1,16})", re.M)
 
 
+#: The only variables the flasher takes from a device's state.env (the ones boot.scr imports).
+STATE_VARS = ("rk_active", "rk_tries")
+_STATE_KEY = re.compile(r"rk_[a-z_]+")
+_STATE_VALUE = re.compile(r"[A-Za-z0-9]{1,16}")
+
+
+def parse_state_env(text: str) -> dict[str, str]:
+    """The ``rk_*=value`` pairs of a state.env (or of ``printenv`` output), and nothing else.
+
+    Keys other than ``rk_`` + lowercase letters and values other than 1-16 letters or digits
+    (``B; reset``, an ESC sequence, a 4 KiB line) are dropped, not trusted or repaired.
+    """
+    state: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and _STATE_KEY.fullmatch(key) and _STATE_VALUE.fullmatch(value):
+            state[key] = value
+    return state
+
+
 @dataclass
 class Device:
     """U-Boot on one board, seen through the flash journey's eyes."""
@@ -177,16 +197,32 @@ class Device:
         return f"{iface} {self.board.get('flash.device', '0')}:{self.board.require('flash.bootstate.partition')}"
 
     def active_slot(self) -> str:
-        """``rk_active`` from state.env on the boot partition (A when there is none yet)."""
+        """``rk_active`` from state.env on the boot partition (A when there is none yet).
+
+        Only ``rk_active`` and ``rk_tries`` are imported, as boot.scr does: state.env sits on
+        a FAT anyone holding the board can write, and a plain ``env import`` of it would set
+        ``bootcmd``, ``preboot`` or anything else in the U-Boot the flasher is driving.
+        A value that is not exactly one of the board's slots counts as boot.scr counts it:
+        slot A.
+        """
         state = str(self.board.get("flash.bootstate.file", "state.env"))
         self.run("setenv rk_active; setenv rk_tries")
         try:
             self.run(f"fatload {self._fat()} {self.scratch_addr:#x} {state}")
-            self.run(f"env import -t {self.scratch_addr:#x} ${{filesize}}")
+            self.run(f"env import -t {self.scratch_addr:#x} ${{filesize}} {' '.join(STATE_VARS)}")
+            values = parse_state_env(self.run("printenv rk_active"))
         except DeviceCommandError:
-            return "A"  # boot.scr's rule: no state file means slot A
-        match = re.search(r"rk_active=([A-Za-z0-9]+)", self.run("printenv rk_active"))
-        return match.group(1) if match else "A"
+            return "A"  # boot.scr's rule: no state file (or no rk_active in it) means slot A
+        slot = values.get("rk_active", "A")
+        if slot not in self.board.slots:
+            return "A"
+        # printenv's text came through the console, which strips terminal escapes: let
+        # U-Boot compare the raw value, as boot.scr will ("B<ESC>[2J" is not B there).
+        try:
+            self.run(f'test "${{rk_active}}" = "{slot}"')
+        except DeviceCommandError:
+            return "A"
+        return slot
 
     def switch_to(self, slot: str) -> None:
         """Write ``rk_active=slot``, ``rk_tries=0`` to state.env, then read it back."""
