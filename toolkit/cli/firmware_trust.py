@@ -326,7 +326,11 @@ def _with_channel_opts(func: Any) -> Any:
 @click.option("--board", "-b", help="Only images for this board.")
 @output_options
 def list_(channel: str, url: str | None, root: Path | None, board: str | None) -> None:
-    """List the images of a channel, newest first."""
+    """List the images of a channel, newest first.
+
+    Versions and boards are the channel's signed listing, shown as listed: listing changes
+    nothing here. `pull` checks them against each image's own signed metadata before use.
+    """
     from toolkit.firmware.channels import list_images
 
     images = list_images(channel, board, url=url, root=root)
