@@ -6,11 +6,22 @@ msg and file: idempotency_key), initialises it, creates a ``routerkit`` user and
 ``roundup-server`` on a free loopback port. It returns the URL and pid; the state lives in
 ``<root>/server.json``.
 
-roundup-server refuses to run as root, and it should not: when routerkit itself runs as root
-the server runs as the system user ``routerkit-community`` (created with ``useradd --system``)
-via ``setpriv``, and the tracker lives under ``/var/lib/routerkit-community/<id>/`` owned by
-that user, because a root-owned home (``/root``, pytest's 0700 temp dirs) is not reachable
-for it.
+Locked down (issue #11):
+
+* **No anonymous access.** The classic template lets anyone who reaches the port read every
+  issue, file and message and register an account. We replace its anonymous section: the
+  Anonymous role gets no permission at all (no Web, REST, XML-RPC or Email Access, no View,
+  Search or Register), so the web UI, ``/rest``, ``/xmlrpc``, ``/issueN``, ``/fileN/name``,
+  searches and CSV exports answer 401/403 or a login form. Logged-in users (routerkit's own
+  ``routerkit`` user with its JWT) are unaffected.
+* **No capabilities.** roundup-server refuses to run as root, and it should not: when
+  routerkit runs as root the server runs as the system user ``routerkit-community``
+  (``useradd --system``) with an empty bounding set, no inheritable or ambient capabilities
+  and ``no_new_privs`` (``setpriv``); see :meth:`LocalTracker._run_as` for how it still reaches
+  an interpreter under a root-only directory without CAP_DAC_READ_SEARCH. The tracker lives
+  under ``/var/lib/routerkit-community/<id>/`` owned by that user.
+* **Private files.** roundup-admin and roundup-server run with umask 077, so ``config.ini``
+  (the JWT secret), the sqlite database and the server log are 0600 in 0700 directories.
 
 Tokens: Roundup 2.x accepts ``Authorization: Bearer <JWT>`` (HS256, ``iss``/``aud`` = the
 tracker's web URL, ``sub`` = user id, ``roles``) when ``[web] jwt_secret`` has >= 32 chars
@@ -45,6 +56,19 @@ SYSTEM_USER = "routerkit-community"
 TRACKER_NAME = "routerkit"
 TEMPLATE = "classic"
 
+#: Where the classic schema starts granting the Anonymous role; everything from here to the
+#: end of schema.py is replaced by _NO_ANONYMOUS.
+_ANONYMOUS_SECTION = "#\n# ANONYMOUS USER PERMISSIONS\n#\n"
+
+_NO_ANONYMOUS = """#
+# ANONYMOUS USER PERMISSIONS (routerkit)
+#
+# None. The reports on this tracker come from test benches (console logs, board context);
+# only logged-in users may see them. Roundup still maps every request without credentials
+# to the "anonymous" user, whose Anonymous role has no permission at all: no Web, Rest,
+# Xmlrpc or Email Access, no View, Search or Register. The web UI shows a login form.
+"""
+
 # (anchor in the classic schema.py, properties inserted right after it)
 _SCHEMA_ADDITIONS = [
     ('FileClass(db, "msg",', "idempotency_key=String(), "),
@@ -75,7 +99,9 @@ def _bin(name: str) -> str:
         return str(here)
     found = shutil.which(name)
     if not found:
-        raise ToolMissingError(f"{name} is not installed", hint="pip install 'routerkit[community]'")
+        raise ToolMissingError(
+            f"{name} is not installed", hint="pip install 'routerkit[community]'"
+        )
     return found
 
 
@@ -90,7 +116,7 @@ class LocalTracker:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or paths.data_dir() / "community"
-        self.root.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(self.root)
         self.state_path = self.root / "server.json"
         self.as_root = os.geteuid() == 0
         if self.as_root:
@@ -122,25 +148,58 @@ class LocalTracker:
     # --- install ----------------------------------------------------------------------------
 
     def _run_as(self) -> list[str]:
-        """The prefix that drops root for roundup's processes (empty when not root)."""
+        """The prefix that runs roundup's processes unprivileged (empty when not root).
+
+        ``setpriv`` switches to the system user, drops the supplementary groups, empties the
+        capability bounding set and the inheritable and ambient sets, and sets no_new_privs.
+        After the exec roundup-server holds no capability at all (CapPrm, CapEff, CapBnd and
+        CapAmb all zero) and can never gain one back, not even through a setuid binary: a bug
+        in the web app then reaches only what the system user may read.
+
+        The interpreter may sit under a directory the system user cannot traverse (pyenv under
+        ``/root``, mode 0700). Granting CAP_DAC_READ_SEARCH would let the web app read every
+        file on the machine, so instead the processes start in a private mount namespace
+        (``unshare --mount``) where each such directory is covered by an empty tmpfs with only
+        the entries on the way to the interpreter bound back in (:func:`_jail_script`). The
+        host's mounts and modes stay as they are; the namespace dies with the server.
+        """
         if not self.as_root:
             return []
         if self._prefix is None:
             import pwd
 
             pw = pwd.getpwnam(SYSTEM_USER)
-            base = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
-            # A checkout or interpreter under a root-only directory (/root/..., a 0700 temp
-            # dir) is unreadable for the system user. Then it keeps one capability,
-            # CAP_DAC_READ_SEARCH (read any file, write none), and still is not root.
-            caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-            self._prefix = base + ["--"] if self._probe(base) else base + caps + ["--"]
+            drop = [
+                "setpriv",
+                f"--reuid={pw.pw_uid}",
+                f"--regid={pw.pw_gid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--ambient-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+                "--",
+            ]
+            blocked = _blocked_dirs(_runtime_paths())
+            if not blocked:
+                self._prefix = drop
+            else:
+                stash = self.base.parent / ".stash"
+                stash.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(stash, 0o700)
+                script = _jail_script(blocked, stash, drop)
+                self._prefix = [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    "-c",
+                    script,
+                    "routerkit-jail",
+                ]
         return self._prefix
-
-    def _probe(self, base: list[str]) -> bool:
-        probe = "import roundup.scripts.roundup_server, roundup.admin, jwt"
-        proc = subprocess.run([*base, "--", sys.executable, "-c", probe], capture_output=True, cwd="/")
-        return proc.returncode == 0
 
     def _ensure_user(self) -> str:
         import pwd
@@ -151,21 +210,38 @@ class LocalTracker:
             pwd.getpwnam(SYSTEM_USER)
             return SYSTEM_USER
         proc = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-            capture_output=True, text=True,
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode not in (0, 9):  # 9: created meanwhile by another process
-            raise PublishError(f"could not create the system user {SYSTEM_USER}: {proc.stderr.strip()}")
+            raise PublishError(
+                f"could not create the system user {SYSTEM_USER}: {proc.stderr.strip()}"
+            )
         return SYSTEM_USER
 
     def _admin(self, *args: str, input: str | None = None) -> str:
         proc = subprocess.run(
             [*self._run_as(), _bin("roundup-admin"), "-i", str(self.home), *args],
-            capture_output=True, text=True, input=input, cwd=self.base,
+            capture_output=True,
+            text=True,
+            input=input,
+            cwd=self.base,
+            umask=0o077,
         )
         if proc.returncode != 0:
-            raise PublishError(f"roundup-admin {args[0]} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+            raise PublishError(
+                f"roundup-admin {args[0]} failed: {(proc.stderr or proc.stdout).strip()[-400:]}"
+            )
         return proc.stdout
 
     def install(self, reporter: Reporter | None = None) -> None:
@@ -176,20 +252,32 @@ class LocalTracker:
         user = self._ensure_user()
         with step(reporter, "install roundup tracker", str(self.home)):
             shutil.rmtree(self.home, ignore_errors=True)  # a half-done install from a crash
-            self.base.mkdir(parents=True, exist_ok=True)
+            paths.private_dir(self.base)
             if self.as_root:
                 shutil.chown(self.base, SYSTEM_USER, SYSTEM_USER)
                 os.chmod(self.base, 0o700)
             secret = secrets.token_hex(32)
-            opts = f"tracker_web=http://127.0.0.1:1/{TRACKER_NAME}/,mail_domain=localhost,web_jwt_secret={secret}"
+            # umask: Roundup sets its own umask (default 002) before writing the database
+            # and uploaded files; 077 keeps them to the tracker's user
+            opts = (
+                f"tracker_web=http://127.0.0.1:1/{TRACKER_NAME}/,mail_domain=localhost,"
+                f"web_jwt_secret={secret},umask=0o077"
+            )
             self._admin("install", TEMPLATE, "sqlite", opts)
             self._extend_schema()
             # no mail server here: notifications would only fail (and leak addresses)
             with contextlib.suppress(FileNotFoundError):
                 (self.home / "detectors" / "nosyreaction.py").unlink()
+            os.chmod(self.home / "config.ini", 0o600)  # the JWT secret
             self._admin("initialise", secrets.token_urlsafe(24))
-            out = self._admin("create", "user", f"username={TRACKER_NAME}", "roles=User",
-                              "address=routerkit@localhost", f"password={secrets.token_urlsafe(24)}")
+            out = self._admin(
+                "create",
+                "user",
+                f"username={TRACKER_NAME}",
+                "roles=User",
+                "address=routerkit@localhost",
+                f"password={secrets.token_urlsafe(24)}",
+            )
             user_id = out.strip().splitlines()[-1].strip()
             if not user_id.isdigit():
                 raise PublishError(f"unexpected answer from roundup-admin create: {out!r}")
@@ -200,8 +288,19 @@ class LocalTracker:
         text = path.read_text()
         for anchor, props in _SCHEMA_ADDITIONS:
             if text.count(anchor) != 1:
-                raise ConfigError(f"roundup's {TEMPLATE} template changed: {anchor!r} not found in {path}")
+                raise ConfigError(
+                    f"roundup's {TEMPLATE} template changed: {anchor!r} not found in {path}"
+                )
             text = text.replace(anchor, anchor + "\n                " + props, 1)
+        if text.count(_ANONYMOUS_SECTION) != 1:
+            raise ConfigError(
+                f"roundup's {TEMPLATE} template changed: no anonymous section in {path}"
+            )
+        text = text[: text.index(_ANONYMOUS_SECTION)] + _NO_ANONYMOUS
+        if "'Anonymous'" in text or '"Anonymous"' in text:
+            raise ConfigError(
+                f"{path} still grants the Anonymous role something; refusing to install"
+            )
         path.write_text(text)
 
     def _config_web(self, url: str) -> None:
@@ -211,6 +310,7 @@ class LocalTracker:
         if n != 1:
             raise ConfigError(f"{path}: expected exactly one 'web =' line, found {n}")
         path.write_text(new)
+        os.chmod(path, 0o600)
 
     def jwt_secret(self) -> str:
         import configparser
@@ -248,20 +348,35 @@ class LocalTracker:
         previous = self.state().get("port")
         for attempt in range(3):  # another process may grab the port between probe and bind
             # keep the last port when it is free, so URLs (and queued items) stay valid
-            port = int(previous) if attempt == 0 and previous and _port_free(int(previous)) else free_port()
+            port = (
+                int(previous)
+                if attempt == 0 and previous and _port_free(int(previous))
+                else free_port()
+            )
             url = f"http://127.0.0.1:{port}/{TRACKER_NAME}/"
             self._config_web(url)
             with step(reporter, "start roundup-server", url):
-                log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+                log = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
                     proc = subprocess.Popen(
-                        [*self._run_as(), _bin("roundup-server"), "-n", "127.0.0.1", "-p", str(port),
-                         f"{TRACKER_NAME}={self.home}"],
-                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        cwd=self.base, start_new_session=True,
+                        [
+                            *self._run_as(),
+                            _bin("roundup-server"),
+                            "-n",
+                            "127.0.0.1",
+                            "-p",
+                            str(port),
+                            f"{TRACKER_NAME}={self.home}",
+                        ],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        cwd=self.base,
+                        start_new_session=True,
+                        umask=0o077,
                     )
                 finally:
-                    log.close()
+                    os.close(log)
                 if self._wait_up(proc, url, timeout):
                     self._save_state(url=url, pid=proc.pid, port=port)
                     info = self.running()
@@ -291,7 +406,9 @@ class LocalTracker:
 
     def log_tail(self, lines: int = 5) -> str:
         try:
-            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+            return " | ".join(
+                self.log_path.read_text(errors="replace").strip().splitlines()[-lines:]
+            )
         except FileNotFoundError:
             return "(no log)"
 
@@ -325,10 +442,18 @@ class LocalTracker:
         st = self.state()
         url = st.get("url")
         if not url:
-            raise PublishError("the local tracker has never run", hint="`routerkit community serve`")
+            raise PublishError(
+                "the local tracker has never run", hint="`routerkit community serve`"
+            )
         now = int(time.time())
-        claims = {"sub": str(st["user_id"]), "iss": url, "aud": url, "iat": now,
-                  "exp": now + int(lifetime), "roles": ["user"]}
+        claims = {
+            "sub": str(st["user_id"]),
+            "iss": url,
+            "aud": url,
+            "iat": now,
+            "exp": now + int(lifetime),
+            "roles": ["user"],
+        }
         return str(jwt.encode(claims, self.jwt_secret(), algorithm="HS256"))
 
 
@@ -357,3 +482,52 @@ def _is_roundup(pid: int) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _runtime_paths() -> list[Path]:
+    """What roundup's processes must reach: the interpreter, the venv, roundup, PyJWT."""
+    import importlib.util
+
+    found = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent]
+    for module in ("roundup", "jwt"):
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            found.append(Path(spec.origin).parent)
+    return found
+
+
+def _blocked_dirs(targets: list[Path]) -> dict[Path, set[str]]:
+    """Directories on the way to ``targets`` that others may not traverse, each with the names
+    inside it that lead to a target."""
+    blocked: dict[Path, set[str]] = {}
+    for target in targets:
+        parts = target.resolve().parts
+        for i in range(1, len(parts)):
+            parent = Path(*parts[:i])
+            if parent.stat().st_mode & 0o001 == 0:
+                blocked.setdefault(parent, set()).add(parts[i])
+    return blocked
+
+
+def _jail_script(blocked: dict[Path, set[str]], stash: Path, command: list[str]) -> str:
+    """A ``sh -c`` script for a fresh mount namespace: cover each blocked directory with an
+    empty tmpfs (0711: enter, not list) and bind back only the needed entries, then exec
+    ``command`` followed by the script's arguments."""
+    import shlex
+
+    q = shlex.quote
+    lines = ["set -e", f"mount -t tmpfs -o mode=0700 routerkit-stash {q(str(stash))}"]
+    # shallow first: a blocked directory inside another one is bound back, then covered itself
+    for n, parent in enumerate(sorted(blocked, key=lambda p: len(p.parts))):
+        keep = stash / str(n)
+        lines += [
+            f"mkdir {q(str(keep))}",
+            f"mount --bind {q(str(parent))} {q(str(keep))}",
+            f"mount -t tmpfs -o mode=0711 routerkit-jail {q(str(parent))}",
+        ]
+        for name in sorted(blocked[parent]):
+            src, dst = keep / name, parent / name
+            make = "mkdir" if (parent / name).is_dir() else "touch"
+            lines += [f"{make} {q(str(dst))}", f"mount --bind {q(str(src))} {q(str(dst))}"]
+    lines += [f"umount --lazy {q(str(stash))}", "exec " + " ".join(q(c) for c in command) + ' "$@"']
+    return "\n".join(lines)
