@@ -7,6 +7,9 @@ One directory per session under ``paths.sessions_dir()``::
         journal.torn      fragments of torn lines found after a crash (kept, never deleted)
         files/            photos, console transcripts, reports (written atomically)
 
+Sessions hold console transcripts and board details: directories are 0700 and files 0600,
+whatever the umask.
+
 Every record has ``seq`` (1, 2, 3... without gaps), ``ts`` (UTC, ISO 8601) and ``type``.
 The first record is always ``{"type": "session", "kind": ..., "board": ...}``.
 
@@ -127,13 +130,14 @@ class Journal:
         for _ in range(100):
             directory = root / _new_id()
             try:
-                directory.mkdir()
+                directory.mkdir(mode=0o700)
                 break
             except FileExistsError:
                 continue
         else:  # pragma: no cover - 100 collisions of 16 random bits in one second
             raise JournalError(f"could not create a session directory in {root}")
-        (directory / "files").mkdir()
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask; this is not
+        paths.private_dir(directory / "files")
         _fsync_dir(root)
         journal = cls(directory)
         journal.append("session", kind=kind, board=board, **meta)
@@ -197,7 +201,7 @@ class Journal:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
         with self._lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield fd
@@ -216,7 +220,9 @@ class Journal:
         cut = tail.rfind(b"\n")
         keep = size - chunk + cut + 1 if cut >= 0 else 0
         fragment = os.pread(fd, size - keep, keep)
-        with open(self.dir / TORN, "ab") as fh:
+        with os.fdopen(
+            os.open(self.dir / TORN, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab"
+        ) as fh:
             fh.write(fragment + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -252,13 +258,14 @@ class Journal:
     def store_bytes(self, name: str, data: bytes) -> Path:
         """Save an attachment under files/ atomically; returns its path."""
         target = self._file_path(name)
+        paths.private_dir(target.parent)
         atomic_write(target, data)
         return target
 
     def store_file(self, src: Path, name: str | None = None) -> Path:
         """Copy ``src`` into files/ atomically (temp file + fsync + rename)."""
         target = self._file_path(name or src.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         os.close(fd)
         try:

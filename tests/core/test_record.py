@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -101,3 +102,26 @@ def test_corrupt_middle_line_is_counted_not_fatal(tmp_path) -> None:
     assert [r["type"] for r in result.records] == ["a", "b"]
     assert result.corrupt_lines == 1
     assert json.loads(p.read_text().splitlines()[0])["seq"] == 1
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_sessions_are_private_whatever_the_umask(umask: int) -> None:
+    def mode(path: os.PathLike[str]) -> int:
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    old = os.umask(umask)
+    try:
+        j = Journal.create("assemble", board="es-virt")
+        j.append("step_started", step="s1")
+        photo = j.store_bytes("photos/001.jpg", b"\xff\xd8jpeg")
+        src = j.dir.parent / f"src-{umask:o}.bin"
+        src.write_bytes(b"x")
+        copied = j.store_file(src, "reports/selftest.json")
+        with open(j.path, "ab") as fh:  # a crash mid-append: the fragment goes to journal.torn
+            fh.write(b'{"seq": 99, "type": "ha')
+        j.append("step_finished", step="s1")
+    finally:
+        os.umask(old)
+    assert mode(j.dir.parent) == 0o700  # sessions/
+    assert mode(j.dir) == mode(j.files_dir) == mode(photo.parent) == mode(copied.parent) == 0o700
+    assert mode(j.path) == mode(photo) == mode(copied) == mode(j.dir / "journal.torn") == 0o600

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import os
 import re
 import time
 from array import array
@@ -148,7 +149,9 @@ class Console:
         self._log: BinaryIO | None = None
         if transcript_path is not None:
             transcript_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = transcript_path.open("ab")
+            # 0600 whatever the umask: a transcript can hold passwords typed at a prompt
+            fd = os.open(transcript_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._log = open(fd, "ab")  # noqa: SIM115 - closed by close()
         self._transcript = bytearray()
         self._binary_depth = 0
         self._binary_skipped = 0
