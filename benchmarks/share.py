@@ -133,7 +133,7 @@ def main() -> None:
         token = tracker.issue_token()
         (tmp / "config").mkdir(parents=True, exist_ok=True)
         (tmp / "config" / "config.toml").write_text(f'[community]\nconsent = true\nroundup_url = "{info.url}"\n')
-        env = dict(os.environ, ROUTERKIT_TOKEN=token)
+        env = dict(os.environ, ROUTERKIT_TOKEN=token, ROUTERKIT_TOKEN_URL=info.url)
         pub = RoundupPublisher(info.url, token)
         t_ours, t_peer = [], []
         plan = None

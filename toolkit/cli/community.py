@@ -26,7 +26,10 @@ def serve() -> None:
     from toolkit.community.server import LocalTracker
 
     info = LocalTracker().serve(get_app().reporter())
-    emit({"ok": True, **info.to_json()}, f"Roundup tracker: {info.url} (pid {info.pid}, user {info.user})")
+    emit(
+        {"ok": True, **info.to_json()},
+        f"Roundup tracker: {info.url} (pid {info.pid}, user {info.user})",
+    )
 
 
 @community.command()
@@ -40,12 +43,23 @@ def stop() -> None:
 
 
 @community.command()
-@click.option("--to", "publisher", type=click.Choice(["roundup", "discourse"]), default="roundup", show_default=True)
+@click.option(
+    "--to",
+    "publisher",
+    type=click.Choice(["roundup", "discourse"]),
+    default="roundup",
+    show_default=True,
+)
 @click.option("--url", help="Server URL (default: the local tracker for roundup).")
-@click.option("--token-stdin", is_flag=True, help="Read the token/API key from stdin instead of prompting.")
+@click.option(
+    "--token-stdin", is_flag=True, help="Read the token/API key from stdin instead of prompting."
+)
 @output_options
 def login(publisher: str, url: str | None, token_stdin: bool) -> None:
     """Store a token for a publisher in the system keyring.
+
+    A token is stored for one server (publisher and URL) and only ever sent there: after
+    switching `roundup_url` or `discourse_url`, log in to the new server.
 
     For the local tracker a JWT is issued for routerkit (30 days). For Discourse, paste a
     User-Api-Key, or an Api-Key together with `discourse_username` in config.toml.
@@ -68,7 +82,9 @@ def login(publisher: str, url: str | None, token_stdin: bool) -> None:
 
             url = community_config().get(f"{publisher}_url")
         if not url:
-            raise ConfigError(f"no URL for {publisher}", hint=f"pass --url or set {publisher}_url in config.toml")
+            raise ConfigError(
+                f"no URL for {publisher}", hint=f"pass --url or set {publisher}_url in config.toml"
+            )
         if token_stdin:
             token = sys.stdin.readline().strip()
         elif app.interactive:
@@ -76,6 +92,11 @@ def login(publisher: str, url: str | None, token_stdin: bool) -> None:
         else:
             from toolkit.errors import ConsentRequired
 
-            raise ConsentRequired("no terminal to ask for the token", hint="pipe it in with --token-stdin")
+            raise ConsentRequired(
+                "no terminal to ask for the token", hint="pipe it in with --token-stdin"
+            )
     tokens.store_token(publisher, url, token)
-    emit({"ok": True, "publisher": publisher, "url": url}, f"token for {publisher} at {url} stored in the keyring")
+    emit(
+        {"ok": True, "publisher": publisher, "url": url},
+        f"token for {publisher} at {url} stored in the keyring",
+    )

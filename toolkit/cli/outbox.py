@@ -33,21 +33,28 @@ def list_items(show_all: bool = False) -> None:
     """List items (queued, sending, failed; --all adds sent)."""
     from toolkit.community.outbox import Outbox
 
-    items = [i.summary() for i in Outbox().list(None if show_all else ("queued", "sending", "failed"))]
+    items = [
+        i.summary() for i in Outbox().list(None if show_all else ("queued", "sending", "failed"))
+    ]
 
     def human(app: App) -> None:
         if not items:
             click.echo("the outbox is empty" if not show_all else "nothing was ever queued")
         for i in items:
             extra = i["url"] or i["last_error"] or ""
-            click.echo(f"{i['key'][:12]}  {i['state']:<8} {i['publisher']:<9} {i['kind']:<8} {i['bytes']:>10,} B  {i['title']}  {extra}")
+            click.echo(
+                f"{i['key'][:12]}  {i['state']:<8} {i['publisher']:<9} {i['kind']:<8} {i['bytes']:>10,} B  "
+                f"{i['title']}  → {i['destination'] or '?'}  {extra}"
+            )
 
     emit({"ok": True, "items": items}, human)
 
 
 @outbox.command()
 @click.argument("key", required=False)
-@click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to keep retrying.")
+@click.option(
+    "--wait", type=float, default=60.0, show_default=True, help="Seconds to keep retrying."
+)
 @output_options
 def retry(key: str | None, wait: float) -> None:
     """Upload queued and failed items now (all, or the one whose key starts with KEY)."""
@@ -72,7 +79,9 @@ def retry(key: str | None, wait: float) -> None:
     }
 
     def human(app: App) -> None:
-        click.echo(f"sent {len(out['sent'])}, failed {len(out['failed'])}, still queued {len(out['pending'])}")
+        click.echo(
+            f"sent {len(out['sent'])}, failed {len(out['failed'])}, still queued {len(out['pending'])}"
+        )
         for i in out["failed"] + out["pending"]:
             click.echo(f"  {i['key'][:12]} {i['state']}: {i['last_error']}")
 

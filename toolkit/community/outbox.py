@@ -13,6 +13,14 @@ costs one lookup on the retry, never a second post.
 
 Transient failures (server down, timeout, 5xx, 429) back off exponentially with jitter,
 honouring ``Retry-After`` when the server sends one.
+
+An item remembers its **destination**: the server it was previewed for (``publisher`` plus
+the base URL, or ``local`` for the embedded tracker). A publisher built from the
+configuration carries the destination that configuration names; when the two differ the item
+is not sent there: it fails with :class:`DestinationChangedError` and stays in the outbox
+(``outbox retry`` tries again, e.g. once the URL is switched back; sharing again previews it
+for the new server and replaces it). Files are private: the database is created 0600 and the
+staging directories 0700.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -65,7 +74,13 @@ class Attachment:
     mime: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "size": self.size, "sha256": self.sha256, "mime": self.mime}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "size": self.size,
+            "sha256": self.sha256,
+            "mime": self.mime,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Attachment:
@@ -88,6 +103,9 @@ class Item:
     last_error: str | None = None
     remote: dict[str, Any] | None = None
     created: float = 0.0
+    #: the server the payload was previewed for (see the module docstring); None for items
+    #: queued before routerkit recorded it, which are held until shared again
+    destination: str | None = None
 
     @property
     def body(self) -> str:
@@ -109,6 +127,7 @@ class Item:
             "next_at": self.next_at,
             "last_error": self.last_error,
             "url": (self.remote or {}).get("url"),
+            "destination": self.destination,
             "attachments": len(self.attachments),
             "bytes": self.total_bytes,
         }
@@ -127,13 +146,18 @@ PublisherFactory = Callable[[str], Any]  # name -> Publisher (see publishers/__i
 class Outbox:
     """The queue. Cheap to construct; every method opens its own connection (process-safe)."""
 
-    def __init__(self, root: Path | None = None, *, base_delay: float = 1.0, max_delay: float = 300.0) -> None:
+    def __init__(
+        self, root: Path | None = None, *, base_delay: float = 1.0, max_delay: float = 300.0
+    ) -> None:
         self.root = root or paths.data_dir()
         self.db_path = self.root / "outbox.sqlite"
         self.staging = self.root / "outbox"
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.root.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(self.root)
+        # sqlite creates the database (and its -wal/-shm files, which copy its mode) with the
+        # umask's permissions; create it 0600 first
+        os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
         with self._conn() as db:
             db.executescript(_SCHEMA)
 
@@ -151,8 +175,13 @@ class Outbox:
 
     # --- queueing -----------------------------------------------------------------------
 
-    def stage_dir(self, key: str) -> Path:
-        return self.staging / key
+    def stage_dir(self, key: str, *, create: bool = False) -> Path:
+        """The item's staging directory; ``create`` makes it (0700, like the outbox around it)."""
+        path = self.staging / key
+        if create:
+            paths.private_dir(self.staging)
+            paths.private_dir(path)
+        return path
 
     def enqueue(self, item: Item) -> Item:
         """Queue ``item`` (attachments must already be in :meth:`stage_dir`). Idempotent:
@@ -162,6 +191,8 @@ class Outbox:
             return existing
         now = time.time()
         payload = dict(item.payload, attachments=[a.to_json() for a in item.attachments])
+        if item.destination is not None:
+            payload["destination"] = item.destination
         with self._conn() as db:
             db.execute(
                 "INSERT OR IGNORE INTO items(key,publisher,kind,title,payload,state,created,updated)"
@@ -176,7 +207,9 @@ class Outbox:
         if row is None:
             if missing_ok:
                 return None
-            raise NotFoundError(f"no outbox item {key!r}", hint="`routerkit outbox list` shows them")
+            raise NotFoundError(
+                f"no outbox item {key!r}", hint="`routerkit outbox list` shows them"
+            )
         return _row_to_item(row)
 
     def find(self, prefix: str) -> Item:
@@ -236,8 +269,17 @@ class Outbox:
         out.mkdir(parents=True, exist_ok=True)
         (out / "body.md").write_text(item.body)
         meta = {k: v for k, v in item.payload.items() if k != "attachments"}
-        meta.update(key=item.key, kind=item.kind, title=item.title, publisher=item.publisher)
-        meta["attachments"] = [{"name": a.name, "size": a.size, "sha256": a.sha256, "mime": a.mime} for a in item.attachments]
+        meta.update(
+            key=item.key,
+            kind=item.kind,
+            title=item.title,
+            publisher=item.publisher,
+            destination=item.destination,
+        )
+        meta["attachments"] = [
+            {"name": a.name, "size": a.size, "sha256": a.sha256, "mime": a.mime}
+            for a in item.attachments
+        ]
         (out / "payload.json").write_text(json.dumps(meta, indent=2))
         for a in item.attachments:
             shutil.copyfile(a.path, out / a.name)
@@ -275,7 +317,9 @@ class Outbox:
         try:
             lock.acquire(timeout=0 if deadline is None else max(0.0, deadline - time.monotonic()))
         except Timeout:
-            reporter.message("another routerkit is uploading the outbox; leaving it to it", "warning")
+            reporter.message(
+                "another routerkit is uploading the outbox; leaving it to it", "warning"
+            )
             return self._result(keys)
         try:
             while True:
@@ -286,7 +330,9 @@ class Outbox:
                 ]
                 for item in due:
                     self._deliver(item, publishers, reporter)
-                waiting = [i for i in self.list(("queued", "sending")) if keys is None or i.key in keys]
+                waiting = [
+                    i for i in self.list(("queued", "sending")) if keys is None or i.key in keys
+                ]
                 if not waiting or deadline is None:
                     break
                 wake = min(i.next_at for i in waiting)
@@ -313,6 +359,7 @@ class Outbox:
         item.attempts += 1
         try:
             publisher = publishers(item.publisher)
+            _check_destination(item, publisher)
             remote = publisher.publish(item, reporter)
         except PublishRetryableError as err:
             delay = self.backoff(item.attempts, err.retry_after)
@@ -327,9 +374,38 @@ class Outbox:
         reporter.message(f"sent: {item.title} → {remote.get('url')}")
 
 
+class DestinationChangedError(PublishError):
+    """The configuration now sends this publisher's items to another server than the one the
+    item was previewed for. Not sent; the item stays in the outbox."""
+
+
+def _check_destination(item: Item, publisher: Any) -> None:
+    """Refuse to hand ``item`` to a publisher that posts somewhere it was not previewed for.
+
+    A publisher built from the configuration says where it posts (``destination``); one the
+    caller built itself for this drain (a script, a test) has ``None`` there: the caller chose
+    the server, so there is no configuration to disagree with.
+    """
+    from toolkit.community.config import describe_destination
+
+    where = getattr(publisher, "destination", None)
+    if where is None or where == item.destination:
+        return
+    if item.destination is None:
+        said = "it was queued before routerkit remembered where an item was previewed for"
+    else:
+        said = f"it was previewed for {describe_destination(item.destination)}"
+    raise DestinationChangedError(
+        f"not sent: {said}, and {item.publisher} now posts to {describe_destination(where)}",
+        hint="point the configuration back and `routerkit outbox retry`, or share it again to preview it "
+        "for the new server (or `routerkit outbox drop` it)",
+    )
+
+
 def _row_to_item(row: sqlite3.Row) -> Item:
     payload = json.loads(row["payload"])
     attachments = [Attachment.from_json(a) for a in payload.pop("attachments", [])]
+    destination = payload.pop("destination", None)
     return Item(
         key=row["key"],
         publisher=row["publisher"],
@@ -343,4 +419,5 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         last_error=row["last_error"],
         remote=json.loads(row["remote"]) if row["remote"] else None,
         created=row["created"],
+        destination=destination,
     )

@@ -37,6 +37,14 @@ class Plan:
     original_bytes: int = 0
     log: BuildLog | None = None
 
+    def __post_init__(self) -> None:
+        # The preview is for one server: the one today's configuration names. The item keeps
+        # it, and the outbox never hands the item to a publisher that posts somewhere else.
+        if self.item.destination is None:
+            from toolkit.community.config import destination
+
+            self.item.destination = destination(self.item.publisher)
+
     @property
     def total_bytes(self) -> int:
         return len(self.item.body.encode()) + sum(len(b.data) for b in self.blobs)
@@ -46,6 +54,7 @@ class Plan:
         return {
             "key": self.item.key,
             "publisher": self.item.publisher,
+            "destination": self.item.destination,
             "kind": self.item.kind,
             "title": self.item.title,
             "fields": self.item.payload.get("fields", {}),
@@ -121,15 +130,20 @@ def submit(plan: Plan, outbox: Outbox | None = None) -> Item:
     """Freeze the plan into the outbox (idempotent: the same key is queued once).
 
     An unsent item with the same key but a different payload (the tester shrank the photos
-    after a 413) is replaced; the server-side key check still guarantees a single post."""
+    after a 413) or previewed for another server (the configuration changed since) is
+    replaced; the server-side key check still guarantees a single post per server."""
     outbox = outbox or Outbox()
     existing = outbox.get(plan.item.key, missing_ok=True)
     if existing is not None:
-        same = existing.body == plan.item.body and [a.sha256 for a in existing.attachments] == [b.sha256 for b in plan.blobs]
+        same = (
+            existing.body == plan.item.body
+            and [a.sha256 for a in existing.attachments] == [b.sha256 for b in plan.blobs]
+            and existing.destination == plan.item.destination
+        )
         if existing.state == "sent" or same:
             return existing
         outbox.drop(existing.key)
-    stage = outbox.stage_dir(plan.item.key)
+    stage = outbox.stage_dir(plan.item.key, create=True)
     attachments = []
     for blob in plan.blobs:
         path = stage / blob.name

@@ -6,6 +6,11 @@ and returns the existing post if there is one. That is what makes the outbox exa
 
 Publishers are looked up by name (``roundup``, ``discourse``) and imported lazily, so httpx
 is only loaded when something is actually uploaded.
+
+A publisher built from the configuration (``from_config``) sets ``destination`` to where that
+configuration points (see :func:`toolkit.community.config.destination`); the outbox sends an
+item only to the destination it was previewed for. One built directly (tests, scripts) leaves
+it ``None``: its caller chose the server.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Remote:
 
 class Publisher(Protocol):
     name: str
+    destination: str | None
 
     def publish(self, item: Item, reporter: Reporter) -> dict[str, Any]:
         """Create the post (or find it by key) and return ``Remote.to_json()``.
@@ -56,7 +62,9 @@ NAMES: dict[str, tuple[str, str]] = {
 def get_publisher(name: str, **options: Any) -> Publisher:
     """Construct the publisher called ``name`` from ``options`` (or its configuration)."""
     if name not in NAMES:
-        raise ConfigError(f"unknown publisher {name!r}", hint=f"choose one of: {', '.join(sorted(NAMES))}")
+        raise ConfigError(
+            f"unknown publisher {name!r}", hint=f"choose one of: {', '.join(sorted(NAMES))}"
+        )
     module, attr = NAMES[name]
     cls = getattr(importlib.import_module(module), attr)
     if options:

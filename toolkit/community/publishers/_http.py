@@ -60,24 +60,33 @@ def check(resp: Any, what: str) -> Any:
         return resp
     msg = f"{what}: HTTP {code}: {server_message(resp)}"
     if code == 429 or code >= 500:
-        raise PublishRetryableError(msg, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+        raise PublishRetryableError(
+            msg, retry_after=retry_after_seconds(resp.headers.get("Retry-After"))
+        )
     if code in (401, 403):
         raise PublishAuthError(msg, hint="log in again with `routerkit community login`")
     if code == 413:
-        raise PayloadTooLargeError(msg, hint="shrink the photos (`routerkit share --max-photo-px 1024`) and retry")
+        raise PayloadTooLargeError(
+            msg, hint="shrink the photos (`routerkit share --max-photo-px 1024`) and retry"
+        )
     raise PublishError(msg)
 
 
 class Http:
     """A pooled client whose transport errors become PublishRetryableError."""
 
-    def __init__(self, base_url: str, headers: dict[str, str], timeout: float = 30.0, transport: Any = None) -> None:
+    def __init__(
+        self, base_url: str, headers: dict[str, str], timeout: float = 30.0, transport: Any = None
+    ) -> None:
         import httpx
 
         self._httpx = httpx
         self.client = httpx.Client(
-            base_url=base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=5.0),
-            follow_redirects=False, transport=transport,
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            follow_redirects=False,
+            transport=transport,
         )
 
     #: a 429 asking for at most this long is waited out in place (so a 40-photo upload
@@ -92,7 +101,9 @@ class Http:
             except self._httpx.TimeoutException as exc:
                 raise PublishRetryableError(f"{what}: timed out ({type(exc).__name__})") from exc
             except self._httpx.TransportError as exc:
-                raise PublishRetryableError(f"{what}: server unreachable ({exc})", hint="it is retried later") from exc
+                raise PublishRetryableError(
+                    f"{what}: server unreachable ({exc})", hint="it is retried later"
+                ) from exc
             if resp.status_code != 429 or attempt == self.inline_retries:
                 return resp
             wait = retry_after_seconds(resp.headers.get("Retry-After"))

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 class DiscoursePublisher:
     name = "discourse"
+    #: set by from_config (see publishers/__init__.py); None when built directly
+    destination: str | None = None
 
     def __init__(
         self,
@@ -61,17 +63,29 @@ class DiscoursePublisher:
     @classmethod
     def from_config(cls) -> DiscoursePublisher:
         from toolkit.community import tokens
-        from toolkit.community.config import community_config
+        from toolkit.community.config import base_url, community_config
 
         cfg = community_config()
         url = cfg.get("discourse_url")
         if not url:
-            raise PublishError("no Discourse forum configured", hint="set [community] discourse_url in config.toml")
+            raise PublishError(
+                "no Discourse forum configured", hint="set [community] discourse_url in config.toml"
+            )
         key = tokens.get_token("discourse", url)
         if not key:
-            raise PublishAuthError(f"no API key for {url}", hint="`routerkit community login --to discourse`")
-        return cls(url, key, username=cfg.get("discourse_username"), category=cfg.get("discourse_category"),
-                   tags=cfg.get("discourse_tags"))
+            raise PublishAuthError(
+                f"no API key for {url}",
+                hint=f"`routerkit community login --to discourse --url {url}`",
+            )
+        pub = cls(
+            url,
+            key,
+            username=cfg.get("discourse_username"),
+            category=cfg.get("discourse_category"),
+            tags=cfg.get("discourse_tags"),
+        )
+        pub.destination = base_url(url)
+        return pub
 
     def close(self) -> None:
         self.http.close()
@@ -94,7 +108,9 @@ class DiscoursePublisher:
         if resp.status_code in (301, 302):
             m = re.search(r"/t/([^/]+)/(\d+)", resp.headers.get("Location", ""))
             if not m:
-                raise PublishError(f"unexpected redirect for external_id {key}: {resp.headers.get('Location')}")
+                raise PublishError(
+                    f"unexpected redirect for external_id {key}: {resp.headers.get('Location')}"
+                )
             return Remote(m.group(2), f"{self.url}/t/{m.group(1)}/{m.group(2)}")
         self._check(resp, "look up external_id")
         data = resp.json()
@@ -102,19 +118,33 @@ class DiscoursePublisher:
 
     def topic(self, topic_id: str, *, include_raw: bool = False) -> dict[str, Any]:
         params = {"include_raw": "true"} if include_raw else None
-        resp = self._check(self.http.request("GET", f"/t/{topic_id}.json", "read topic", params=params), "read topic")
+        resp = self._check(
+            self.http.request("GET", f"/t/{topic_id}.json", "read topic", params=params),
+            "read topic",
+        )
         return dict(resp.json())
 
     def find_by_signature(self, signature: str) -> list[Remote]:
-        resp = self._check(self.http.request("GET", "/search.json", "search", params={"q": signature}), "search")
+        resp = self._check(
+            self.http.request("GET", "/search.json", "search", params={"q": signature}), "search"
+        )
         topics = resp.json().get("topics", [])
-        return [Remote(str(t["id"]), f"{self.url}/t/{t.get('slug', 'topic')}/{t['id']}", str(t.get("title", ""))) for t in topics]
+        return [
+            Remote(
+                str(t["id"]),
+                f"{self.url}/t/{t.get('slug', 'topic')}/{t['id']}",
+                str(t.get("title", "")),
+            )
+            for t in topics
+        ]
 
     # --- publishing -------------------------------------------------------------------------
 
     def upload(self, name: str, content: bytes, mime: str) -> dict[str, Any]:
         resp = self.http.request(
-            "POST", "/uploads.json", f"upload {name}",
+            "POST",
+            "/uploads.json",
+            f"upload {name}",
             data={"type": "composer", "synchronous": "true"},
             files={"file": (name, content, mime)},
         )
@@ -129,7 +159,9 @@ class DiscoursePublisher:
             up = self.upload(a.name, a.path.read_bytes(), a.mime)
             short = up.get("short_url") or up.get("url")
             if a.mime.startswith("image/"):
-                size = f"|{up['width']}x{up['height']}" if up.get("width") and up.get("height") else ""
+                size = (
+                    f"|{up['width']}x{up['height']}" if up.get("width") and up.get("height") else ""
+                )
                 pattern = r"!\[([^\]]*)\]\(" + re.escape(a.name) + r"\)"
                 raw = re.sub(pattern, _image_ref(size, str(short)), raw)
             if f"({short})" not in raw:
@@ -160,7 +192,12 @@ class DiscoursePublisher:
                 return Remote(again.id, again.url, item.title, {"reused": True}).to_json()
         post = self._check(resp, "create topic").json()
         tid = str(post["topic_id"])
-        return Remote(tid, f"{self.url}/t/{post.get('topic_slug', 'topic')}/{tid}", item.title, {"post": post.get("id")}).to_json()
+        return Remote(
+            tid,
+            f"{self.url}/t/{post.get('topic_slug', 'topic')}/{tid}",
+            item.title,
+            {"post": post.get("id")},
+        ).to_json()
 
     def _reply(self, item: Item, reporter: Reporter) -> dict[str, Any]:
         target = str(item.payload.get("target") or "")
@@ -168,13 +205,23 @@ class DiscoursePublisher:
         topic = self.topic(target, include_raw=True)
         for post in topic.get("post_stream", {}).get("posts", []):
             if marker in str(post.get("raw", "")):
-                return Remote(target, f"{self.url}/t/{topic.get('slug', 'topic')}/{target}/{post.get('post_number')}",
-                              item.title, {"post": post.get("id"), "reused": True}).to_json()
+                return Remote(
+                    target,
+                    f"{self.url}/t/{topic.get('slug', 'topic')}/{target}/{post.get('post_number')}",
+                    item.title,
+                    {"post": post.get("id"), "reused": True},
+                ).to_json()
         raw = self._raw(item, reporter) + "\n" + marker + "\n"
-        resp = self.http.request("POST", "/posts.json", "reply", data={"topic_id": target, "raw": raw})
+        resp = self.http.request(
+            "POST", "/posts.json", "reply", data={"topic_id": target, "raw": raw}
+        )
         post = self._check(resp, "reply").json()
-        return Remote(target, f"{self.url}/t/{topic.get('slug', 'topic')}/{target}/{post.get('post_number')}",
-                      item.title, {"post": post.get("id")}).to_json()
+        return Remote(
+            target,
+            f"{self.url}/t/{topic.get('slug', 'topic')}/{target}/{post.get('post_number')}",
+            item.title,
+            {"post": post.get("id")},
+        ).to_json()
 
 
 def _image_ref(size: str, short: str) -> Callable[[re.Match[str]], str]:

@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 
 class RoundupPublisher:
     name = "roundup"
+    #: set by from_config (see publishers/__init__.py); None when built directly
+    destination: str | None = None
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0, transport: Any = None) -> None:
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 30.0, transport: Any = None
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         parts = urlsplit(self.url)
         origin = f"{parts.scheme}://{parts.netloc}"
@@ -56,19 +60,26 @@ class RoundupPublisher:
     def from_config(cls) -> RoundupPublisher:
         """The configured tracker (``roundup_url``) or the local one, started if needed."""
         from toolkit.community import tokens
-        from toolkit.community.config import community_config
+        from toolkit.community.config import LOCAL_TRACKER, base_url, community_config
 
         url = community_config().get("roundup_url")
         if url:
             token = tokens.get_token("roundup", url)
             if not token:
-                raise PublishAuthError(f"no token for {url}", hint="`routerkit community login --to roundup`")
-            return cls(url, token)
+                raise PublishAuthError(
+                    f"no token for {url}",
+                    hint=f"`routerkit community login --to roundup --url {url}`",
+                )
+            pub = cls(url, token)
+            pub.destination = base_url(url)
+            return pub
         from toolkit.community.server import LocalTracker
 
         tracker = LocalTracker()
         info = tracker.serve()
-        return cls(info.url, tracker.issue_token(lifetime=12 * 3600))
+        pub = cls(info.url, tracker.issue_token(lifetime=12 * 3600))
+        pub.destination = LOCAL_TRACKER
+        return pub
 
     def close(self) -> None:
         self.http.close()
@@ -77,7 +88,9 @@ class RoundupPublisher:
 
     def _json(self, method: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
         resp = self.http.request(method, path, what, **kw)
-        if resp.status_code == 400 and ("is not valid for" in resp.text or "not found in class" in resp.text):
+        if resp.status_code == 400 and (
+            "is not valid for" in resp.text or "not found in class" in resp.text
+        ):
             raise TrackerSchemaError(
                 f"{what}: this tracker has a different schema ({resp.json().get('error', {}).get('msg')})",
                 hint="use `routerkit community serve`'s tracker or add routerkit's properties to the schema",
@@ -98,13 +111,17 @@ class RoundupPublisher:
         data = self._json("POST", classname, f"create {classname}", json=props)
         return str(data["id"])
 
-    def upload(self, name: str, content: bytes, mime: str, key: str, sha256: str, *, fresh: bool = False) -> str:
+    def upload(
+        self, name: str, content: bytes, mime: str, key: str, sha256: str, *, fresh: bool = False
+    ) -> str:
         """Upload one file unless a file with ``key`` is already there; return its id."""
         found = [] if fresh else self.find("file", idempotency_key=key)
         if found:
             return found[0]
         data = self._json(
-            "POST", "file", f"upload {name}",
+            "POST",
+            "file",
+            f"upload {name}",
             data={"name": name, "type": mime, "idempotency_key": key, "sha256": sha256},
             files={"content": (name, content, mime)},
         )
@@ -113,7 +130,9 @@ class RoundupPublisher:
     def download(self, file_id: str, classname: str = "file") -> bytes:
         """The raw bytes of a file or msg (``binary_content``, Roundup >= 2.5)."""
         resp = self.http.request(
-            "GET", f"{classname}/{file_id}/binary_content", "download",
+            "GET",
+            f"{classname}/{file_id}/binary_content",
+            "download",
             headers={"Accept": "application/octet-stream"},
         )
         check(resp, f"download {classname}{file_id}")
@@ -130,7 +149,9 @@ class RoundupPublisher:
             return self._comment(item, reporter)
         existing = self.find("issue", idempotency_key=item.key)
         if existing:
-            return Remote(existing[0], self.issue_url(existing[0]), item.title, {"reused": True}).to_json()
+            return Remote(
+                existing[0], self.issue_url(existing[0]), item.title, {"reused": True}
+            ).to_json()
         # On an item's first attempt nothing of it can be on the server yet, so the per-file
         # and per-msg lookups are skipped (the issue lookup above is always done: the post is
         # what must never be duplicated, even after `outbox drop` and a re-share).
@@ -138,18 +159,35 @@ class RoundupPublisher:
         file_ids, body = self._upload_all(item, reporter, fresh=fresh)
         msg_id = self._ensure_msg(item.key, body, file_ids, fresh=fresh)
         fields = {k: str(v) for k, v in item.payload.get("fields", {}).items() if v is not None}
-        props = {"title": item.title, "messages": [msg_id], "files": file_ids, "idempotency_key": item.key, **fields}
+        props = {
+            "title": item.title,
+            "messages": [msg_id],
+            "files": file_ids,
+            "idempotency_key": item.key,
+            **fields,
+        }
         issue_id = self.create("issue", props)
-        return Remote(issue_id, self.issue_url(issue_id), item.title, {"files": file_ids, "msg": msg_id}).to_json()
+        return Remote(
+            issue_id, self.issue_url(issue_id), item.title, {"files": file_ids, "msg": msg_id}
+        ).to_json()
 
-    def _upload_all(self, item: Item, reporter: Reporter, *, fresh: bool = False) -> tuple[list[str], str]:
+    def _upload_all(
+        self, item: Item, reporter: Reporter, *, fresh: bool = False
+    ) -> tuple[list[str], str]:
         body = item.body
         ids: list[str] = []
         total = sum(a.size for a in item.attachments)
         done = 0
         reporter.progress("upload", 0, total)
         for a in item.attachments:
-            fid = self.upload(a.name, a.path.read_bytes(), a.mime, f"{item.key}:{a.sha256[:16]}", a.sha256, fresh=fresh)
+            fid = self.upload(
+                a.name,
+                a.path.read_bytes(),
+                a.mime,
+                f"{item.key}:{a.sha256[:16]}",
+                a.sha256,
+                fresh=fresh,
+            )
             ids.append(fid)
             # the Markdown names attachments by file name; point them at the tracker's copy
             body = body.replace(f"]({a.name})", f"]({self.url}file{fid}/{a.name})")
@@ -161,7 +199,12 @@ class RoundupPublisher:
         found = [] if fresh else self.find("msg", idempotency_key=key)
         if found:
             return found[0]
-        props: dict[str, Any] = {"content": body, "files": file_ids, "idempotency_key": key, "type": "text/markdown"}
+        props: dict[str, Any] = {
+            "content": body,
+            "files": file_ids,
+            "idempotency_key": key,
+            "type": "text/markdown",
+        }
         if self.user_id:
             props["author"] = self.user_id
         return self.create("msg", props)
@@ -176,24 +219,35 @@ class RoundupPublisher:
         have = {str(m["id"]) for m in issue.get("attributes", {}).get("messages", [])}
         if msg_id not in have:
             resp = self.http.request(
-                "PATCH", f"issue/{target}", f"add to issue{target}",
+                "PATCH",
+                f"issue/{target}",
+                f"add to issue{target}",
                 json={"@op": "add", "messages": [msg_id], "files": file_ids},
                 headers={"If-Match": issue.get("@etag", "")},
             )
             if resp.status_code == 412:  # someone else changed the issue meanwhile: retry soon
                 from toolkit.errors import PublishRetryableError
 
-                raise PublishRetryableError(f"issue{target} changed while adding to it", retry_after=0.5)
+                raise PublishRetryableError(
+                    f"issue{target} changed while adding to it", retry_after=0.5
+                )
             check(resp, f"add to issue{target}")
-        return Remote(target, f"{self.issue_url(target)}#msg{msg_id}", item.title, {"msg": msg_id}).to_json()
+        return Remote(
+            target, f"{self.issue_url(target)}#msg{msg_id}", item.title, {"msg": msg_id}
+        ).to_json()
 
     def find_by_signature(self, signature: str) -> list[Remote]:
         """Reports carrying this duplicate signature, newest first."""
         data = self._json(
-            "GET", "issue", "search by signature",
+            "GET",
+            "issue",
+            "search by signature",
             params={"signature:": signature, "@fields": "title,status,kind", "@sort": "-id"},
         )
-        return [Remote(str(r["id"]), self.issue_url(str(r["id"])), str(r.get("title", ""))) for r in data.get("collection", [])]
+        return [
+            Remote(str(r["id"]), self.issue_url(str(r["id"])), str(r.get("title", "")))
+            for r in data.get("collection", [])
+        ]
 
 
 def _jwt_subject(token: str) -> str | None:
