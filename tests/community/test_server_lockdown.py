@@ -179,3 +179,30 @@ def test_tracker_secret_database_and_log_are_private(
     for path in db.rglob("*"):
         assert _mode(path) & 0o077 == 0, f"{path} is {oct(_mode(path))}"
     assert _mode(tracker.state_path) == 0o600
+
+
+def test_a_person_logs_in_with_the_password_and_reads_the_report(
+    tracker: LocalTracker, posted: dict[str, str]
+) -> None:
+    url = posted["url"]
+    user = tracker.set_password("correct horse battery")
+    origin = url.split("/routerkit")[0]
+    with httpx.Client(
+        base_url=url, timeout=20, headers={"Origin": origin, "Referer": url}
+    ) as client:
+        assert TITLE not in client.get(f"issue{posted['issue']}").text
+        wrong = client.post(
+            "", data={"__login_name": user, "__login_password": "wrong", "@action": "login"}
+        )
+        assert TITLE not in client.get(f"issue{posted['issue']}").text, wrong.status_code
+        client.post(
+            "",
+            data={
+                "__login_name": user,
+                "__login_password": "correct horse battery",
+                "@action": "login",
+            },
+        )
+        page = client.get(f"issue{posted['issue']}")
+        assert page.status_code == 200 and TITLE in page.text
+        assert FILE_TEXT in client.get(f"file{posted['file']}/console.txt").content

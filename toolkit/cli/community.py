@@ -14,6 +14,7 @@ def community() -> None:
     \b
     Examples:
       routerkit community serve --json
+      routerkit community password
       routerkit community login --to discourse --url https://forum.example.org
       routerkit community stop
     """
@@ -40,6 +41,40 @@ def stop() -> None:
 
     stopped = LocalTracker().stop()
     emit({"ok": True, "stopped": stopped}, "stopped" if stopped else "the tracker was not running")
+
+
+@community.command()
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin instead of prompting."
+)
+@output_options
+def password(password_stdin: bool) -> None:
+    """Set the web password of the local tracker's `routerkit` user.
+
+    The tracker shows nothing to visitors who are not logged in; log in with this to read the
+    reports in a browser.
+    """
+    import sys
+
+    from toolkit.community.server import LocalTracker
+    from toolkit.errors import ConsentRequired
+
+    app: App = get_app()
+    if password_stdin:
+        secret = sys.stdin.readline().rstrip("\n")
+    elif app.interactive:
+        secret = click.prompt("new password", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        raise ConsentRequired(
+            "no terminal to ask for the password", hint="pipe it in with --password-stdin"
+        )
+    tracker = LocalTracker()
+    user = tracker.set_password(secret)
+    url = tracker.state().get("url")
+    emit(
+        {"ok": True, "user": user, "url": url},
+        f"log in to {url or 'the local tracker'} as {user!r}",
+    )
 
 
 @community.command()

@@ -312,6 +312,38 @@ class LocalTracker:
         path.write_text(new)
         os.chmod(path, 0o600)
 
+    def set_password(self, password: str) -> str:
+        """Give the ``routerkit`` user a web password, so a person can log in and read the
+        reports (anonymous visitors see nothing). Returns the user name.
+
+        The password goes to the tracker's own Python on stdin, never on a command line
+        (which other local users could read in /proc) or into roundup-admin's history file.
+        """
+        self.install()
+        if not password or "\n" in password:
+            raise ConfigError("the password must be one non-empty line")
+        script = (
+            "import sys\n"
+            "from roundup import instance\n"
+            "from roundup.password import Password\n"
+            "db = instance.open(sys.argv[1]).open('admin')\n"
+            "db.user.set(sys.argv[2], password=Password(sys.stdin.readline().rstrip('\\n'), config=db.config))\n"
+            "db.commit()\n"
+            "db.close()\n"
+        )
+        user_id = str(self.state()["user_id"])
+        proc = subprocess.run(
+            [*self._run_as(), sys.executable, "-c", script, str(self.home), user_id],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            cwd=self.base,
+            umask=0o077,
+        )
+        if proc.returncode != 0:
+            raise PublishError(f"could not set the password: {proc.stderr.strip()[-400:]}")
+        return TRACKER_NAME
+
     def jwt_secret(self) -> str:
         import configparser
 
