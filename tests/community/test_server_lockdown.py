@@ -206,3 +206,39 @@ def test_a_person_logs_in_with_the_password_and_reads_the_report(
         page = client.get(f"issue{posted['issue']}")
         assert page.status_code == 200 and TITLE in page.text
         assert FILE_TEXT in client.get(f"file{posted['file']}/console.txt").content
+
+
+def test_a_tracker_installed_by_an_older_routerkit_is_locked_down_on_start(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from toolkit.community.server import _ANONYMOUS_SECTION, _NO_ANONYMOUS, TEMPLATE, _bin
+
+    old = LocalTracker(tmp_path_factory.mktemp("old-tracker"))
+    old.serve()
+    try:
+        old.stop()
+        # what an older routerkit left: the classic anonymous grants, Roundup's umask 002, 0644 files
+        share = (
+            Path(_bin("roundup-admin")).parent.parent / "share" / "roundup" / "templates" / TEMPLATE
+        )
+        classic = (share / "schema.py").read_text()
+        schema = old.home / "schema.py"
+        schema.write_text(
+            schema.read_text().replace(_NO_ANONYMOUS, classic[classic.index(_ANONYMOUS_SECTION) :])
+        )
+        config = old.home / "config.ini"
+        config.write_text(config.read_text().replace("umask = 0o077", "umask = 0o2"))
+        for path in [config, *(old.home / "db").iterdir()]:
+            os.chmod(path, 0o644)
+        os.chmod(old.home, 0o755)
+
+        info = old.serve()
+        assert "addPermissionToRole('Anonymous'" not in schema.read_text()
+        assert "umask = 0o077" in config.read_text()
+        for path in [old.home, config, *(old.home / "db").iterdir()]:
+            assert _mode(path) & 0o077 == 0, path
+        resp = httpx.get(info.url + "rest/data/issue", timeout=20)
+        assert resp.status_code == 403
+        assert httpx.get(info.url, timeout=20).status_code == 403
+    finally:
+        old.remove()

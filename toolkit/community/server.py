@@ -40,6 +40,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -303,6 +304,28 @@ class LocalTracker:
             )
         path.write_text(text)
 
+    def _lock_down(self) -> None:
+        """Bring a tracker installed by an older routerkit to what :meth:`install` makes now
+        (before each start; cheap, and a no-op once done): no anonymous permissions, Roundup's
+        umask 077, and nothing under the tracker readable by group or others."""
+        schema = self.home / "schema.py"
+        text = schema.read_text()
+        if _NO_ANONYMOUS not in text:
+            if text.count(_ANONYMOUS_SECTION) != 1:
+                raise ConfigError(f"{schema}: no anonymous section to remove; refusing to start it")
+            schema.write_text(text[: text.index(_ANONYMOUS_SECTION)] + _NO_ANONYMOUS)
+        config = self.home / "config.ini"
+        text = config.read_text()
+        new, n = re.subn(r"(?m)^umask = .*$", "umask = 0o077", text)
+        if n != 1:
+            raise ConfigError(f"{config}: expected exactly one 'umask =' line, found {n}")
+        if new != text:
+            config.write_text(new)
+        for path in [self.base, *self.base.rglob("*")]:
+            mode = path.lstat().st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                os.chmod(path, stat.S_IMODE(mode) & 0o700)
+
     def _config_web(self, url: str) -> None:
         path = self.home / "config.ini"
         text = path.read_text()
@@ -376,6 +399,7 @@ class LocalTracker:
         if info is not None:
             return info
         self.install(reporter)
+        self._lock_down()
         last = ""
         previous = self.state().get("port")
         for attempt in range(3):  # another process may grab the port between probe and bind
