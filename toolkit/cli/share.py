@@ -14,6 +14,10 @@ def show_payload(preview: dict[str, Any]) -> None:
     out = lambda s="": click.echo(s, err=True)  # noqa: E731
     out(f"── payload for {preview['publisher']} ─ {preview['kind']} ─ key {preview['key']}")
     out(f"title: {preview['title']}")
+    if "destination" in preview:  # the server this payload is for; the outbox sends it nowhere else
+        from toolkit.community.config import describe_destination
+
+        out(f"to: {describe_destination(preview['destination'])}")
     for k, v in (preview.get("fields") or {}).items():
         out(f"{k}: {v}")
     if preview.get("target"):
