@@ -16,6 +16,19 @@ KEYS = Path(__file__).parent / "keys"
 SHARED_CACHE = Path(os.environ.get("ROUTERKIT_TEST_CACHE", Path.home() / ".cache" / "routerkit-test"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ssh_identity(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The whole run logs in with the committed TEST client key (firmware/keys/README.md):
+    samples started by module fixtures and by single tests must authorize the same key.
+    Set for the process (and its children) before any module fixture starts a sample."""
+    src = Path(__file__).resolve().parents[1] / "firmware" / "keys" / "test_id_ed25519"
+    dest = tmp_path_factory.mktemp("ssh-identity") / "id_ed25519"
+    shutil.copyfile(src, dest)
+    os.chmod(dest, 0o600)
+    shutil.copyfile(src.with_name(src.name + ".pub"), dest.with_name(dest.name + ".pub"))
+    os.environ["ROUTERKIT_SSH_IDENTITY"] = str(dest)
+
+
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path_factory.mktemp("rk-home")

@@ -15,14 +15,16 @@ The rules (:func:`check`) — a key is accepted only when
 
 - it is the stored key of that identity; or
 - the identity is unknown (first contact) **and** the key equals the one read over the
-  device's serial console, or the user said ``--accept-new-hostkey`` (the fingerprint is
-  shown), or the key is the one announced by an image we just flashed; or
-- the identity's key changed **right after a flash** and the new key is the one the new
-  image's signed metadata announces (``ssh_host_key``), or equals the key read over the serial
-  console, or the user passed ``--accept-new-hostkey``.
+  device's serial console (:func:`read_console_host_keys`, integrity-checked), or the person
+  confirmed it (``routerkit hosts trust``, ``verify --accept-new-hostkey``; ``flash`` honours
+  its ``--accept-new-hostkey`` only for the device coming back from that flash); or
+- the identity's key changed **right after a flash by routerkit** and the new key equals the
+  one read over the serial console, or the user passed ``--accept-new-hostkey`` for that flash.
 
-Any other change is refused: it may be a man-in-the-middle, or someone else reflashed the
-device. Nothing is ever accepted silently; every acceptance is recorded with its reason.
+Images announce no host key: a device makes its own at first boot and keeps it across
+upgrades, so a reflash normally keeps the key. Any other change is refused: it may be a
+man-in-the-middle, or someone else reflashed the device. Nothing is ever accepted silently;
+every acceptance is recorded with its reason.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from toolkit import paths
 from toolkit.errors import ConfigError, HostKeyError, NotFoundError
@@ -243,9 +245,8 @@ class HostKeyContext:
     not already known.
     """
 
-    after_flash: bool = False  # the device was just flashed by us: a key change is expected
-    announced: tuple[str, ...] = ()  # public key lines of the image just flashed (ssh_host_key)
-    accept_new: bool = False  # --accept-new-hostkey
+    after_flash: bool = False  # the device was just flashed by us: a key change may happen
+    accept_new: bool = False  # the person confirmed a new key: first contact, or after_flash
     serial_keys: Callable[[], list[str]] | None = None  # key lines read over the serial console
     image_version: str | None = None
 
@@ -254,7 +255,7 @@ class HostKeyContext:
 class Decision:
     identity: str
     fingerprint: str
-    how: str  # known | serial-console | image-metadata | accept-new-hostkey
+    how: str  # known | serial-console | accept-new-hostkey
     first_contact: bool
     changed: bool
     previous: str | None = None  # the fingerprint that was replaced
@@ -315,38 +316,34 @@ def check(
                 "in its place (a man-in-the-middle, or the wrong address): refused.",
                 hint="check the address; nothing was sent",
             )
-        if ctx.after_flash and _in(ctx.announced, keytype, key):
-            store.trust(identity, keytype, key, source=_image_source(ctx), host=host, port=port)
-            return Decision(identity, fp, "image-metadata", first_contact=True, changed=False)
-        if ctx.accept_new:
+        if ctx.accept_new:  # an explicit confirmation of this first contact
             store.trust(identity, keytype, key, source="accept-new-hostkey", host=host, port=port)
             return Decision(identity, fp, "accept-new-hostkey", first_contact=True, changed=False)
         why = f" (the serial console could not be read: {serial_error})" if serial_error else ""
         raise HostKeyError(
             f"host key: first contact with {identity} at {host}:{port}, which presents "
             f"{keytype} {fp}. routerkit never trusts an unknown key silently{why}.",
-            hint=f"compare the fingerprint with the device's (e.g. `dropbearkey -y -f "
-            f"/etc/dropbear/dropbear_ed25519_host_key` on its console), then "
-            f"`routerkit hosts trust {identity.split('/', 1)[-1]}`, or pass --accept-new-hostkey",
+            hint=f"compare the fingerprint with the device's (`rk-settings hostkey` on its "
+            f"console), then `routerkit hosts trust {identity.split('/', 1)[-1]}`; or flash it "
+            "over its serial console, which reads the key there",
         )
 
     # The key changed.
     if ctx.after_flash:
         how = None
-        if _in(ctx.announced, keytype, key):
-            how = "image-metadata"
-        elif serial and _in(serial, keytype, key):
+        if serial and _in(serial, keytype, key):
             how = "serial-console"
         elif ctx.accept_new:
             how = "accept-new-hostkey"
         if how is not None:
-            source = _image_source(ctx) if how == "image-metadata" else how
+            source = f"{how} after flashing {ctx.image_version}" if ctx.image_version else how
             store.trust(identity, keytype, key, source=source, host=host, port=port)
             return Decision(identity, fp, how, first_contact=False, changed=True, previous=stored.fingerprint)
         raise HostKeyError(
-            f"host key: {identity} came back from the flash with key {fp}, but the image "
-            f"announced {_announced_fps(ctx)} and routerkit had {stored.fingerprint}. The device "
-            "may not be running the image just flashed, or someone is answering in its place: refused.",
+            f"host key: {identity} came back from the flash with key {fp}, but routerkit had "
+            f"{stored.fingerprint} (devices keep their key across upgrades) and no serial console "
+            "confirmed the new one. The device may have lost its settings, or someone is "
+            "answering in its place: refused.",
             hint="check the device over its serial console; --accept-new-hostkey accepts it anyway",
         )
     confirm = ""
@@ -363,15 +360,58 @@ def check(
     )
 
 
-def _image_source(ctx: HostKeyContext) -> str:
-    return f"image-metadata:{ctx.image_version}" if ctx.image_version else "image-metadata"
+class _Shell(Protocol):
+    def run(self, cmd: str, timeout: float = ...) -> Any: ...
 
 
-def _announced_fps(ctx: HostKeyContext) -> str:
-    fps = []
-    for line in ctx.announced:
-        try:
-            fps.append(fingerprint(parse_key_line(line)[1]))
-        except ConfigError:
+#: Where firmware without ``rk-settings`` keeps its host keys (fallback of the reader).
+LEGACY_HOST_KEY_FILES = ("/etc/dropbear/dropbear_ed25519_host_key",
+                         "/etc/dropbear/dropbear_ecdsa_host_key",
+                         "/etc/dropbear/dropbear_rsa_host_key")
+CONSOLE_READS = 4
+
+
+def read_console_host_keys(shell: _Shell, *, timeout: float = 20.0) -> list[str]:
+    """The device's SSH host public key line(s), read over its serial console.
+
+    This is the one place that reads a host key from a device. A serial line can garble
+    a byte, and a garbled key must not look like a man-in-the-middle: ``rk-settings hostkey``
+    prints the key line and the sha256 of that line, and a read counts only when they agree
+    (else it is read again). Firmware without ``rk-settings`` is read until two reads agree.
+    Raises :class:`DeviceCommandError` when no clean read comes within a few tries.
+    """
+    import hmac
+
+    from toolkit.errors import DeviceCommandError
+
+    last = ""
+    previous: list[str] | None = None
+    for _ in range(CONSOLE_READS):
+        out = str(shell.run("rk-settings hostkey 2>&1", timeout=timeout).output)
+        last = out
+        lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+        if any("not found" in ln for ln in lines):
+            files = " ".join(LEGACY_HOST_KEY_FILES)
+            legacy = shell.run(
+                f"for k in {files}; do if [ -f $k.pub ]; then cat $k.pub; "
+                f"elif [ -f $k ]; then dropbearkey -y -f $k; fi; done", timeout=timeout,
+            )
+            last = str(legacy.output)
+            keys = [ln.strip() for ln in last.splitlines()
+                    if ln.strip().startswith(("ssh-", "ecdsa-"))]
+            if keys and keys == previous:
+                return keys
+            previous = keys or None
             continue
-    return ", ".join(fps) or "no key"
+        for i, line in enumerate(lines[:-1]):
+            if not line.startswith(("ssh-", "ecdsa-")):
+                continue
+            check = lines[i + 1].split()
+            if len(check) == 2 and check[0] == "sha256" and hmac.compare_digest(
+                hashlib.sha256(line.encode()).hexdigest(), check[1]
+            ):
+                return [line]
+    raise DeviceCommandError(
+        f"could not read the SSH host key cleanly over the serial console in {CONSOLE_READS} "
+        "tries (a noisy line, or firmware without rk-settings)", last_output=last,
+    )

@@ -61,19 +61,12 @@ def from_sample(name: str) -> Target:
         ssh_host=state.ssh_host,
         ssh_port=state.ssh_port,
         ssh_user="root",
-        identity=str(_test_identity()),
         power={"kind": "qmp", "socket": state.qmp, "sample": name},
         tftp_dir=state.tftp_dir,
         tftp_server_ip=QEMU_HOST_IP,
         device_ip=QEMU_GUEST_IP,
         sample=name,
     )
-
-
-def _test_identity() -> Path:
-    from toolkit import paths
-
-    return paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519"
 
 
 def from_lab(lab_path: Path, name: str) -> Target:

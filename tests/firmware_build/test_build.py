@@ -1,4 +1,4 @@
-"""The reference build: reproducible, complete, and honest about its host key."""
+"""The reference build: reproducible, complete, and carrying no secret."""
 
 from __future__ import annotations
 
@@ -26,22 +26,22 @@ def test_build_is_reproducible_without_any_cache(tmp_path: Path) -> None:
     assert hashlib.sha256(first.path.read_bytes()).hexdigest() == first.sha256
 
 
-def test_another_version_gets_another_host_key_and_image(tmp_path: Path) -> None:
+def test_another_version_gets_another_image(tmp_path: Path) -> None:
     one = build_image("3.0.0", out=tmp_path, epoch=EPOCH, source_revision="r")
     two = build_image("3.0.1", out=tmp_path, epoch=EPOCH, source_revision="r")
-    assert one.ssh_host_key_fingerprint != two.ssh_host_key_fingerprint
     assert one.sha256 != two.sha256
     assert one.path.name == "es-virt-3.0.0.img"
 
 
-def test_metadata_carries_board_version_and_host_key(built: Built) -> None:
+def test_metadata_carries_board_version_and_device_trust(built: Built) -> None:
     meta = parse(built.path).metadata
     result = built.result
     assert meta["version"] == "2.0.0"
     assert "es-virt" in meta["supported_devices"]
     assert meta["build_date"] == "2023-11-14T22:13:20Z"
-    assert meta["ssh_host_key"] == result.ssh_host_key  # type: ignore[attr-defined]
-    assert meta["ssh_host_key_fingerprint"].startswith("SHA256:")
+    assert "ssh_host_key" not in meta and "ssh_host_key_fingerprint" not in meta
+    assert meta["device_trusted_keys"] == [meta["signer"]]
+    assert "development" not in meta and result.development is False  # type: ignore[attr-defined]
     assert meta["fit_sha256"] == result.fit_sha256  # type: ignore[attr-defined]
     assert meta["source_revision"] == "test"
 
@@ -52,15 +52,18 @@ def test_initramfs_has_the_firmware_files(built: Built) -> None:
                  "usr/bin/selftest", "usr/sbin/dropbear", "lib/ld-linux-aarch64.so.1",
                  "lib/aarch64-linux-gnu/libc.so.6", "lib/aarch64-linux-gnu/libgmp.so.10",
                  "lib/aarch64-linux-gnu/libtomcrypt.so.1", "etc/inittab",
-                 "etc/dropbear/dropbear_ed25519_host_key", "root/.ssh/authorized_keys",
-                 "usr/share/udhcpc/default.script"):
+                 "root/.ssh/authorized_keys", "sbin/rk-settings", "usr/bin/dropbearkey",
+                 "bin/signify-openbsd", "usr/share/udhcpc/default.script"):
         assert name in files, name
     assert files["etc/firmware-version"][4] == b"2.0.0\n"
     board = json.loads(files["etc/board.json"][4])
     assert board["id"] == "es-virt" and "es-virt" in board["compatible"]
-    pub = (Path(__file__).parents[2] / "firmware/keys/test_id_ed25519.pub").read_bytes()
-    assert files["root/.ssh/authorized_keys"][4] == pub
-    assert stat.S_IMODE(files["root/.ssh/authorized_keys"][0]) == 0o600
+    # A link to the device's own list (laid out at boot from its settings), not a key.
+    assert stat.S_ISLNK(files["root/.ssh/authorized_keys"][0])
+    assert files["root/.ssh/authorized_keys"][4] == b"/run/routerkit/authorized_keys"
+    trusted = [n for n in files if n.startswith("etc/routerkit/trusted-keys/")]
+    signer = parse(built.path).metadata["signer"]
+    assert trusted == [f"etc/routerkit/trusted-keys/{signer}.pub"]
     assert stat.S_ISLNK(files["bin/sh"][0]) and files["bin/sh"][4] == b"busybox"
     assert stat.S_IMODE(files["init"][0]) == 0o755
 
@@ -83,17 +86,6 @@ def test_modules_load_in_dependency_order(built: Built) -> None:
     kdir = load[0].rsplit("/", 1)[0]
     for rel in built.initramfs[load[0]][4].decode().split():
         assert f"{kdir}/{rel}" in built.initramfs
-
-
-def test_host_key_in_initramfs_matches_metadata_fingerprint(built: Built, tmp_path: Path) -> None:
-    import subprocess
-
-    key = tmp_path / "hostkey"
-    key.write_bytes(built.initramfs["etc/dropbear/dropbear_ed25519_host_key"][4])
-    out = subprocess.run(["dropbearkey", "-y", "-f", str(key)], capture_output=True, text=True,
-                         check=True).stdout
-    assert f"Fingerprint: {built.result.ssh_host_key_fingerprint}" in out  # type: ignore[attr-defined]
-    assert built.result.ssh_host_key.split()[1] in out  # type: ignore[attr-defined]
 
 
 def test_cli_build_reports_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,17 +127,3 @@ def test_build_signs_with_the_given_key(tmp_path: Path) -> None:
                          source_revision="r")
     assert result.signer == key.keyid
     assert parse(result.path).metadata["signer"] == key.keyid
-
-
-def test_host_key_seed_is_private_and_overridable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from toolkit import paths
-    from toolkit.firmware.initramfs import derive_host_key, host_key_seed
-
-    seed = host_key_seed()
-    path = paths.data_dir() / "firmware" / "host-key-seed"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(seed) == 32
-    assert host_key_seed() == seed  # created once
-    monkeypatch.setenv("ROUTERKIT_HOST_KEY_SEED", "00" * 32)
-    a = derive_host_key("es-virt", "1.0.0")
-    monkeypatch.setenv("ROUTERKIT_HOST_KEY_SEED", "01" * 32)
-    assert derive_host_key("es-virt", "1.0.0").fingerprint != a.fingerprint

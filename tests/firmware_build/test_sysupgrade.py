@@ -20,7 +20,9 @@ from toolkit.firmware import fit as fitmod
 from toolkit.firmware.image import seal
 
 ROOTFS = Path(__file__).parents[2] / "firmware" / "rootfs"
+TEST_KEYS = Path(__file__).parents[1] / "keys"
 BUSYBOX = shutil.which("busybox")
+SIGNIFY = shutil.which("signify-openbsd") or "signify-openbsd"  # a missing tool fails the tests
 pytestmark = pytest.mark.skipif(BUSYBOX is None or not shutil.which("mkimage"),
                                 reason="busybox-static / u-boot-tools missing (make setup)")
 SLOT_BYTES = 256 * 1024
@@ -73,12 +75,16 @@ def device(tmp_path: Path) -> Device:
     (root / "boot" / "state.env").write_bytes(b"rk_active=A\nrk_tries=1\n\0")
     (root / "cmdline").write_text("console=ttyAMA0 rk.slot=A\n")
     (root / "version").write_text("4.0.0\n")
+    # What the running image trusts: the suite's test dev key (the key make_image signs with).
+    (root / "trusted").mkdir()
+    shutil.copyfile(TEST_KEYS / "test-dev.pub", root / "trusted" / "dev.pub")
     env = {
         "PATH": os.environ["PATH"], "RK_LIB": str(ROOTFS / "lib/routerkit/common.sh"),
         "RK_CONF": str(root / "no-such.conf"), "RK_BOARD": "es-virt",
         "RK_DEV_A": str(root / "slotA"), "RK_DEV_B": str(root / "slotB"),
         "RK_BOOT_DIR": str(root / "boot"), "RK_CMDLINE": str(root / "cmdline"),
         "RK_VERSION_FILE": str(root / "version"), "RK_REBOOT": "echo REBOOTING",
+        "RK_TRUSTED_KEYS": str(root / "trusted"), "RK_SIGNIFY": str(SIGNIFY),
     }
     return Device(root, env)
 
@@ -217,3 +223,50 @@ def test_sysupgrade_keeps_the_running_slot_when_read_back_differs(device: Device
     assert "read-back of slot B does not match" in proc.stderr
     assert device.state.startswith("rk_active=A") and "REBOOTING" not in proc.stdout
     assert device.slot_a == OLD_A
+
+
+# --- the device checks signatures itself ------------------------------------------------------
+
+
+def test_sysupgrade_rejects_a_valid_hash_with_a_signature_by_an_untrusted_key(
+    device: Device, tmp_path: Path
+) -> None:
+    """A perfectly formed image (FIT sha256 in its metadata is right) signed by a key the
+    device does not trust: nothing is written."""
+    from toolkit.firmware.signify import SecretKey
+
+    its = fitmod.its_source(description="evil", kernel="k.gz", initramfs="i.gz", load="0x40400000")
+    fit = fitmod.make_fit(its, {"k.gz": os.urandom(20_000), "i.gz": b"x" * 100}, 1700000000)
+    meta = {"board": "es-virt", "supported_devices": ["es-virt"], "version": "9.0.0",
+            "compat_version": "1.0", "build_date": "2023-11-14T22:13:20Z"}
+    image = tmp_path / "evil.img"
+    image.write_bytes(seal(fit, meta, SecretKey.generate("attacker")))
+    proc = device.run("sbin/sysupgrade", str(image))
+    _assert_untouched(device, proc)
+    assert "does not trust" in proc.stderr
+
+
+def test_sysupgrade_rejects_metadata_changed_after_signing(device: Device, tmp_path: Path) -> None:
+    """Same length, one field changed (the board list): the signature no longer matches."""
+    image = make_image(tmp_path, devices=("es-other",))
+    # Same total length: "es-other" (8) -> "es-virt" (7) plus one space, still valid JSON.
+    data = image.read_bytes().replace(b'["es-other"]', b'["es-virt"] ', 1)
+    assert len(data) == image.stat().st_size and b'["es-virt"] ' in data
+    image.write_bytes(data)
+    proc = device.run("sbin/sysupgrade", str(image))
+    _assert_untouched(device, proc)
+    assert "signature" in proc.stderr
+
+
+def test_sysupgrade_refuses_everything_when_it_trusts_no_key(device: Device, tmp_path: Path) -> None:
+    for key in (device.root / "trusted").iterdir():
+        key.unlink()
+    proc = device.run("sbin/sysupgrade", str(make_image(tmp_path)))
+    _assert_untouched(device, proc)
+    assert "trusts no signing key" in proc.stderr
+
+
+def test_sysupgrade_names_the_key_that_signed(device: Device, tmp_path: Path) -> None:
+    proc = device.run("sbin/sysupgrade", str(make_image(tmp_path)), "-T")
+    assert proc.returncode == 0, proc.stderr
+    assert "signature ok (signed by dev)" in proc.stdout

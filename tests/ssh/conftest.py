@@ -59,9 +59,8 @@ def make_device(tmp_path: Path, client_key: Path) -> Iterator[Callable[..., drop
 def images(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     out = tmp_path_factory.mktemp("images")
 
-    def make(version: str, *, ssh_host_key: str | None = None, size: int = 256 * 1024) -> Path:
-        name = f"{version}-{abs(hash((ssh_host_key, size)))}"
-        return dropbear.make_image(version, out / name / "x.img", ssh_host_key=ssh_host_key, payload_bytes=size)
+    def make(version: str, *, size: int = 256 * 1024) -> Path:
+        return dropbear.make_image(version, out / f"{version}-{size}" / "x.img", payload_bytes=size)
 
     return make
 

@@ -17,18 +17,30 @@ from toolkit.cli._app import App, emit, get_app, output_options
 @click.option("--key", help="Secret signing key (name or .sec path). Default: local dev key.")
 @click.option("--refresh", is_flag=True,
               help="Ask the Debian mirror for newer guest packages (kernel, busybox, dropbear).")
+@click.option("--dev", is_flag=True,
+              help="DEVELOPMENT image: the committed test key may log in as root. Local dev key "
+                   "only; marked in the metadata; never for a real device.")
 @output_options
-def build(version: str, board: str, out: Path | None, key: str | None, refresh: bool) -> None:
+def build(version: str, board: str, out: Path | None, key: str | None, refresh: bool,
+          dev: bool) -> None:
     """Build the reference firmware image VERSION for BOARD, reproducibly.
 
     The same inputs give a byte-identical image. The first build downloads the arm64 guest
-    packages (kernel, busybox, dropbear) once; later builds work offline.
+    packages (kernel, busybox, dropbear, signify) once; later builds work offline.
+
+    The image holds no secret: the device makes its SSH host key at first boot, and root
+    logins are granted by whoever flashes it (`routerkit flash` installs your key).
+
+    \b
+    Examples:
+      routerkit firmware build --version 1.1.0 --out out/
+      routerkit firmware build --version 1.2.0-nightly.3 --key nightly --json
     """
     from toolkit.firmware.build import build_image
 
     app = get_app()
     result = build_image(version, board, out=out, key=key, reporter=app.reporter(),
-                         refresh=refresh)
+                         refresh=refresh, dev=dev)
     data = result.to_dict()
 
     def human(_app: App) -> None:
@@ -36,8 +48,10 @@ def build(version: str, board: str, out: Path | None, key: str | None, refresh: 
         click.echo(f"  version {result.version} for {result.board}, {result.size} bytes, "
                    f"{result.seconds:.1f} s")
         click.echo(f"  sha256  {result.sha256}")
-        click.echo(f"  ssh host key {result.ssh_host_key_fingerprint}")
         click.echo(f"  signed by {result.signer}" + ("" if key else " (local development key)"))
+        if result.development:
+            click.secho("  DEVELOPMENT IMAGE: the committed TEST key can log in as root. "
+                        "Never flash it on a real device.", fg="red", bold=True)
 
     emit(data, human)
 

@@ -3,7 +3,8 @@
 Pipeline: guest packages (cached) → initramfs → gzip'ed kernel (cached per kernel) → FIT
 (``mkimage -f``, cached per input hash) → :func:`toolkit.firmware.image.seal` (metadata +
 signature + footer). Same inputs give the same bytes: SOURCE_DATE_EPOCH fixes every timestamp,
-the host key is derived, and nothing depends on the build directory or the time of day.
+and nothing depends on the build directory or the time of day. The image holds no secret: SSH
+host keys are made on the device, root logins are granted by whoever flashes it.
 """
 
 from __future__ import annotations
@@ -45,9 +46,8 @@ class BuildResult:
     kernel_size: int  # gzip'ed kernel inside the FIT
     initramfs_size: int  # gzip'ed cpio inside the FIT
     kernel_abi: str
-    ssh_host_key: str  # public key line, also in the metadata
-    ssh_host_key_fingerprint: str  # "SHA256:...", also in the metadata
     signer: str
+    development: bool  # --dev: the committed test key may log in (metadata "development")
     source_date_epoch: int
     seconds: float
     cached_fit: bool
@@ -104,16 +104,17 @@ def _kernel_gz(guest: GuestRoot, reporter: Reporter, use_cache: bool = True) -> 
     return data
 
 
-def _inputs_key(guest: GuestRoot, board: Board, version: str, epoch: int, seed: bytes) -> str:
+def _inputs_key(
+    guest: GuestRoot, board: Board, version: str, epoch: int, trust: initramfsmod.DeviceTrust
+) -> str:
     """Hash of everything the FIT depends on: packages, on-device files, board, recipe code."""
     h = hashlib.sha256()
-    for part in (guest.digest, version, str(epoch), hashlib.sha256(seed).hexdigest()):
+    for part in (guest.digest, version, str(epoch), trust.digest()):
         h.update(part.encode() + b"\0")
     h.update(board.path.read_bytes())
     here = Path(__file__).parent
     sources = [here / name for name in _RECIPE_FILES]
     sources += sorted(p for p in initramfsmod.ROOTFS_SRC.rglob("*") if p.is_file())
-    sources.append(paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519.pub")
     for path in sources:
         h.update(str(path.relative_to(paths.REPO_ROOT)).encode() + b"\0")
         h.update(str(os.access(path, os.X_OK)).encode() + path.read_bytes() + b"\0")
@@ -123,28 +124,26 @@ def _inputs_key(guest: GuestRoot, board: Board, version: str, epoch: int, seed: 
 
 
 def build_fit(
-    version: str, board: Board, *, epoch: int, reporter: Reporter | None = None,
-    guest: GuestRoot | None = None, use_cache: bool = True,
-) -> tuple[bytes, initramfsmod.HostKey, dict[str, Any]]:
-    """The FIT of one version (cached by input hash) with its host key and sizes."""
+    version: str, board: Board, *, epoch: int, trust: initramfsmod.DeviceTrust,
+    reporter: Reporter | None = None, guest: GuestRoot | None = None, use_cache: bool = True,
+) -> tuple[bytes, dict[str, Any]]:
+    """The FIT of one version (cached by input hash) and its sizes."""
     reporter = reporter or NullReporter()
     guest = guest or fetch_guest(reporter)
-    seed = initramfsmod.host_key_seed()
-    key = _inputs_key(guest, board, version, epoch, seed)
+    key = _inputs_key(guest, board, version, epoch, trust)
     cache = firmware_cache() / "fit"
     fit_path, info_path = cache / f"{key}.fit", cache / f"{key}.json"
-    host_key = initramfsmod.derive_host_key(board.id, version, seed)
     if use_cache:
         try:
             info = json.loads(info_path.read_text())
             info["cached"] = True
             fit = fit_path.read_bytes()
             os.utime(fit_path)  # pruning keeps what is used
-            return fit, host_key, info
+            return fit, info
         except (OSError, ValueError):
             pass  # not built yet, or pruned by a concurrent build a moment ago
     with step(reporter, "initramfs", f"busybox + dropbear + modules for {guest.kernel_abi}"):
-        initrd = initramfsmod.build_initramfs(guest, board, version, host_key, epoch)
+        initrd = initramfsmod.build_initramfs(guest, board, version, trust, epoch)
     kernel = _kernel_gz(guest, reporter, use_cache)
     with step(reporter, "FIT", "mkimage -f"):
         its = fitmod.its_source(
@@ -160,7 +159,7 @@ def build_fit(
     atomic_write(fit_path, fit)
     atomic_write(info_path, json.dumps(info).encode())
     prune(cache, "*.fit", keep=8)
-    return fit, host_key, info
+    return fit, info
 
 
 def prune(directory: Path, pattern: str, keep: int) -> None:
@@ -182,12 +181,16 @@ def build_image(
     source_revision: str | None = None,
     use_cache: bool = True,
     refresh: bool = False,
+    dev: bool = False,
 ) -> BuildResult:
     """Build and sign the reference firmware ``version`` for ``board``.
 
     ``out`` is a directory (the image is ``<board>-<version>.img`` in it) or a file path
     ending in ``.img``; default: the firmware cache. ``key`` is a secret key name or path
-    (default: this machine's development key). ``use_cache=False`` rebuilds the kernel
+    (default: this machine's development key); the device will accept upgrades signed by that
+    same key. ``dev=True`` also lets the committed TEST client key log in as root: only with
+    the development key, and marked in the metadata (``"development": true``), so that
+    ``inspect`` and ``flash`` show and police it. ``use_cache=False`` rebuilds the kernel
     and FIT from the guest packages (the reproducibility test uses it); ``refresh=True``
     asks the Debian mirror for newer guest packages first.
     """
@@ -200,28 +203,40 @@ def build_image(
     if not version or any(c.isspace() or c in "/\"\\" for c in version):
         raise BuildError(f"invalid version {version!r}: no spaces, slashes or quotes")
     epoch = default_epoch() if epoch is None else epoch
-    guest = fetch_guest(reporter, refresh=refresh)
-    fit, host_key, info = build_fit(
-        version, board_obj, epoch=epoch, reporter=reporter, guest=guest, use_cache=use_cache
-    )
-    signer = None
-    if key is not None:
-        from toolkit.firmware.keys import load_secret
+    from toolkit.firmware.keys import dev_key, load_secret
 
-        signer = load_secret(key)
-    metadata = {
+    if dev and key is not None:
+        raise BuildError(
+            "--dev images (the committed test key may log in) are signed with the development "
+            "key only, never with a named key",
+            hint="drop --key, or drop --dev",
+        )
+    signer = load_secret(key) if key is not None else dev_key()
+    trust = initramfsmod.DeviceTrust(
+        signing_keys=((signer.keyid, signer.public_key().to_bytes()),),
+        dev_authorized_key=test_client_public_key() if dev else None,
+    )
+    guest = fetch_guest(reporter, refresh=refresh)
+    fit, info = build_fit(
+        version, board_obj, epoch=epoch, trust=trust, reporter=reporter, guest=guest,
+        use_cache=use_cache,
+    )
+    metadata: dict[str, Any] = {
         "board": board_obj.id,
         "supported_devices": board_obj.compatible,
         "version": version,
         "compat_version": str(board_obj.require("board.compat_version")),
         "build_date": datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source_revision": source_revision or default_revision(),
-        "ssh_host_key": host_key.public_line,
-        "ssh_host_key_fingerprint": host_key.fingerprint,
         "kernel": info["kernel_abi"],
+        # The keys the device will accept sysupgrade images from (it checks them itself).
+        "device_trusted_keys": [signer.keyid],
     }
+    if dev:
+        metadata["development"] = True
     with step(reporter, "seal", "metadata + signature"):
-        data = imagemod.seal(fit, metadata, signer)
+        # None = the development key, so that its signature comment says so.
+        data = imagemod.seal(fit, metadata, signer if key is not None else None)
     if out is None:
         # Content-addressed in the shared cache: two builds of one version with different
         # signers or host-key seeds (parallel test runs) must not overwrite each other.
@@ -245,10 +260,17 @@ def build_image(
         board=board_obj.id, size=len(data), fit_size=len(fit),
         fit_sha256=hashlib.sha256(fit).hexdigest(), kernel_size=int(info["kernel_size"]),
         initramfs_size=int(info["initramfs_size"]), kernel_abi=str(info["kernel_abi"]),
-        ssh_host_key=host_key.public_line, ssh_host_key_fingerprint=host_key.fingerprint,
-        signer=str(parsed.metadata.get("signer", "")), source_date_epoch=epoch,
+        signer=str(parsed.metadata.get("signer", "")), development=dev, source_date_epoch=epoch,
         seconds=round(time.monotonic() - start, 3), cached_fit=bool(info.get("cached")),
     )
+
+
+def test_client_public_key() -> bytes:
+    """The committed TEST-ONLY client public key that ``--dev`` images authorize."""
+    return (paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519.pub").read_bytes()
+
+
+test_client_public_key.__test__ = False  # type: ignore[attr-defined]
 
 
 def sample_client_key() -> Path:

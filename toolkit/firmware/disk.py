@@ -150,11 +150,42 @@ def make_disk(
     return out
 
 
+SETTINGS_DIR = "settings"
+
+
+def provision_authorized_keys(board: str | Board, disk: Path, lines: list[str]) -> None:
+    """Authorize ``lines`` (SSH public key lines) in the settings on ``disk``'s boot partition,
+    keeping the keys already there: what a factory does for the person who will own the
+    device, and what ``sample up`` does for the owner of a virtual sample. The device reads
+    them at boot (``rk-settings``); images themselves never carry a login key.
+    """
+    board_obj = board if isinstance(board, Board) else load_board(board)
+    offset = int(board_obj.require("flash.bootstate.start_block")) * board_obj.block_size
+    image = f"{disk}@@{offset}"
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", LC_ALL="C")
+    target = f"::{SETTINGS_DIR}/authorized_keys"
+    current = subprocess.run([need_tool("mtype"), "-i", image, target], capture_output=True,
+                             text=True, check=False, env=env)
+    existing = [ln.strip() for ln in current.stdout.splitlines() if ln.strip()] \
+        if current.returncode == 0 else []
+    wanted = existing + [ln for ln in lines if ln not in existing]
+    if wanted == existing and current.returncode == 0:
+        return
+    subprocess.run([need_tool("mmd"), "-i", image, f"::{SETTINGS_DIR}"], capture_output=True,
+                   check=False, env=env)  # fails harmlessly when it exists
+    with tempfile.TemporaryDirectory(prefix="rk-keys-") as tmp:
+        src = Path(tmp) / "authorized_keys"
+        src.write_text("".join(f"{ln}\n" for ln in wanted))
+        _run([need_tool("mcopy"), "-o", "-i", image, str(src), target], "mcopy (authorized_keys)")
+
+
 def ensure_factory_disk(
-    board: str | Board, dest: Path, version: str = "1.0.0", reporter: Reporter | None = None
+    board: str | Board, dest: Path, version: str = "1.0.0", reporter: Reporter | None = None,
+    authorized_keys: list[str] | None = None,
 ) -> Path:
     """A disk with ``version`` in both slots (slot A active) at ``dest``; built once, cached
-    in ``cache_dir()/firmware/`` and copied, since every sample starts from a fresh copy."""
+    in ``cache_dir()/firmware/`` and copied, since every sample starts from a fresh copy.
+    ``authorized_keys`` go into the copy's settings (:func:`provision_authorized_keys`)."""
     from filelock import FileLock
 
     from toolkit.firmware.build import build_image, firmware_cache, prune
@@ -172,5 +203,7 @@ def ensure_factory_disk(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.copyfile(cached, tmp)
+    if authorized_keys:
+        provision_authorized_keys(board_obj, tmp, authorized_keys)
     os.replace(tmp, dest)
     return dest

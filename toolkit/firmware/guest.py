@@ -33,7 +33,8 @@ from toolkit.events import NullReporter, Reporter, step
 
 KERNEL_META = "linux-image-cloud-arm64"
 #: Userland packages; their library dependencies are resolved from apt's metadata.
-USERLAND = ("busybox-static", "dropbear-bin")
+#: signify-openbsd: ``sysupgrade`` checks image signatures on the device itself.
+USERLAND = ("busybox-static", "dropbear-bin", "signify-openbsd")
 ARCH = "arm64"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
@@ -200,8 +201,11 @@ def _load_manifest(path: Path, debs: Path) -> dict | None:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not all((debs / p["file"]).is_file() for p in manifest.get("packages", {}).values()):
+    packages = manifest.get("packages", {}) if isinstance(manifest, dict) else {}
+    if not all((debs / p["file"]).is_file() for p in packages.values()):
         return None
+    if not set(USERLAND) <= set(packages):
+        return None  # a package was added to USERLAND since this manifest was made
     return manifest if isinstance(manifest, dict) else None
 
 

@@ -2,19 +2,21 @@
 
 Reproducible by construction: the tree is staged in a temp dir with fixed modes and mtimes
 (SOURCE_DATE_EPOCH), packed by ``cpio --reproducible -R 0:0`` from a sorted file list, and
-gzip'ed without a name or timestamp. The dropbear host key is "generated per build" but
-derived deterministically from a per-machine secret, the board and the version, so two builds
-of the same version are byte-identical and two versions have different host keys.
+gzip'ed without a name or timestamp.
+
+No secret goes in: the SSH host key is generated on the device at first boot and kept in its
+settings (``/sbin/rk-settings``); root's ``authorized_keys`` is a link to the device's own list,
+filled by whoever flashes it. The image carries only the public keys the device accepts
+signatures from (``/etc/routerkit/trusted-keys``), and, in ``--dev`` builds only, the committed
+test client key (``/etc/routerkit/dev-authorized-keys``).
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -29,73 +31,33 @@ from toolkit.firmware.guest import GuestRoot, elf_needed, modinfo, need_tool
 ROOTFS_SRC = paths.REPO_ROOT / "firmware" / "rootfs"
 MULTIARCH = "lib/aarch64-linux-gnu"
 LOADER = "ld-linux-aarch64.so.1"
-#: Programs copied from the guest packages, with their shared libraries.
+#: Programs copied from the guest packages, with their shared libraries: the SSH server, its
+#: key generator (host keys are made on the device), and signify (sysupgrade checks signatures).
 DROPBEAR = "usr/sbin/dropbear"
+PROGRAMS = (DROPBEAR, "usr/bin/dropbearkey", "bin/signify-openbsd")
+#: Where root's authorized_keys really lives (laid out at boot by ``rk-settings init``).
+AUTHORIZED_KEYS_LINK = "/run/routerkit/authorized_keys"
 DEFAULT_MODULES = ("virtio_mmio", "virtio_blk", "virtio_net", "vfat", "nls_cp437")
 
 
 @dataclass(frozen=True)
-class HostKey:
-    """The dropbear host key of one build."""
+class DeviceTrust:
+    """What an image tells the device to trust. Public material only: every copy of an image
+    is public, so an image carries no private key and no key that lets anyone log in.
 
-    dropbear_key: bytes  # dropbear's own private key format
-    public_line: str  # "ssh-ed25519 AAAA... root@es-virt"
-    fingerprint: str  # OpenSSH "SHA256:..." form
-
-
-def host_key_seed() -> bytes:
-    """The per-machine secret (created once, mode 0600) that host keys are derived from.
-
-    ``ROUTERKIT_HOST_KEY_SEED`` (hex) replaces it, so two machines (say, CI and a developer)
-    can reproduce each other's images bit for bit.
+    ``signing_keys``: (name, signify public key file bytes) that ``sysupgrade`` accepts.
+    ``dev_authorized_key``: the committed TEST client key, only in ``--dev`` builds.
     """
-    override = os.environ.get("ROUTERKIT_HOST_KEY_SEED")
-    if override:
-        try:
-            return bytes.fromhex(override)
-        except ValueError:
-            raise BuildError("ROUTERKIT_HOST_KEY_SEED must be hex") from None
-    path = paths.data_dir() / "firmware" / "host-key-seed"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
-        os.replace(tmp, path)
-    return path.read_bytes()
 
+    signing_keys: tuple[tuple[str, bytes], ...]
+    dev_authorized_key: bytes | None = None
 
-def derive_host_key(board_id: str, version: str, seed: bytes | None = None) -> HostKey:
-    """ed25519 host key seeded from sha256(secret, board, version), in dropbear format."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    seed = host_key_seed() if seed is None else seed
-    material = hashlib.sha256(seed + b"\0" + board_id.encode() + b"\0" + version.encode())
-    key = Ed25519PrivateKey.from_private_bytes(material.digest())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-    pub = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
-    blob = base64.b64decode(pub.split()[1])
-    fingerprint = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-    with tempfile.TemporaryDirectory(prefix="rk-hostkey-") as tmp:
-        src, dst = Path(tmp) / "key.pem", Path(tmp) / "key.dropbear"
-        src.write_bytes(pem)
-        os.chmod(src, 0o600)
-        proc = subprocess.run(
-            [need_tool("dropbearconvert"), "openssh", "dropbear", str(src), str(dst)],
-            capture_output=True, text=True, check=False,
-        )
-        if proc.returncode != 0:
-            raise BuildError(f"dropbearconvert failed: {proc.stderr.strip()}")
-        dropbear_key = dst.read_bytes()
-    return HostKey(dropbear_key, f"{pub} root@{board_id}", fingerprint)
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for name, data in self.signing_keys:
+            h.update(name.encode() + b"\0" + data + b"\0")
+        h.update(b"dev:" + (self.dev_authorized_key or b""))
+        return h.hexdigest()
 
 
 def module_load_order(guest: GuestRoot, wanted: list[str]) -> list[str]:
@@ -148,7 +110,8 @@ def library_closure(guest: GuestRoot, binaries: list[Path]) -> dict[str, Path]:
                 todo.extend(elf_needed(found[soname]))
                 break
         else:
-            raise BuildError(f"library {soname} (needed by dropbear) is not in the guest packages")
+            raise BuildError(f"library {soname} (needed by {', '.join(b.name for b in binaries)}) "
+                             "is not in the guest packages")
     return found
 
 
@@ -176,10 +139,10 @@ def _routerkit_conf(board: Board) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage(guest: GuestRoot, board: Board, version: str, host_key: HostKey, dest: Path) -> None:
+def stage(guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, dest: Path) -> None:
     """Lay out the initramfs tree in ``dest`` (an empty directory)."""
     shutil.copytree(ROOTFS_SRC, dest, dirs_exist_ok=True, symlinks=True)
-    for sub in ("proc", "sys", "dev", "tmp", "run", "boot", "root/.ssh", "etc/dropbear",
+    for sub in ("proc", "sys", "dev", "tmp", "run", "boot", "root/.ssh", "etc/routerkit/trusted-keys",
                 "var/log", "bin", "sbin", "usr/bin", "usr/sbin", MULTIARCH):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(guest.root / "bin" / "busybox", dest / "bin" / "busybox")
@@ -188,9 +151,12 @@ def stage(guest: GuestRoot, board: Board, version: str, host_key: HostKey, dest:
         if not link.exists() and not link.is_symlink():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(os.path.relpath(dest / "bin" / "busybox", link.parent))
-    dropbear = guest.root / DROPBEAR
-    shutil.copyfile(dropbear, dest / DROPBEAR)
-    for soname, src in sorted(library_closure(guest, [dropbear]).items()):
+    programs = [guest.root / rel for rel in PROGRAMS]
+    for rel, src in zip(PROGRAMS, programs, strict=True):
+        if not src.is_file():
+            raise BuildError(f"{rel} is missing from the guest packages")
+        shutil.copyfile(src, dest / rel)
+    for soname, src in sorted(library_closure(guest, programs).items()):
         shutil.copyfile(src, dest / MULTIARCH / soname)
     # The program interpreter is /lib/ld-linux-aarch64.so.1 (PT_INTERP of every arm64 binary).
     (dest / "lib" / LOADER).symlink_to(f"aarch64-linux-gnu/{LOADER}")
@@ -215,19 +181,18 @@ def stage(guest: GuestRoot, board: Board, version: str, host_key: HostKey, dest:
     (etc / "board.json").write_text(json.dumps(board_json, indent=1, sort_keys=True) + "\n")
     (etc / "routerkit.conf").write_text(_routerkit_conf(board))
     (etc / "hostname").write_text(board.id + "\n")
-    (etc / "dropbear" / "dropbear_ed25519_host_key").write_bytes(host_key.dropbear_key)
-    (etc / "dropbear" / "dropbear_ed25519_host_key.pub").write_text(host_key.public_line + "\n")
-    (etc / "dropbear" / "dropbear_ed25519_host_key.fingerprint").write_text(
-        host_key.fingerprint + "\n"
-    )
-    test_pub = paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519.pub"
-    shutil.copyfile(test_pub, dest / "root" / ".ssh" / "authorized_keys")
+    if not trust.signing_keys:
+        raise BuildError("an image must name at least one signing key its device will trust")
+    for name, data in trust.signing_keys:
+        (etc / "routerkit" / "trusted-keys" / f"{name}.pub").write_bytes(data)
+    if trust.dev_authorized_key is not None:
+        (etc / "routerkit" / "dev-authorized-keys").write_bytes(trust.dev_authorized_key)
+    (dest / "root" / ".ssh" / "authorized_keys").symlink_to(AUTHORIZED_KEYS_LINK)
 
 
 def _normalise(dest: Path, epoch: int) -> list[str]:
     """Fixed modes and mtimes; returns the sorted relative file list for cpio."""
-    private = {"root", "root/.ssh", "root/.ssh/authorized_keys",
-               "etc/dropbear/dropbear_ed25519_host_key"}
+    private = {"root", "root/.ssh"}
     names: list[str] = []
     for path in sorted(dest.rglob("*"), key=lambda p: str(p.relative_to(dest)).encode()):
         rel = str(path.relative_to(dest))
@@ -260,11 +225,11 @@ def pack(dest: Path, epoch: int) -> bytes:
 
 
 def build_initramfs(
-    guest: GuestRoot, board: Board, version: str, host_key: HostKey, epoch: int
+    guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, epoch: int
 ) -> bytes:
     """The gzip'ed cpio of the reference firmware for one board and version."""
     with tempfile.TemporaryDirectory(prefix="rk-initramfs-") as tmp:
         dest = Path(tmp) / "root"
         dest.mkdir()
-        stage(guest, board, version, host_key, dest)
+        stage(guest, board, version, trust, dest)
         return pack(dest, epoch)

@@ -12,7 +12,11 @@ checks run before hashing 30 MiB, and each failure has its own error class (and 
 7. hashes            ImageHashError      (FIT vs signed ``fit_sha256``; every FIT hash node)
 
 ``force_board`` and ``allow_downgrade`` turn 3 and 6 into recorded warnings; they never skip
-the signature or the hashes.
+the signature or the hashes. A ``--dev`` image (metadata ``"development": true``: the committed
+test key may log in) passes only when a development key signed it (2).
+
+The image is read **once**: :attr:`VerifiedImage.data` holds the exact bytes that were checked,
+and the flash paths send those bytes, never the file again (it may have been replaced since).
 """
 
 from __future__ import annotations
@@ -61,9 +65,16 @@ class VerifiedImage:
     metadata: dict[str, Any]
     overrides: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    #: The exact bytes that passed the checks: what a flash sends (not in ``to_dict``).
+    data: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("data", None)
         data["path"] = str(self.path)
         data["overrides"] = list(self.overrides)
         data["warnings"] = list(self.warnings)
@@ -88,6 +99,12 @@ def check_signature(parsed: ParsedImage) -> keyring.TrustedKey:
         raise SignatureError(
             f"the metadata names signer {parsed.metadata.get('signer')!r} "
             f"but the signature is by {sig.keyid}"
+        )
+    if parsed.metadata.get("development", False) is not False and not key.is_dev:
+        raise SignatureError(
+            f"a DEVELOPMENT image (the committed test key can log in as root) signed by "
+            f"non-development key {sig.keyid}: refused",
+            hint="development images are for this machine's virtual samples only",
         )
     return key
 
@@ -125,6 +142,19 @@ def check_hashes(parsed: ParsedImage) -> None:
         raise ImageHashError("FIT hash check failed: " + "; ".join(problems))
 
 
+def read_image(path: Path | str) -> bytes:
+    """The whole image file, read once (ImageFormatError if it cannot be read)."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise ImageFormatError(f"{path} is a directory, not an image") from None
+    except FileNotFoundError:
+        raise ImageFormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ImageFormatError(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def verify_image(
     path: Path | str,
     board: Board | str,
@@ -133,16 +163,20 @@ def verify_image(
     allow_downgrade: bool = False,
     force_board: bool = False,
     journal: Journal | None = None,
+    data: bytes | None = None,
 ) -> VerifiedImage:
     """Verify ``path`` for ``board`` (a Board or a board id). Raise on the first failure.
 
-    If ``journal`` is given, overrides are appended as ``override`` records and success as
-    one ``image_verified`` record, so a flash session shows what was accepted and why.
+    The file is read into memory once (or ``data`` is used as its bytes); the result's
+    ``data`` is what was verified. If ``journal`` is given, overrides are appended as
+    ``override`` records and success as one ``image_verified`` record, so a flash session
+    shows what was accepted and why.
     """
     from toolkit.boards import load_board
 
     board_obj = load_board(board) if isinstance(board, str) else board
-    parsed = parse(Path(path))
+    raw = read_image(path) if data is None else bytes(data)
+    parsed = parse(raw)
     meta = parsed.metadata
     key = check_signature(parsed)
     overrides: list[str] = []
@@ -195,7 +229,7 @@ def verify_image(
         signer_key_file=str(key.path), dev_key=key.is_dev, fit_sha256=str(meta["fit_sha256"]),
         fit_size=parsed.fit_size, size=parsed.size, slot_size=board_obj.slot_size,
         running_version=running_version, metadata=meta, overrides=tuple(overrides),
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), data=raw,
     )
     if journal is not None:
         for flag, text in zip(overrides, warnings, strict=True):
@@ -203,6 +237,7 @@ def verify_image(
         journal.append(
             "image_verified", image=str(path), version=result.version, signer=result.signer,
             dev_key=result.dev_key, fit_sha256=result.fit_sha256, overrides=list(overrides),
+            sha256=result.sha256,
         )
     return result
 

@@ -284,13 +284,9 @@ class HilSession:
         from toolkit.transport.ssh import connect_target
 
         target = self.target
-        announced: tuple[str, ...] = ()
-        version = None
-        if self.flashed_image_meta and self.flashed_image_meta.get("ssh_host_key"):
-            announced = (str(self.flashed_image_meta["ssh_host_key"]),)
-            version = self.flashed_image_meta.get("version")
+        version = self.flashed_image_meta.get("version") if self.flashed_image_meta else None
         context = HostKeyContext(
-            after_flash=bool(announced), announced=announced, serial_keys=self._serial_host_keys,
+            after_flash=version is not None, serial_keys=self._serial_host_keys,
             image_version=version,
         )  # fmt: skip
         conn = connect_target(target, context=context, connect=False)
@@ -301,19 +297,10 @@ class HilSession:
 
     def _serial_host_keys(self) -> list[str]:
         """The device's SSH host keys as its own serial console reports them."""
-        from toolkit.journeys.verify import HOST_KEY_FILES
+        from toolkit.hostkeys import read_console_host_keys
 
         assert self.strategy is not None
-        shell = self.strategy.shell()
-        files = " ".join(HOST_KEY_FILES)
-        # The reference image ships the public halves (*.pub) and no dropbearkey binary;
-        # other dropbear devices have dropbearkey but no .pub files.
-        out = shell.run(
-            f"for k in {files}; do if [ -f $k.pub ]; then cat $k.pub; "
-            "elif [ -f $k ]; then dropbearkey -y -f $k; fi; done 2>/dev/null",
-            timeout=20,
-        )
-        return [ln.strip() for ln in out.output.splitlines() if ln.strip().startswith(("ssh-", "ecdsa-"))]
+        return read_console_host_keys(self.strategy.shell())
 
     # --- the flash, once per session -------------------------------------------------------
 

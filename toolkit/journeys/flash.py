@@ -25,7 +25,11 @@ class FlashOptions:
     allow_downgrade: bool = False
     force_board: bool = False
     keep_settings: bool = False
-    accept_new_hostkey: bool = False
+    accept_new_hostkey: bool = False  # only for the key the device comes back with
+    #: Authorize a root login key in the device's settings: ``authorized_key`` (a public key
+    #: line) or routerkit's own identity; ``authorize=False`` installs none (console only).
+    authorize: bool = True
+    authorized_key: str | None = None
     running_version: str | None = None  # known version on the device, if any
     interactive: bool = False  # may the journey ask the tester (e.g. "press reset now")?
     timeout: float | None = None  # overall boot/reconnect timeout override, seconds
@@ -61,11 +65,15 @@ def flash(
     options: FlashOptions,
     reporter: Reporter | None = None,
     journal: Journal | None = None,
+    *,
+    data: bytes | None = None,
 ) -> FlashResult:
     """Flash ``image`` onto ``target`` by ``options.via``, recording into ``journal``.
 
     The image is verified (signature, board, compat, hashes, size, downgrade) by the path's
-    first step, before any byte reaches the device.
+    first step, before any byte reaches the device, and exactly the verified bytes are sent.
+    ``data``: the image's bytes already in memory (a fleet reads the file once for all
+    targets); they are verified like a file would be.
     """
     reporter = reporter or NullReporter()
     journal = journal or Journal.create("flash", board=target.board, target=target.name)
@@ -81,11 +89,11 @@ def flash(
         if options.via == "serial":
             from toolkit.journeys.flash_serial import flash as flash_serial
 
-            result = flash_serial(image, target, options, reporter, journal)
+            result = flash_serial(image, target, options, reporter, journal, data=data)
         elif options.via == "ssh":
             from toolkit.journeys.flash_ssh import flash as flash_ssh
 
-            result = flash_ssh(image, target, options, reporter, journal)
+            result = flash_ssh(image, target, options, reporter, journal, data=data)
         else:
             from toolkit.errors import ConfigError
 

@@ -61,7 +61,6 @@ class _Run:
     data: bytes = b""
     sha256: str = ""
     version: str = ""
-    ssh_host_key: str = ""  # the key the signed image announces
     console: Console | None = None
     device: Device | None = None
     active: str = "A"
@@ -92,9 +91,12 @@ def flash(
     options: FlashOptions,
     reporter: events.Reporter,
     journal: Journal,
+    *,
+    data: bytes | None = None,
 ) -> FlashResult:
     """Flash ``image`` onto ``target`` through its U-Boot console; see the module docstring."""
     run = _Run(image, target, options, reporter, journal, load_board(target.board))
+    run.data = data or b""
     start = time.monotonic()
     with run.step("check image"):
         check_image(run)
@@ -193,13 +195,14 @@ def check_image(run: _Run) -> None:
     running = run.options.running_version
     verified = verify_image(
         run.image, run.board, running_version=running, allow_downgrade=run.options.allow_downgrade,
-        force_board=run.options.force_board, journal=run.journal,
+        force_board=run.options.force_board, journal=run.journal, data=run.data or None,
     )  # fmt: skip
-    run.data = run.image.read_bytes()
-    run.sha256 = hashlib.sha256(run.data).hexdigest()
+    # The bytes just verified are what gets sent: the file is never read again (it may have
+    # been replaced since the check).
+    run.data = verified.data
+    run.sha256 = verified.sha256
     run.version = verified.version
     run.version_before = running
-    run.ssh_host_key = str(verified.metadata.get("ssh_host_key") or "")
 
 
 def open_console(run: _Run) -> None:
@@ -390,37 +393,44 @@ def verify_running(run: _Run, slot: str) -> dict[str, Any]:
             f"expected {run.version} from slot {slot} (it fell back to the old slot?)",
             last_output=run.console.tail(),
         )
-    info["ssh_host_key_trusted"] = trust_new_host_key(run, shell)
+    info["ssh_host_key_trusted"] = trust_host_key(run, shell)
+    from toolkit.journeys.flash_ssh import authorize_key
+
+    with run.step("authorize key"):
+        info["authorized_key"] = authorize_key(shell, run.options, run.journal, run.reporter)
     return dict(info)
 
 
-def trust_new_host_key(run: _Run, shell: Any) -> bool:
-    """A reflash is the one moment a new SSH host key may be accepted (DESIGN §5).
-
-    The key is read over the serial console (a channel an attacker on the network does not
-    control) and must equal the one the signed image announces; only then is it stored for
-    this device, so the next SSH contact is checked, not trusted on first use.
+def trust_host_key(run: _Run, shell: Any) -> bool:
+    """Right after routerkit flashed the device, its SSH host key is read over the serial
+    console (a channel an attacker on the network does not control; integrity-checked, so
+    noise is re-read, never taken for an attack) and stored for this device. The key normally
+    stays the same across upgrades (the device keeps it in its settings); a changed key is
+    trusted here, and recorded with the one it replaced.
     """
     from toolkit import hostkeys
+    from toolkit.errors import DeviceError
 
-    if not run.ssh_host_key:
-        return False
-    result = shell.run("cat /etc/dropbear/*.pub 2>/dev/null", timeout=15.0)
-    announced = hostkeys.parse_key_line(run.ssh_host_key)
-    seen = [ln.strip() for ln in result.output.splitlines() if ln.strip().startswith(("ssh-", "ecdsa-"))]
-    if not any(hostkeys.parse_key_line(line) == announced for line in seen):
-        run.journal.append("host_key_mismatch", announced=run.ssh_host_key, seen=seen)
+    try:
+        lines = hostkeys.read_console_host_keys(shell)
+    except DeviceError as exc:
+        run.journal.append("host_key_unread", error=str(exc))
         run.reporter.message(
-            "the SSH host key on the serial console differs from the one the image announces; "
-            "it was NOT trusted", level="warning",
+            f"the SSH host key could not be read over the console ({exc}); SSH will ask you "
+            "to confirm it", level="warning",
         )
         return False
+    keytype, key = hostkeys.parse_key_line(lines[0])
     identity = hostkeys.identity_of(run.board.id, run.target.name)
-    hostkeys.HostKeyStore().trust(
-        identity, *announced, source=f"serial console after flashing {run.version} (matches the image)",
-        host=run.target.ssh_host, port=run.target.ssh_port,
-    )  # fmt: skip
-    run.journal.append("host_key_trusted", identity=identity, key=run.ssh_host_key)
+    store = hostkeys.HostKeyStore()
+    stored = store.get(identity)
+    if stored is None or not stored.matches(keytype, key):
+        store.trust(
+            identity, keytype, key, host=run.target.ssh_host, port=run.target.ssh_port,
+            source=f"serial console after flashing {run.version}",
+        )  # fmt: skip
+    run.journal.append("host_key_trusted", identity=identity, fingerprint=hostkeys.fingerprint(key),
+                       changed=stored is not None and not stored.matches(keytype, key))
     return True
 
 

@@ -4,8 +4,10 @@ check image (locally; refuse before any transfer) → connect (host key rules) �
 (version, slot, boot id, sysupgrade present, free space in /tmp) → upload to /tmp → sha256 on
 the device (a mismatch is retried once, then we stop with the device untouched) → sysupgrade
 (validates again, writes the inactive slot, reads it back, switches, reboots) → wait for the
-reboot and reconnect with back-off (the new host key is accepted only if the new image
-announced it) → verify → record.
+reboot and reconnect with back-off (the device keeps its host key across upgrades; a new key
+is accepted only when its serial console confirms it, or with --accept-new-hostkey for this
+flash) → verify → record. The flasher's public key is authorized in the device's own settings
+(``rk-settings authorize``) on the way, unless ``--no-authorized-key``.
 
 A dropped link during the upload reconnects and uploads again: nothing is written to flash
 before the complete image has been checked on the device, by us and again by sysupgrade.
@@ -14,7 +16,6 @@ before the complete image has been checked on the device, by us and again by sys
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shlex
 import socket
 import time
@@ -86,6 +87,8 @@ def flash(
     options: FlashOptions,
     reporter: Reporter,
     journal: Journal,
+    *,
+    data: bytes | None = None,
 ) -> FlashResult:
     """Flash ``image`` onto ``target`` over SSH; see the module docstring for the plan."""
     from toolkit.boards import load_board
@@ -99,20 +102,26 @@ def flash(
         checked = verify_image(
             image, board, running_version=options.running_version,
             allow_downgrade=options.allow_downgrade, force_board=options.force_board, journal=journal,
+            data=data,
         )
-        data = Path(image).read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
+        # The bytes just verified, never the file again: it may have been replaced since.
+        data = checked.data
+        digest = checked.sha256
     for warning in checked.warnings:
         reporter.message(warning, level="warning")
 
     with steps("connect", f"{target.ssh_user}@{target.ssh_host}:{target.ssh_port}"):
-        conn = connect_target(target, accept_new=options.accept_new_hostkey, reporter=reporter)
+        # --accept-new-hostkey covers the key the device comes back with after THIS flash
+        # only; the device we flash must already be trusted (or its console must confirm it).
+        conn = connect_target(target, accept_new=False, reporter=reporter)
     if conn.hostkey is not None:
         journal.append("hostkey", **conn.hostkey.to_dict())
     try:
         with steps("check device"):
             device = _inspect(conn, board, len(data))
         journal.append("device", **device)
+        with steps("authorize key"):
+            authorize_key(conn, options, journal, reporter)
         before = device.get("version")
         _check_downgrade(checked.version, before, options.allow_downgrade, journal)
 
@@ -162,6 +171,39 @@ def flash(
         raise VerifyError("flash finished but verify failed: " + "; ".join(problems),
                           hint=f"session {journal.id} has the details")
     return result_obj
+
+
+def authorize_key(runner: Any, options: FlashOptions, journal: Journal, reporter: Reporter) -> bool:
+    """Let the flasher's key log in as root (``rk-settings authorize LINE SHA256``): the
+    routerkit identity, ``--authorized-key``'s key, or none with ``--no-authorized-key``.
+
+    ``runner.run(cmd, timeout=...)`` is an SSH connection or a console shell; the device
+    checks the sha256 of the line it received, so a line garbled on a serial console is
+    refused there and typed again here. Firmware without ``rk-settings`` is left alone.
+    """
+    from toolkit import identity
+
+    if not options.authorize:
+        journal.append("authorized_key", installed=False, reason="--no-authorized-key")
+        return False
+    line = options.authorized_key or identity.public_line()
+    digest = identity.line_sha256(line)
+    out = ""
+    for _ in range(3):
+        result = runner.run(f"rk-settings authorize {shlex.quote(line)} {digest} 2>&1", timeout=30)
+        out = str(result.output)
+        if f"authorized {digest}" in out:
+            journal.append("authorized_key", installed=True, sha256=digest,
+                           key=" ".join(line.split()[:2])[:40] + "...")
+            return True
+        if "not found" in out:
+            journal.append("authorized_key", installed=False, reason="no rk-settings on the device")
+            reporter.message("the device has no rk-settings: no key was authorized", level="debug")
+            return False
+    raise DeviceCommandError(
+        "could not authorize your SSH key on the device (rk-settings refused it 3 times)",
+        last_output=out,
+    )
 
 
 def _inspect(conn: SSHConnection, board: Any, size: int) -> dict[str, Any]:
@@ -286,10 +328,9 @@ def _wait_for_reboot(
     from toolkit.hostkeys import HostKeyContext
     from toolkit.journeys.verify import serial_host_keys
 
-    announced = tuple(k for k in [checked.metadata.get("ssh_host_key")] if isinstance(k, str) and k)
     serial = (lambda: serial_host_keys(target)) if target.serial_url else None
     context = HostKeyContext(
-        after_flash=True, announced=announced, accept_new=options.accept_new_hostkey,
+        after_flash=True, accept_new=options.accept_new_hostkey,
         serial_keys=serial, image_version=checked.version,
     )
     deadline = time.monotonic() + timeout

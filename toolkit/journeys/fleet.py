@@ -118,7 +118,12 @@ def flash_fleet(
         if unknown:
             lab_obj.target(unknown[0])  # raises NotFoundError naming the known targets
         names = [n for n in names if n in only]
-    digest = hashlib.sha256(Path(image).read_bytes()).hexdigest()
+    from toolkit.firmware.verify import read_image
+
+    # Read once: every target gets these bytes (each flash verifies them before sending),
+    # even if the file is replaced while the fleet runs.
+    image_bytes = read_image(image)
+    digest = hashlib.sha256(image_bytes).hexdigest()
     key = fleet_key(lab, digest)
     journal = _find_journal(key)
     if journal is None:
@@ -143,7 +148,7 @@ def flash_fleet(
         journal.append("fleet_target", target=name, status="started")
         try:
             target = resolve(lab, name)
-            result = flash(Path(image), target, base, reporter)
+            result = flash(Path(image), target, base, reporter, data=image_bytes)
         except RouterkitError as exc:
             outcome = TargetOutcome(
                 name, "failed", ok=False, seconds=round(time.monotonic() - t0, 3), error=str(exc),

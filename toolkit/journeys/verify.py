@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from toolkit.errors import ConfigError, DeviceCommandError, DeviceError, VerifyError
+from toolkit.errors import ConfigError, DeviceError, VerifyError
 from toolkit.events import NullReporter, Reporter, step
 from toolkit.record import Journal
 from toolkit.targets import Target
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 #: One round trip: fwinfo, a separator, selftest. ``command -v`` first tries the profile's
 #: absolute paths, then the device's PATH (the loopback stand-in device keeps them there).
 MARK = "@@routerkit-selftest@@"
-HOST_KEY_FILES = ("/etc/dropbear/dropbear_ed25519_host_key", "/etc/dropbear/dropbear_ecdsa_host_key",
-                  "/etc/dropbear/dropbear_rsa_host_key")
 
 
 def _probe_command() -> str:
@@ -185,19 +183,11 @@ def open_shell(target: Target, timeout: float = 20.0) -> Iterator[LinuxShell]:
 
 
 def serial_host_keys(target: Target) -> list[str]:
-    """The device's SSH host public keys as its serial console reports them."""
-    files = " ".join(HOST_KEY_FILES)
+    """The device's SSH host public keys as its serial console reports them (integrity-checked)."""
+    from toolkit.hostkeys import read_console_host_keys
+
     with open_shell(target) as shell:
-        # The firmware ships the public halves next to the keys; dropbearkey may be absent.
-        result = shell.run(
-            f"for k in {files}; do if [ -f $k.pub ]; then cat $k.pub; "
-            f"elif [ -f $k ]; then dropbearkey -y -f $k; fi; done",
-            timeout=20,
-        )
-    keys = [line.strip() for line in result.output.splitlines() if line.strip().startswith(("ssh-", "ecdsa-"))]
-    if not keys:
-        raise DeviceCommandError("the serial console did not report any SSH host key", last_output=result.output)
-    return keys
+        return read_console_host_keys(shell)
 
 
 def serial_answers(target: Target, timeout: float = 5.0) -> str:

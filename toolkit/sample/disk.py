@@ -56,6 +56,8 @@ def prepare(
             # image must stay as it was.
             tmp = dest.with_suffix(".tmp")
             shutil.copyfile(src, tmp)
+            if has_partition_table(tmp):
+                _authorize_owner(board, tmp)
             os.replace(tmp, dest)
         return dest, has_partition_table(dest)
     builder = factory_builder()
@@ -75,6 +77,15 @@ def prepare(
     return dest, False
 
 
+def _authorize_owner(board: Board, disk: Path) -> None:
+    """The person who starts a virtual sample owns it: their routerkit SSH key is authorized
+    in its settings, as a factory would for the buyer (images carry no login key)."""
+    from toolkit.firmware.disk import provision_authorized_keys
+    from toolkit.identity import public_line
+
+    provision_authorized_keys(board, disk, [public_line()])
+
+
 def _call_builder(builder: object, board: Board, dest: Path, reporter: Reporter) -> None:
     """Call ``ensure_factory_disk(board, dest[, reporter=...])`` with what it accepts."""
     assert callable(builder)
@@ -82,4 +93,8 @@ def _call_builder(builder: object, board: Board, dest: Path, reporter: Reporter)
     kwargs: dict[str, object] = {}
     if "reporter" in params:
         kwargs["reporter"] = reporter
+    if "authorized_keys" in params:
+        from toolkit.identity import public_line
+
+        kwargs["authorized_keys"] = [public_line()]
     builder(board, dest, **kwargs)

@@ -132,6 +132,15 @@ class LoopbackDevice:
         (d / "cmdline").write_text("console=ttyAMA0 rk.slot=A\n")
         (d / "boot_id").write_text(str(uuid.uuid4()) + "\n")
         (d / "drop_caches").write_text("")
+        # What the firmware running on it trusts (sysupgrade checks signatures): the keys this
+        # machine trusts, as a device flashed from here would.
+        from toolkit.firmware.keys import trusted_keys
+
+        trusted = d / "trusted-keys"
+        shutil.rmtree(trusted, ignore_errors=True)
+        trusted.mkdir()
+        for key in trusted_keys().values():
+            shutil.copyfile(key.path, trusted / f"{key.keyid}.pub")
         # The firmware's own scripts, copied into the device: its private mount namespace
         # hides /tmp (and the checkout may live there, as CI clones often do).
         shutil.copytree(ROOTFS, d / "rootfs", dirs_exist_ok=True)
@@ -215,6 +224,8 @@ class LoopbackDevice:
             "RK_CMDLINE": str(d / "cmdline"),
             "RK_VERSION_FILE": str(d / "firmware-version"),
             "RK_REBOOT": str(d / "bin/reboot"),
+            "RK_TRUSTED_KEYS": str(d / "trusted-keys"),
+            "RK_SIGNIFY": shutil.which("signify-openbsd") or "signify-openbsd",
         }
 
     def _command(self) -> list[str]:
@@ -382,7 +393,6 @@ def make_image(
     out: Path,
     *,
     board: str = "es-virt",
-    ssh_host_key: str | None = None,
     payload_bytes: int = 256 * 1024,
 ) -> Path:
     """A small, correctly signed v1 image (random payload in a real FIT) for light devices.
@@ -407,11 +417,6 @@ def make_image(
         "compat_version": str(profile.require("board.compat_version")),
         "build_date": "2023-11-14T22:13:20Z", "source_revision": "light-device",
     }
-    if ssh_host_key:
-        from toolkit.hostkeys import fingerprint, parse_key_line
-
-        metadata["ssh_host_key"] = ssh_host_key
-        metadata["ssh_host_key_fingerprint"] = fingerprint(parse_key_line(ssh_host_key)[1])
     data = image.seal(blob, metadata)
     path = out if out.suffix == ".img" else out / f"{profile.id}-{version}.img"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,12 @@ class RunResult:
     def ok(self) -> bool:
         return self.exit_status == 0
 
+    @property
+    def output(self) -> str:
+        """stdout then stderr, as a console shell's result reads (one interface for both)."""
+        return self.stdout + (("\n" if self.stdout and not self.stdout.endswith("\n") else "")
+                              + self.stderr if self.stderr else "")
+
     def tail(self, lines: int = 8) -> str:
         text = (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
         return "\n".join(text.splitlines()[-lines:])
@@ -416,11 +422,18 @@ def connect_target(
         )
 
     password = None
-    if not target.identity:
+    key_file = target.identity
+    if not key_file:
+        # A device password kept in the keyring, else routerkit's own key (the one
+        # `routerkit flash` authorizes on the devices it flashes).
         password = _keyring_password(identity)
+        if password is None:
+            from toolkit.identity import identity_path
+
+            key_file = str(identity_path())
     conn = SSHConnection(
         host=target.ssh_host, port=int(target.ssh_port or 22), user=target.ssh_user or "root",
-        identity=identity, key_file=target.identity, password=password, context=context,
+        identity=identity, key_file=key_file, password=password, context=context,
         connect_timeout=connect_timeout, on_hostkey=announce,
     )
     return conn.connect() if connect else conn

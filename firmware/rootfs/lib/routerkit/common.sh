@@ -13,6 +13,9 @@
 : "${RK_STATE_FILE:=state.env}"
 : "${RK_CMDLINE:=/proc/cmdline}"
 : "${RK_VERSION_FILE:=/etc/firmware-version}"
+: "${RK_SETTINGS_DIR:=$RK_BOOT_DIR/settings}"
+: "${RK_TRUSTED_KEYS:=/etc/routerkit/trusted-keys}"
+: "${RK_SIGNIFY:=signify-openbsd}"
 
 rk_die() {
 	echo "${RK_PROG:-routerkit}: error: $*" >&2
@@ -115,4 +118,22 @@ rk_cut() {
 # Write image $1 to the start of slot device $2 and flush it to the medium.
 rk_write_slot() {
 	dd if="$1" of="$2" bs=65536 conv=notrunc,fsync 2>/dev/null
+}
+
+# Check the image's signify/usign ed25519 signature over its metadata against the public keys
+# this device trusts (shipped in the signed image that runs, so they change only through a
+# signed image). $1 image, $2 a private temp dir; rk_parse_footer must have run. On success the
+# verified metadata is in $2/meta.json and rk_signer names the key file; every later check
+# reads that file, never the image again.
+rk_verify_signature() {
+	rk_cut "$1" "$rk_fit_size" "$rk_meta_size" >"$2/meta.json" || return 1
+	rk_cut "$1" $((rk_fit_size + rk_meta_size)) "$rk_sig_size" >"$2/meta.json.sig" || return 1
+	for _key in "$RK_TRUSTED_KEYS"/*.pub; do
+		[ -f "$_key" ] || continue
+		if "$RK_SIGNIFY" -V -q -p "$_key" -x "$2/meta.json.sig" -m "$2/meta.json" >/dev/null 2>&1; then
+			rk_signer=$_key
+			return 0
+		fi
+	done
+	return 1
 }
