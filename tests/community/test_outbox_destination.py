@@ -179,3 +179,15 @@ def test_real_from_config_publishers_say_where_they_post(monkeypatch: pytest.Mon
     finally:
         pub.close()
     assert RoundupPublisher(A, "t.e.s").destination is None
+
+
+def test_the_preview_names_the_server() -> None:
+    from click.testing import CliRunner
+
+    from toolkit.cli import root
+
+    _config(A)
+    assembly_session(photos=0, steps=1)
+    res = CliRunner().invoke(root, ["share", "--preview"])
+    assert res.exit_code == 0, res.output
+    assert "to: https://tracker-a.example.org/routerkit" in res.stderr

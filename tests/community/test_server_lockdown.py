@@ -242,3 +242,21 @@ def test_a_tracker_installed_by_an_older_routerkit_is_locked_down_on_start(
         assert httpx.get(info.url, timeout=20).status_code == 403
     finally:
         old.remove()
+
+
+def test_community_password_command_reads_stdin_and_names_the_login() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from toolkit.cli import root
+
+    res = CliRunner().invoke(
+        root, ["community", "password", "--password-stdin", "--json"], input="s3cret pass\n"
+    )
+    try:
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout)
+        assert out["user"] == "routerkit" and "s3cret" not in res.output
+    finally:
+        LocalTracker().remove()
