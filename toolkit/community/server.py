@@ -253,10 +253,14 @@ class LocalTracker:
         user = self._ensure_user()
         with step(reporter, "install roundup tracker", str(self.home)):
             shutil.rmtree(self.home, ignore_errors=True)  # a half-done install from a crash
+            if self.as_root:
+                # /var/lib/routerkit-community: the system user must pass through it to its
+                # own directory (mkdir's mode follows root's umask, which may be 077)
+                self.base.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(self.base.parent, 0o711)
             paths.private_dir(self.base)
             if self.as_root:
                 shutil.chown(self.base, SYSTEM_USER, SYSTEM_USER)
-                os.chmod(self.base, 0o700)
             secret = secrets.token_hex(32)
             # umask: Roundup sets its own umask (default 002) before writing the database
             # and uploaded files; 077 keeps them to the tracker's user
