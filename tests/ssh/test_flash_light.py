@@ -4,6 +4,7 @@ is accepted only when the person accepts it for that flash."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,71 @@ def test_downgrade_against_the_running_version_is_refused(make_device, images, c
     with pytest.raises(DowngradeError, match="device runs 2.0.0"):
         flash(images("1.1.0"), target, FlashOptions(via="ssh"))
     assert _slot_b_empty(dev)
+
+
+# --- verify what you send: the bytes checked are the bytes that reach the device --------------
+
+
+def _swap_after_verify(monkeypatch: pytest.MonkeyPatch, image: Path, replacement: bytes) -> list[str]:
+    """Replace ``image`` on disk right after it passed verification (an attacker or a sync
+    tool racing the flash). Returns the log of swaps."""
+    from toolkit.firmware import verify as verifymod
+
+    real = verifymod.verify_image
+    swaps: list[str] = []
+
+    def racing(*args, **kwargs):
+        result = real(*args, **kwargs)
+        tmp = image.with_suffix(".swap")
+        tmp.write_bytes(replacement)
+        tmp.replace(image)
+        swaps.append(str(image))
+        return result
+
+    monkeypatch.setattr(verifymod, "verify_image", racing)
+    return swaps
+
+
+def test_a_file_swapped_after_verification_never_reaches_the_device(
+    make_device, images, client_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev = make_device()
+    target = _ready(dev, images, client_key)
+    image = tmp_path / "fw.img"
+    good = images("1.1.0").read_bytes()
+    image.write_bytes(good)
+    # The swap is a validly signed image too (so only the race decides), of another version.
+    swaps = _swap_after_verify(monkeypatch, image, images("1.2.0").read_bytes())
+    result = flash(image, target, FlashOptions(via="ssh"))
+    assert swaps == [str(image)]
+    assert image.read_bytes() != good  # the file really was swapped
+    assert result.version_after == "1.1.0" and result.image_sha256 == hashlib.sha256(good).hexdigest()
+    assert dev.fwinfo()["version"] == "1.1.0"
+    assert (dev.dir / "slotB.img").read_bytes()[: len(good)] == good
+
+
+def test_a_fleet_reads_the_image_once_for_every_target(
+    make_device, images, client_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toolkit.firmware import verify as verifymod
+    from toolkit.journeys.fleet import flash_fleet
+
+    from .test_fleet import _fleet, _lab
+
+    devices = _fleet(make_device, images, client_key, 2)
+    lab = _lab(tmp_path / "lab.toml", devices, client_key)
+    image = tmp_path / "fw.img"
+    good = images("1.1.0").read_bytes()
+    image.write_bytes(good)
+    real = verifymod.read_image
+
+    def read_then_swap(path):
+        data = real(path)
+        Path(path).write_bytes(b"garbage that would fail every check" * 100)
+        return data
+
+    monkeypatch.setattr(verifymod, "read_image", read_then_swap)
+    result = flash_fleet(image, lab, parallel=2)
+    assert result.ok, [t.error for t in result.targets]
+    for dev in devices.values():
+        assert dev.fwinfo()["version"] == "1.1.0"

@@ -35,7 +35,13 @@ from toolkit.cli._app import App, emit, get_app, output_options
 @click.option("--allow-downgrade", is_flag=True, help="Allow an older version. Loud; recorded.")
 @click.option("--force-board", is_flag=True, help="Skip the board check. Loud; recorded.")
 @click.option("--accept-new-hostkey", is_flag=True,
-              help="Accept a changed SSH host key after the reboot.")
+              help="Accept a changed SSH host key when the device comes back from THIS flash "
+                   "(never for the device before it; shown and recorded).")
+@click.option("--authorized-key", "authorized_key", metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Public key (.pub) to let log in as root. Default: your routerkit SSH identity.")
+@click.option("--no-authorized-key", is_flag=True,
+              help="Authorize no SSH key (console only, or whoever the device already trusts).")
 @click.option("--timeout", type=float, help="Boot/reconnect timeout in seconds.")
 @click.option("--session", "session_id", metavar="ID",
               help="Record into this session (e.g. the assembly's) instead of a new one.")
@@ -59,6 +65,8 @@ def flash(
     allow_downgrade: bool,
     force_board: bool,
     accept_new_hostkey: bool,
+    authorized_key: Path | None,
+    no_authorized_key: bool,
     timeout: float | None,
     session_id: str | None,
 ) -> None:
@@ -68,6 +76,10 @@ def flash(
     byte is sent. Only the inactive slot is written; the sample switches to it after the
     written data has been read back and verified, so a failure at any point leaves the
     previous firmware booting.
+
+    Images carry no login key and no host key: the device makes its own SSH host key at first
+    boot (routerkit reads it over the serial console), and the flash authorizes your SSH key
+    (routerkit's identity, --identity's, or --authorized-key) in the device's own settings.
 
     \b
     Examples:
@@ -99,6 +111,15 @@ def flash(
         raise ConfigError("no image given", hint="pass IMAGE or --channel nightly")
     if not image.is_file():
         raise ConfigError(f"image {image} does not exist")
+    if authorized_key is not None and no_authorized_key:
+        raise ConfigError("give either --authorized-key or --no-authorized-key, not both")
+    from toolkit import identity as ids
+
+    key_line = None
+    if authorized_key is not None:
+        key_line = ids.read_authorized_key(authorized_key)
+    elif target.identity:
+        key_line = ids.public_line(target.identity)
     if allow_downgrade:
         app.console.print("[bold yellow]--allow-downgrade: an older image may be flashed[/]")
     if force_board:
@@ -106,7 +127,8 @@ def flash(
     options = FlashOptions(
         via=via, path=transfer_path, allow_downgrade=allow_downgrade, force_board=force_board,
         keep_settings=keep_settings, accept_new_hostkey=accept_new_hostkey,
-        interactive=app.interactive, timeout=timeout,
+        interactive=app.interactive, timeout=timeout, authorize=not no_authorized_key,
+        authorized_key=key_line,
     )
     journal = Journal.open(session_id) if session_id else None
     result = run_flash(image, target, options, app.reporter(), journal)

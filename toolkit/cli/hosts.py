@@ -56,11 +56,6 @@ def _resolve(
 @click.option("--board", help="Board profile (default: the target's).")
 @click.option("--fingerprint", help="Trust only if the device presents this SHA256:… fingerprint.")
 @click.option(
-    "--from-image",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trust only the key announced by this (verified) image's metadata.",
-)
-@click.option(
     "--via-serial", is_flag=True, help="Trust only if the serial console reports the same key."
 )
 @output_options
@@ -71,12 +66,15 @@ def trust(
     ssh_port: int | None,
     board: str | None,
     fingerprint: str | None,
-    from_image: Path | None,
     via_serial: bool,
 ) -> None:
     """Trust the key a device presents now (first contact, or after `hosts forget`).
 
-    Without --fingerprint/--from-image/--via-serial the fingerprint is shown and you are asked;
+    Images announce no host key (each device makes its own at first boot), so the anchors are
+    the device's serial console (--via-serial) or you: compare the fingerprint with
+    `rk-settings hostkey` on the device's console and pass --fingerprint, or answer the prompt.
+
+    Without --fingerprint/--via-serial the fingerprint is shown and you are asked;
     under --yes it is trusted as shown (the explicit choice of whoever runs the script).
     It never replaces a different key already trusted for the device, --yes or not: that is
     what a man in the middle would present. Run `routerkit hosts forget` first if the device
@@ -116,17 +114,6 @@ def trust(
                 f"host key: {identity} presents {presented}, not {fingerprint}: refused"
             )
         source = "user-fingerprint"
-    elif from_image:
-        from toolkit.firmware.verify import verify_image
-
-        meta = verify_image(from_image, target.board, allow_downgrade=True).metadata
-        line = meta.get("ssh_host_key")
-        if not isinstance(line, str) or parse_key_line(line) != (keytype, key):
-            raise HostKeyError(
-                f"host key: {identity} presents {presented}, the image announces "
-                f"{meta.get('ssh_host_key_fingerprint')}: refused"
-            )
-        source = f"image-metadata:{meta.get('version')}"
     elif via_serial:
         from toolkit.journeys.verify import serial_host_keys
 
