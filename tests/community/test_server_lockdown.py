@@ -12,6 +12,7 @@ import pytest
 
 from toolkit.community.outbox import Attachment, Item
 from toolkit.community.server import LocalTracker, _blocked_dirs, _runtime_paths
+from toolkit.errors import ConfigError
 from toolkit.events import NullReporter
 
 TITLE = "Planted title 7f3c9e anonymous must not see"
@@ -260,3 +261,65 @@ def test_community_password_command_reads_stdin_and_names_the_login() -> None:
         assert out["user"] == "routerkit" and "s3cret" not in res.output
     finally:
         LocalTracker().remove()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for the mount namespace")
+def test_jail_reaches_nested_root_only_directories_and_hides_the_rest(tmp_path: Path) -> None:
+    import pwd
+    import subprocess
+
+    from toolkit.community.server import _jail_script
+
+    top = tmp_path / "top"
+    target = top / "inner" / "venv"
+    target.mkdir(parents=True)
+    (target / "python").write_text("interpreter\n")
+    (top / "secret.txt").write_text("root only\n")
+    (top / "inner" / "secret2.txt").write_text("root only\n")
+    for d in (top, top / "inner"):
+        os.chmod(d, 0o700)
+    os.chmod(
+        tmp_path, 0o755
+    )  # pytest's own directories above are 0700: the tested tree starts here
+    blocked = {
+        p: n for p, n in _blocked_dirs([target]).items() if tmp_path in p.parents or p == tmp_path
+    }
+    assert set(blocked) == {top, top / "inner"}
+    nobody = pwd.getpwnam("nobody")
+    drop = [
+        "setpriv",
+        f"--reuid={nobody.pw_uid}",
+        f"--regid={nobody.pw_gid}",
+        "--clear-groups",
+        "--",
+    ]
+    full = _blocked_dirs([target])
+    with pytest.raises(ConfigError):  # a stash under a covered directory would vanish
+        _jail_script(full, tmp_path / "stash", drop)
+    stash = Path("/var/lib/routerkit-community/.stash")  # where the server's stash lives
+    stash.mkdir(mode=0o700, parents=True, exist_ok=True)
+    script = _jail_script(full, stash, drop)
+    cmd = "cat {0}/python; ls -a {1}; ls -a {2}; cat {1}/secret.txt 2>/dev/null || echo denied"
+    proc = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "jail",
+            "sh",
+            "-c",
+            cmd.format(target, top, top / "inner"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split()
+    assert lines[0] == "interpreter" and "secret.txt" not in lines and "secret2.txt" not in lines
+    assert lines[-1] == "denied"

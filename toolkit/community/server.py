@@ -575,6 +575,9 @@ def _jail_script(blocked: dict[Path, set[str]], stash: Path, command: list[str])
     ``command`` followed by the script's arguments."""
     import shlex
 
+    if any(parent in stash.parents for parent in blocked):
+        # covering that directory would hide the stash and the originals bound into it
+        raise ConfigError(f"{stash} lies inside a directory the tracker's user cannot enter")
     q = shlex.quote
     lines = ["set -e", f"mount -t tmpfs -o mode=0700 routerkit-stash {q(str(stash))}"]
     # shallow first: a blocked directory inside another one is bound back, then covered itself
