@@ -29,7 +29,8 @@ def main() -> None:
     from toolkit.boards import load_board
     from toolkit.firmware import fit as fitmod
     from toolkit.firmware.guest import fetch_guest
-    from toolkit.firmware.initramfs import derive_host_key, stage
+    from toolkit.firmware.initramfs import DeviceTrust, stage
+    from toolkit.firmware.keys import dev_key
 
     work = Path(tempfile.mkdtemp(prefix="rk-bench-build-"))
     env = dict(os.environ, ROUTERKIT_DATA=str(work / "data"))
@@ -38,7 +39,9 @@ def main() -> None:
     guest = fetch_guest()  # warm: downloads once, like both pipelines would have
     tree = work / "tree"
     tree.mkdir()
-    stage(guest, board, "9.9.9", derive_host_key(board.id, "9.9.9"), tree)
+    signer = dev_key()
+    trust = DeviceTrust(signing_keys=((signer.keyid, signer.public_key().to_bytes()),))
+    stage(guest, board, "9.9.9", trust, tree)
     (work / "Image").write_bytes(fitmod.raw_arm64_image(guest.kernel.read_bytes()))
     its = fitmod.its_source(description="peer", kernel="kernel.gz",
                             initramfs="initramfs.cpio.gz", load="0x40400000")

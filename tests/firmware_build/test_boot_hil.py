@@ -1,10 +1,12 @@
-"""Boot the reference firmware in QEMU: A/B fallback, SSH with the host key from the metadata.
+"""Boot the reference firmware in QEMU: A/B fallback; a host key made at first boot and kept
+across upgrades; root login only for the owner's key; signatures checked on the device.
 
 Each test boots its own copy of the factory disk (QEMU started here, killed by PID).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,9 +18,8 @@ import pytest
 
 from tests.firmware_build.qemu import UBOOT, Qemu
 from toolkit.boards import load_board
-from toolkit.firmware.build import build_image, sample_client_key
+from toolkit.firmware.build import build_image, sample_client_key, test_client_public_key
 from toolkit.firmware.disk import ensure_factory_disk
-from toolkit.firmware.image import parse
 
 pytestmark = [
     pytest.mark.hil,
@@ -69,7 +70,19 @@ def test_too_many_failed_boots_fall_back_to_the_other_slot(tmp_path: Path) -> No
         q.expect(r"routerkit: booted slot B version 1\.0\.0", 90)
         q.expect(r"# ", 30)
         q.run("sync")
+        # A factory disk nobody was given: console only, the committed test key gets nowhere.
+        host_key = _host_key(q)
+        denied = _ssh(q.ssh_port, tmp_path / "known_hosts", host_key, "true")
+    assert denied.returncode != 0 and b"Permission denied" in denied.stderr
     assert _get_state(disk) == "rk_active=B\nrk_tries=0\n"
+
+
+def _host_key(q: Qemu) -> str:
+    """The device's host key as its console reports it (line + sha256 of the line)."""
+    out = q.run("rk-settings hostkey")
+    line = next(ln.strip() for ln in out.splitlines() if ln.strip().startswith("ssh-ed25519 "))
+    assert f"sha256 {hashlib.sha256(line.encode()).hexdigest()}" in out
+    return line
 
 
 def _ssh(port: int, known: Path, host_key: str, command: str, stdin: bytes | None = None,
@@ -82,20 +95,23 @@ def _ssh(port: int, known: Path, host_key: str, command: str, stdin: bytes | Non
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=120)
 
 
-def test_ssh_with_metadata_host_key_then_sysupgrade_to_slot_b(tmp_path: Path) -> None:
-    disk = ensure_factory_disk("es-virt", tmp_path / "disk.img", version="1.0.0")
-    with disk.open("rb") as f:
-        f.seek(BOARD.slot("A").start_block * BOARD.block_size)
-        image = tmp_path / "slotA.img"
-        image.write_bytes(f.read(BOARD.slot_size))
-    meta = parse(_trim(image)).metadata
+def test_first_boot_host_key_owner_login_and_signed_sysupgrade_to_slot_b(tmp_path: Path) -> None:
+    from toolkit.firmware import keys
+
+    owner = test_client_public_key().decode().strip()
+    disk = ensure_factory_disk("es-virt", tmp_path / "disk.img", version="1.0.0",
+                               authorized_keys=[owner])
     new = build_image("1.0.1", out=tmp_path / "out")
+    keys.generate("stranger", trust=False)
+    # Signed (by a key the device does not trust), hashes right: only the signature is wrong.
+    foreign = build_image("1.0.2", out=tmp_path / "foreign", key="stranger")
     known = tmp_path / "known_hosts"
     with Qemu(disk, tmp_path) as q:
+        q.expect(r"generated this device's SSH host key \(first boot\)", 90)
         q.expect(r"routerkit: booted slot A version 1\.0\.0", 90)
-        q.expect(r"routerkit: ssh host key " + re.escape(meta["ssh_host_key_fingerprint"]), 30)
         q.expect(r"# ", 30)
-        out = _ssh(q.ssh_port, known, meta["ssh_host_key"], "cat /etc/firmware-version; selftest")
+        host_key = _host_key(q)
+        out = _ssh(q.ssh_port, known, host_key, "cat /etc/firmware-version; selftest")
         assert out.returncode == 0, out.stderr
         version, report = out.stdout.decode().split("\n", 1)
         assert version == "1.0.0"
@@ -103,30 +119,27 @@ def test_ssh_with_metadata_host_key_then_sysupgrade_to_slot_b(tmp_path: Path) ->
         assert selftest["slot"] == "A" and selftest["ports"]["eth0"]["ipv4"] == "10.0.2.15"
         assert selftest["storage"]["vda3"]["present"] is True
 
-        # dropbear has no SFTP: upload with `cat >`, then the on-device sysupgrade.
-        upload = _ssh(q.ssh_port, known, meta["ssh_host_key"], "cat > /tmp/fw.img",
-                      new.path.read_bytes())
+        # The device itself refuses an image whose signature it cannot check, hashes or not.
+        upload = _ssh(q.ssh_port, known, host_key, "cat > /tmp/foreign.img",
+                      foreign.path.read_bytes())
         assert upload.returncode == 0, upload.stderr
-        flash = _ssh(q.ssh_port, known, meta["ssh_host_key"], "sysupgrade -n /tmp/fw.img")
+        refused = _ssh(q.ssh_port, known, host_key, "sysupgrade -n /tmp/foreign.img")
+        assert refused.returncode != 0 and b"does not trust" in refused.stderr, refused.stderr
+        assert b"written" not in refused.stdout
+
+        # dropbear has no SFTP: upload with `cat >`, then the on-device sysupgrade.
+        upload = _ssh(q.ssh_port, known, host_key, "cat > /tmp/fw.img", new.path.read_bytes())
+        assert upload.returncode == 0, upload.stderr
+        flash = _ssh(q.ssh_port, known, host_key, "sysupgrade -n /tmp/fw.img")
+        assert b"signature ok" in flash.stdout, flash.stderr
         assert b"slot B written and verified" in flash.stdout, flash.stderr
         q.expect(r"routerkit: booted slot B version 1\.0\.1", 120)
         q.expect(r"# ", 30)
-        # The new version has a new host key: the old one must now be refused...
-        stale = _ssh(q.ssh_port, known, meta["ssh_host_key"], "true")
-        assert stale.returncode != 0 and b"HOST IDENTIFICATION HAS CHANGED" in stale.stderr
-        # ...and the one from the new image's metadata accepted.
-        info = _ssh(q.ssh_port, known, new.ssh_host_key, "fwinfo")
+        # The device kept its host key (and its owner's login) across the upgrade.
+        assert _host_key(q) == host_key
+        info = _ssh(q.ssh_port, known, host_key, "fwinfo")
     assert info.returncode == 0, info.stderr
+    assert q.transcript.count("generated this device's SSH host key") == 1
     fw = json.loads(info.stdout)
     assert fw["version"] == "1.0.1" and fw["running_slot"] == "B" and fw["active_slot"] == "B"
     assert fw["slots"]["A"]["version"] == "1.0.0" and fw["slots"]["B"]["ok"] is True
-
-
-def _trim(slot_dump: Path) -> Path:
-    """Cut a slot dump down to the image: FIT totalsize, then the footer after the trailer."""
-    data = slot_dump.read_bytes()
-    fit_size = int.from_bytes(data[4:8], "big")
-    match = re.compile(rb"RKFW1 \d{12} \d{8} \d{4}\n").search(data, fit_size)
-    assert match
-    slot_dump.write_bytes(data[: match.end()])
-    return slot_dump
