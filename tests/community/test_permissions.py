@@ -87,3 +87,10 @@ def test_local_tracker_state_dir_is_0700(umask: int) -> None:
 
     tracker = LocalTracker()
     assert _mode(tracker.root) == 0o700
+
+
+def test_an_outbox_left_readable_by_an_older_routerkit_is_closed(umask: int) -> None:
+    box = Outbox()
+    os.chmod(box.db_path, 0o644)
+    Outbox()
+    assert _mode(box.db_path) == 0o600

@@ -156,8 +156,16 @@ class Outbox:
         self.max_delay = max_delay
         paths.private_dir(self.root)
         # sqlite creates the database (and its -wal/-shm files, which copy its mode) with the
-        # umask's permissions; create it 0600 first
-        os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+        # umask's permissions; create it 0600 first, and close one an older routerkit left open
+        fd = os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        for side in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.db_path}{side}", 0o600)
         with self._conn() as db:
             db.executescript(_SCHEMA)
 
