@@ -267,6 +267,13 @@ class TrackerSchemaError(PublishError):
     exit_code = 45
 
 
+class AttachmentRefused(RouterkitError):
+    """An attachment is neither text (redacted) nor a picture (rebuilt): it could hide secrets,
+    so it is not sent unless the tester passes ``--raw``."""
+
+    exit_code = 46
+
+
 # --- journal (50-59) ---------------------------------------------------------------------
 
 

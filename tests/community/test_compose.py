@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from tests.community.fakes import assembly_session
 from toolkit.community.bugreport import collect, signature
 from toolkit.community.buildlog import compose
@@ -92,7 +94,8 @@ def test_records_as_the_assembly_engine_writes_them_with_its_real_photo_pipeline
     j.append("step_finished", step="fan", index=3, seconds=75.5)
     plan = prepare_share(j.id)
     (photo,) = [b for b in plan.blobs if b.mime == "image/jpeg"]
-    assert photo.data == res.target.read_bytes()  # the pipeline already stripped it: sent as is
+    with Image.open(io.BytesIO(photo.data)) as sent:  # rebuilt from pixels once more, same picture
+        assert sent.size == (res.width, res.height) and not sent.getexif()
     assert b"ESPIPE0001" not in photo.data
     assert plan.original_bytes == res.original_bytes
     assert "### 1. Fit the fan — 1 min 16 s ✓" in plan.item.body and "check `fan-spins`: failed 0 rpm" in plan.item.body

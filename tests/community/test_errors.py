@@ -35,7 +35,7 @@ def test_tracker_without_routerkit_properties_is_a_schema_error(roundup) -> None
 def test_too_large_is_refused_then_shrunk_photos_go_through(tmp_path) -> None:
     forum = DiscourseContract(max_upload=20_000)
     try:
-        journal = assembly_session(photos=2, steps=1, photo_px=(1024, 768))
+        journal = assembly_session(photos=2, steps=1, photo_px=(1600, 1200))  # > 20 kB even re-encoded
         item = submit(prepare_share(journal.id, "discourse"))
         pub = DiscoursePublisher(forum.url, forum.api_key, username=forum.username)
         result = deliver(PublisherCache({"discourse": pub}), keys=[item.key])

@@ -20,7 +20,11 @@ from toolkit.errors import NotFoundError, PhotoError
 from toolkit.guide.photos import FolderWatch, PhotoJob, heic_supported, process_one, process_photos
 
 # EXIF orientation -> the transpose that makes the stored pixels upright (EXIF spec, 2.32 §4.6.4)
-UPRIGHT = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270, 8: Image.Transpose.ROTATE_90}
+UPRIGHT = {
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_270,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _diff(a: Image.Image, b: Image.Image) -> float:
@@ -57,7 +61,9 @@ def test_canary_photo_leaves_without_metadata_and_upright(tmp_path: Path, orient
     assert got.size == (400, 300) if reference.width > reference.height else got.size == (300, 400)
     assert (result.width, result.height) == got.size
     right = _diff(reference, got)
-    wrong = min(_diff(raw.transpose(t), got) for t in Image.Transpose if t is not UPRIGHT[orientation])
+    wrong = min(
+        _diff(raw.transpose(t), got) for t in Image.Transpose if t is not UPRIGHT[orientation]
+    )
     # A correct result is a few levels off (JPEG, resampling); a wrong turn is tens of levels off.
     assert right < 6 < wrong, (right, wrong)
 
@@ -123,7 +129,9 @@ def test_batch_runs_in_parallel_and_reports_each_bad_photo(tmp_path: Path) -> No
     jobs.insert(2, PhotoJob(bad, tmp_path / "out" / "bad.jpg"))
     done: list[int] = []
     results = process_photos(jobs, longest_side=320, workers=2, on_done=lambda d, t: done.append(d))
-    assert [type(r).__name__ for r in results] == ["ProcessedPhoto"] * 2 + ["PhotoError"] + ["ProcessedPhoto"] * 2
+    assert [type(r).__name__ for r in results] == ["ProcessedPhoto"] * 2 + ["PhotoError"] + [
+        "ProcessedPhoto"
+    ] * 2
     assert done == [1, 2, 3, 4, 5]
     for r in results:
         if not isinstance(r, PhotoError):

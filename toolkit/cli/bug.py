@@ -13,21 +13,61 @@ from toolkit.cli._app import App, emit, get_app, output_options
 @click.command()
 @click.argument("title")
 @click.option("--step", metavar="N", help="The assembly step that failed (number or id).")
-@click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A file to attach (repeatable); text is redacted, photos stripped.")
-@click.option("--session", "session_id", metavar="ID", help="Session to report on (default: the newest).")
-@click.option("--to", "publisher", type=click.Choice(["roundup", "discourse"]), help="Where to file it.")
-@click.option("--new", "force_new", is_flag=True, help="File a new report even if a duplicate exists.")
-@click.option("--add-to", "add_to", metavar="ID", help="Add to this existing report instead of filing anew.")
-@click.option("--target", "target_name", metavar="NAME",
-              help="Device to read dmesg/logread from over SSH (default: the running virtual sample).")
+@click.option(
+    "--attach",
+    "attach",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file to attach (repeatable): text is redacted, pictures are rebuilt without metadata, "
+    "anything else is refused unless --raw.",
+)
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Attach files that are neither text nor pictures UNCHANGED (not checked for secrets).",
+)
+@click.option(
+    "--session", "session_id", metavar="ID", help="Session to report on (default: the newest)."
+)
+@click.option(
+    "--to", "publisher", type=click.Choice(["roundup", "discourse"]), help="Where to file it."
+)
+@click.option(
+    "--new", "force_new", is_flag=True, help="File a new report even if a duplicate exists."
+)
+@click.option(
+    "--add-to", "add_to", metavar="ID", help="Add to this existing report instead of filing anew."
+)
+@click.option(
+    "--target",
+    "target_name",
+    metavar="NAME",
+    help="Device to read dmesg/logread from over SSH (default: the running virtual sample).",
+)
 @click.option("--no-device", is_flag=True, help="Do not contact the device for logs.")
 @click.option("--preview", is_flag=True, help="Show the exact payload and stop.")
-@click.option("--wait", type=float, default=20.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
+@click.option(
+    "--wait",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds to keep retrying before leaving it queued.",
+)
 @output_options
-def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str | None, publisher: str | None,
-        force_new: bool, add_to: str | None, target_name: str | None, no_device: bool, preview: bool,
-        wait: float) -> None:
+def bug(
+    title: str,
+    step: str | None,
+    attach: tuple[Path, ...],
+    raw: bool,
+    session_id: str | None,
+    publisher: str | None,
+    force_new: bool,
+    add_to: str | None,
+    target_name: str | None,
+    no_device: bool,
+    preview: bool,
+    wait: float,
+) -> None:
     """File a bug report titled TITLE.
 
     Board, hardware revision, firmware version and slot, the last flash and verify results,
@@ -39,6 +79,7 @@ def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str 
     Examples:
       routerkit bug "Fan does not spin" --step 3 --attach fan.jpg
       routerkit bug "Verify fails after flash" --to roundup --yes --json
+      routerkit bug "Crash dump" --attach core.bin --raw
     """
     from toolkit.cli.share import deliver_and_report, require_consent, show_payload
     from toolkit.community.config import community_config
@@ -52,8 +93,15 @@ def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str 
     conn = None if no_device else _device_shell(app, target_name)
     remote = (lambda cmd: conn.run(cmd, timeout=15).stdout) if conn is not None else None
     try:
-        plan, ctx = prepare_bug(title, session_id=session_id, step=step, attach=list(attach), publisher=publisher,
-                                remote=remote)
+        plan, ctx = prepare_bug(
+            title,
+            session_id=session_id,
+            step=step,
+            attach=list(attach),
+            raw=raw,
+            publisher=publisher,
+            remote=remote,
+        )
     finally:
         if conn is not None:
             conn.close()
@@ -65,7 +113,9 @@ def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str 
         try:
             found = duplicates(plan, pubs(publisher))
         except PublishRetryableError as err:
-            app.reporter().message(f"cannot search for duplicates now ({err}); filing a new report", "warning")
+            app.reporter().message(
+                f"cannot search for duplicates now ({err}); filing a new report", "warning"
+            )
         finally:
             pubs.close()
     target = None
@@ -76,27 +126,49 @@ def bug(title: str, step: str | None, attach: tuple[Path, ...], session_id: str 
             click.echo(f"{len(found)} report(s) with the same signature {ctx.signature}:", err=True)
             for r in found[:5]:
                 click.echo(f"  #{r.id} {r.title} {r.url}", err=True)
-            if click.confirm(f"Add your report to #{found[0].id} instead of filing a new one?", default=True, err=True):
+            if click.confirm(
+                f"Add your report to #{found[0].id} instead of filing a new one?",
+                default=True,
+                err=True,
+            ):
                 target = found[0]
     if target is not None:
         plan = as_addition(plan, target)
     info = plan.preview()
+    if (
+        app.json and not preview
+    ):  # show_payload prints the warnings otherwise; stderr keeps stdout JSON
+        for warning in plan.warnings:
+            click.echo(f"! {warning}", err=True)
     if not app.json or preview:
         show_payload(info)
     if preview:
         emit({"ok": True, "preview": True, "signature": ctx.signature, **info}, lambda a: None)
         return
-    require_consent(app, "Add this to the existing report?" if target else f"File this bug report on {publisher}?")
+    require_consent(
+        app,
+        "Add this to the existing report?" if target else f"File this bug report on {publisher}?",
+    )
     item = submit(plan)
     outcome = deliver_and_report([item.key], wait)
-    result = {"ok": True, "key": item.key, "signature": ctx.signature, "publisher": publisher,
-              "added_to": target.id if target else None, "duplicates": [r.id for r in found], **outcome}
+    result = {
+        "ok": True,
+        "key": item.key,
+        "signature": ctx.signature,
+        "publisher": publisher,
+        "added_to": target.id if target else None,
+        "duplicates": [r.id for r in found],
+        "warnings": plan.warnings,
+        **outcome,
+    }
 
     def human(a: App) -> None:
         if outcome["state"] == "sent":
             click.echo(f"{'added to' if target else 'filed'}: {outcome['url']}")
         else:
-            click.echo(f"queued (not sent yet: {outcome.get('error')}); `routerkit outbox retry` uploads it later")
+            click.echo(
+                f"queued (not sent yet: {outcome.get('error')}); `routerkit outbox retry` uploads it later"
+            )
 
     emit(result, human)
 

@@ -21,10 +21,26 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.community.buildlog import Blob
-from toolkit.community.redact import Redactor, strip_image_metadata
+from toolkit.community.redact import Redactor
 from toolkit.record import Journal
 
 CONSOLE_TAIL = 40
+# the fields of a flash/verify record worth showing in a report
+_RECORD_FIELDS = frozenset(
+    {
+        "ok",
+        "via",
+        "path",
+        "version_before",
+        "version_after",
+        "version",
+        "slot",
+        "bytes",
+        "seconds",
+        "error_class",
+        "error",
+    }
+)
 REMOTE_COMMANDS = ("dmesg | tail -n 80", "logread | tail -n 80")
 
 
@@ -49,7 +65,9 @@ class BugContext:
         return signature(self.board, self.firmware, self.step, self.error_class)
 
 
-def signature(board: str | None, firmware: str | None, step: str | None, error_class: str | None) -> str:
+def signature(
+    board: str | None, firmware: str | None, step: str | None, error_class: str | None
+) -> str:
     """The duplicate signature (see the module docstring)."""
     parts = [board or "-", firmware or "-", step or "-", error_class or "-"]
     return hashlib.sha256("|".join(p.strip().lower() for p in parts).encode()).hexdigest()[:16]
@@ -83,7 +101,11 @@ def collect(
     ctx.firmware = _fw(ctx.verify) or _fw(ctx.flash)
     ctx.slot = (ctx.verify or {}).get("slot") or (ctx.flash or {}).get("slot")
     sel = (ctx.verify or {}).get("selftest")
-    ctx.selftest = sel if sel is not None else next((r.get("report") for r in reversed(records) if r.get("type") == "selftest"), None)
+    ctx.selftest = (
+        sel
+        if sel is not None
+        else next((r.get("report") for r in reversed(records) if r.get("type") == "selftest"), None)
+    )
     console: list[str] = []
     for r in records:
         for key in ("last_output", "console_tail"):
@@ -112,7 +134,9 @@ def _hardware_rev(board: str) -> str | None:
         return None
 
 
-def _failure(records: list[dict[str, Any]], step: str | None, board: str) -> tuple[str | None, str | None, str | None]:
+def _failure(
+    records: list[dict[str, Any]], step: str | None, board: str
+) -> tuple[str | None, str | None, str | None]:
     """(step or command, error class, error message) of the most relevant failure."""
     if step is not None and step.isdigit():
         try:
@@ -131,18 +155,38 @@ def _failure(records: list[dict[str, Any]], step: str | None, board: str) -> tup
         where = last.get("step") or last.get("type")
         return str(where), last.get("error_class"), last.get("error")
     open_steps = [r for r in records if r.get("type") == "step_started"]
-    done = {str(r.get("step")) for r in records if r.get("type") in ("step_finished", "step_skipped")}
+    done = {
+        str(r.get("step")) for r in records if r.get("type") in ("step_finished", "step_skipped")
+    }
     unfinished = [r for r in open_steps if str(r.get("step")) not in done]
     if unfinished:
         return str(unfinished[-1].get("step")), None, None
     return None, None, None
 
 
-def compose(title: str, ctx: BugContext, attach: list[Path], redactor: Redactor) -> tuple[str, str, list[Blob]]:
-    """(redacted title, redacted Markdown body, attachments) of a bug report."""
+def compose(
+    title: str,
+    ctx: BugContext,
+    attach: list[Path],
+    redactor: Redactor,
+    *,
+    raw: bool = False,
+) -> tuple[str, str, list[Blob], list[str]]:
+    """(redacted title, redacted Markdown body, attachments, warnings) of a bug report.
+
+    Attachments go through :func:`~toolkit.community.attachments.prepare_attachment`: text is
+    redacted, pictures are rebuilt from pixels, anything else raises ``AttachmentRefused``
+    unless ``raw`` (then it is sent unchanged and a warning says so)."""
+    from toolkit.community.attachments import prepare_attachment
+
     r = redactor
-    r.learn(ctx.console_tail, json.dumps([ctx.flash, ctx.verify, ctx.selftest, ctx.error], default=str),
-            *ctx.remote_logs.values())
+    r.learn(
+        ctx.console_tail,
+        json.dumps([ctx.flash, ctx.verify, ctx.selftest, ctx.error], default=str),
+        *ctx.remote_logs.values(),
+    )
+    # attachments before the body: a hostname named in an attached config is then known bare
+    prepared = [prepare_attachment(p, r, raw=raw) for p in attach]
     md = [
         f"**Board** {ctx.board} (hardware rev {ctx.hardware_rev or '?'}) · **firmware** {ctx.firmware or '?'} "
         f"· **slot** {ctx.slot or '?'}",
@@ -154,38 +198,30 @@ def compose(title: str, ctx: BugContext, attach: list[Path], redactor: Redactor)
         md += ["> " + r.text(ctx.error).replace("\n", "\n> "), ""]
     for label, rec in (("Last flash", ctx.flash), ("Last verify", ctx.verify)):
         if rec:
-            keep = {k: v for k, v in rec.items() if k in ("ok", "via", "path", "version_before", "version_after",
-                                                          "version", "slot", "bytes", "seconds", "error_class", "error")}
-            md += [f"### {label}", "", "```json", r.text(json.dumps(keep, indent=1, default=str)), "```", ""]
+            keep = {k: v for k, v in rec.items() if k in _RECORD_FIELDS}
+            md += [
+                f"### {label}",
+                "",
+                "```json",
+                r.text(json.dumps(keep, indent=1, default=str)),
+                "```",
+                "",
+            ]
     blocks = [("Console (tail)", ctx.console_tail, "text")]
     if ctx.selftest is not None:
-        st = ctx.selftest if isinstance(ctx.selftest, str) else json.dumps(ctx.selftest, indent=1, default=str)
+        st = (
+            ctx.selftest
+            if isinstance(ctx.selftest, str)
+            else json.dumps(ctx.selftest, indent=1, default=str)
+        )
         blocks.append(("Selftest", st, "json"))
     blocks += [(name, text, "text") for name, text in ctx.remote_logs.items()]
     for label, text, lang in blocks:
         if text and text.strip():
             md += [f"### {label}", "", f"```{lang}", r.text(text).replace("```", "ʼʼʼ"), "```", ""]
     if ctx.session:
-        md.append(f"_Session {ctx.session}, reported with routerkit; identifiers are salted hashes._")
-    blobs = [_attachment(p, r) for p in attach]
-    return r.text(title), "\n".join(md) + "\n", blobs
-
-
-_TEXT_EXT = {".txt", ".log", ".json", ".md", ".yaml", ".yml", ".toml", ".conf", ".cfg", ".ini", ""}
-
-
-def _attachment(path: Path, r: Redactor) -> Blob:
-    """A file the tester attached: images are stripped, text is redacted, the rest is sent as is."""
-    from toolkit.errors import NotFoundError
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NotFoundError(f"cannot read attachment {path}: {exc.strerror}") from exc
-    name = r.text(path.name)
-    if data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n":
-        clean, _ = strip_image_metadata(data)
-        return Blob(name, clean, "image/jpeg" if clean[:3] == b"\xff\xd8\xff" else "image/png")
-    if path.suffix.lower() in _TEXT_EXT or b"\0" not in data[:4096]:
-        return Blob(name, r.bytes_text(data), "text/plain")
-    return Blob(name, data, "application/octet-stream")
+        md.append(
+            f"_Session {ctx.session}, reported with routerkit; identifiers are salted hashes._"
+        )
+    warnings = [p.warning for p in prepared if p.warning]
+    return r.text(title), "\n".join(md) + "\n", [p.blob for p in prepared], warnings

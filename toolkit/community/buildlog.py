@@ -10,7 +10,9 @@ Flash and verify sessions of the same board recorded *after* the assembly sessio
 in, so "assemble → flash → verify → share" gives one build log.
 
 Every human text goes through the :class:`~toolkit.community.redact.Redactor` before it is
-rendered; every photo goes through :func:`strip_image_metadata` again. The HTML page embeds
+rendered; every photo is rebuilt from its pixels again by
+:func:`toolkit.guide.photos.clean_image` (a photo dropped into the session by hand, or a
+pipeline bug, must not leak GPS or a serial number in EXIF). The HTML page embeds
 photo thumbnails as ``data:`` URIs (it opens offline, alone) and links each to the full photo
 by its attachment name.
 """
@@ -26,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from toolkit.community.redact import Redactor, strip_image_metadata
+from toolkit.community.redact import Redactor
 from toolkit.errors import PhotoError
 from toolkit.record import Journal
 
@@ -127,7 +129,12 @@ def _safe_name(text: str) -> str:
 
 
 def compose(
-    journal: Journal, redactor: Redactor, *, related: bool = True, thumb_px: int = 480, max_photo_px: int | None = None
+    journal: Journal,
+    redactor: Redactor,
+    *,
+    related: bool = True,
+    thumb_px: int = 480,
+    max_photo_px: int | None = None,
 ) -> BuildLog:
     """Build the (redacted) build log of ``journal``."""
     sessions = related_sessions(journal) if related else [journal]
@@ -172,12 +179,17 @@ def compose(
                 st.status, st.note = "skipped", str(rec.get("reason") or "")
             elif kind == "check":
                 step_of(rec).checks.append(
-                    {"name": str(_first(rec, "name", "check", "id") or "check"), "ok": rec.get("ok"),
-                     "detail": str(rec.get("detail") or rec.get("value") or "")}
+                    {
+                        "name": str(_first(rec, "name", "check", "id") or "check"),
+                        "ok": rec.get("ok"),
+                        "detail": str(rec.get("detail") or rec.get("value") or ""),
+                    }
                 )
             elif kind == "photo":
                 st = step_of(rec)
-                ref, blob, orig = _photo(sess, rec, st, len(st.photos) + 1, thumb_px, warnings, max_photo_px)
+                ref, blob, orig = _photo(
+                    sess, rec, st, len(st.photos) + 1, thumb_px, warnings, max_photo_px
+                )
                 if ref is not None and blob is not None:
                     st.photos.append(ref)
                     blobs.append(blob)
@@ -215,7 +227,12 @@ def compose(
 
 
 def _photo(
-    sess: Journal, rec: dict[str, Any], st: StepLog, n: int, thumb_px: int, warnings: list[str],
+    sess: Journal,
+    rec: dict[str, Any],
+    st: StepLog,
+    n: int,
+    thumb_px: int,
+    warnings: list[str],
     max_px: int | None = None,
 ) -> tuple[PhotoRef | None, Blob | None, int]:
     rel = _first(rec, "path", "processed", "processed_path", "file")
@@ -228,52 +245,31 @@ def _photo(
     except OSError:
         warnings.append(f"photo {rel} of step {st.id} is missing; skipped")
         return None, None, 0
+    from toolkit.guide.photos import clean_image
+
     try:
-        data, _removed = strip_image_metadata(raw)
-        if max_px:
-            data = _shrink(data, max_px)
+        clean = clean_image(raw, longest_side=max_px, what=f"photo {rel}")
     except PhotoError as exc:
-        warnings.append(f"photo {rel}: {exc}; skipped")
+        warnings.append(f"{exc}; skipped")
         return None, None, 0
-    ext = ".jpg" if data[:3] == b"\xff\xd8\xff" else ".png"
-    name = f"step-{_safe_name(st.id)}-{n}{ext}"
+    data = clean.data
+    name = f"step-{_safe_name(st.id)}-{n}{clean.suffix}"
     orig_path = _first(rec, "original", "original_path")
     orig_bytes = _first(rec, "original_bytes")
     if orig_bytes is None and orig_path and Path(orig_path).is_file():
         orig_bytes = Path(orig_path).stat().st_size
-    ref = PhotoRef(name, st.id, rec.get("width"), rec.get("height"), int(orig_bytes) if orig_bytes else None)
+    ref = PhotoRef(
+        name, st.id, rec.get("width"), rec.get("height"), int(orig_bytes) if orig_bytes else None
+    )
     ref.thumb = _thumbnail(data, thumb_px)
-    mime = "image/jpeg" if ext == ".jpg" else "image/png"
-    return ref, Blob(name, data, mime), int(orig_bytes or len(raw))
-
-
-def _shrink(data: bytes, px: int) -> bytes:
-    """Re-encode a photo to at most ``px`` on its long side (after a 413 from the server)."""
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as src:
-        if max(src.size) <= px:
-            return data
-        im = src.convert("RGB")
-        im.thumbnail((px, px))
-        out = io.BytesIO()
-        im.save(out, "JPEG", quality=85)
-    return out.getvalue()
+    return ref, Blob(name, data, clean.mime), int(orig_bytes or len(raw))
 
 
 def _thumbnail(data: bytes, px: int) -> str:
-    import io
+    from toolkit.guide.photos import clean_image
 
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as src:
-        im = src.convert("RGB")
-        im.thumbnail((px, px))
-        out = io.BytesIO()
-        im.save(out, "JPEG", quality=75)  # fresh encode: no metadata can ride along
-    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+    thumb = clean_image(data, longest_side=px, quality=75, output="JPEG", what="thumbnail")
+    return "data:image/jpeg;base64," + base64.b64encode(thumb.data).decode()
 
 
 def _parts(board: str) -> list[str]:
@@ -289,8 +285,11 @@ def _parts(board: str) -> list[str]:
 def _redact_model(log: BuildLog, r: Redactor) -> None:
     import json
 
-    r.learn(log.console, json.dumps([log.flashes, log.verifies], default=str),
-            *(f"{st.title}\n{st.note}\n{st.checks}" for st in log.steps))
+    r.learn(
+        log.console,
+        json.dumps([log.flashes, log.verifies], default=str),
+        *(f"{st.title}\n{st.note}\n{st.checks}" for st in log.steps),
+    )
     for st in log.steps:
         st.title, st.note = r.text(st.title), r.text(st.note)
         for c in st.checks:
@@ -325,9 +324,17 @@ _MARK = {"done": "✓", "failed": "✗", "skipped": "skipped", "started": "unfin
 def firmware_lines(log: BuildLog) -> list[str]:
     out = []
     for f in log.flashes:
-        ok = "ok" if f.get("ok") else f"FAILED ({f.get('error_class') or ''} {f.get('error') or ''})".strip()
+        ok = (
+            "ok"
+            if f.get("ok")
+            else f"FAILED ({f.get('error_class') or ''} {f.get('error') or ''})".strip()
+        )
         vers = f"{f.get('version_before') or '?'} → {f.get('version_after') or '?'}"
-        size = f"{int(f['bytes']) / 1048576:.1f} MiB" if isinstance(f.get("bytes"), int | float) else "?"
+        size = (
+            f"{int(f['bytes']) / 1048576:.1f} MiB"
+            if isinstance(f.get("bytes"), int | float)
+            else "?"
+        )
         out.append(
             f"flash: {ok}, {vers}, via {f.get('via') or '?'}/{f.get('path') or '?'}, slot {f.get('slot') or '?'}, "
             f"{size} in {_dur(f.get('seconds'))}"
@@ -335,13 +342,20 @@ def firmware_lines(log: BuildLog) -> list[str]:
     for v in log.verifies:
         ok = "ok" if v.get("ok") else "FAILED"
         ver = v.get("version_after") or v.get("version") or "?"
-        out.append(f"verify: {ok}, version {ver}, slot {v.get('slot') or '?'}, {_dur(v.get('seconds'))}")
+        out.append(
+            f"verify: {ok}, version {ver}, slot {v.get('slot') or '?'}, {_dur(v.get('seconds'))}"
+        )
     return out
 
 
 def render_markdown(log: BuildLog) -> str:
     total = sum(s.seconds or 0 for s in log.steps)
-    md = [f"# {log.title}", "", f"Board **{log.board}** · started {log.started} · assembly time {_dur(total)}", ""]
+    md = [
+        f"# {log.title}",
+        "",
+        f"Board **{log.board}** · started {log.started} · assembly time {_dur(total)}",
+        "",
+    ]
     if log.parts:
         md += ["## Parts", "", *[f"- {p}" for p in log.parts], ""]
     md += ["## Steps", ""]
@@ -355,13 +369,22 @@ def render_markdown(log: BuildLog) -> str:
         for p in st.photos:
             md.append(f"![{st.title}, photo]({p.name})")
         for c in st.checks:
-            md.append(f"- check `{c['name']}`: {'ok' if c['ok'] else 'failed' if c['ok'] is False else '—'} {c['detail']}".rstrip())
+            md.append(
+                f"- check `{c['name']}`: {'ok' if c['ok'] else 'failed' if c['ok'] is False else '—'} {c['detail']}".rstrip()
+            )
         md.append("")
     fw = firmware_lines(log)
     if fw:
         md += ["## Firmware", "", *[f"- {line}" for line in fw], ""]
     if log.console.strip():
-        md += ["## Console (last lines)", "", "```text", log.console.replace("```", "ʼʼʼ"), "```", ""]
+        md += [
+            "## Console (last lines)",
+            "",
+            "```text",
+            log.console.replace("```", "ʼʼʼ"),
+            "```",
+            "",
+        ]
     md.append("_Shared with routerkit; identifiers are salted hashes, secrets removed._")
     return "\n".join(md) + "\n"
 
@@ -377,7 +400,8 @@ def render_html(log: BuildLog) -> str:
     e = html.escape
     total = sum(s.seconds or 0 for s in log.steps)
     out = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         f"<title>{e(log.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(log.title)}</h1>",
@@ -387,8 +411,10 @@ def render_html(log: BuildLog) -> str:
         out += ["<h2>Parts</h2><ul>", *[f"<li>{e(p)}</li>" for p in log.parts], "</ul>"]
     out.append("<h2>Steps</h2><table><tr><th>#</th><th>step</th><th>time</th><th>result</th></tr>")
     for i, st in enumerate(log.steps, 1):
-        out.append(f'<tr><td>{i}</td><td><a href="#s{i}">{e(st.title)}</a></td><td>{e(_dur(st.seconds))}</td>'
-                   f'<td class="{e(st.status)}">{e(_MARK.get(st.status, st.status))}</td></tr>')
+        out.append(
+            f'<tr><td>{i}</td><td><a href="#s{i}">{e(st.title)}</a></td><td>{e(_dur(st.seconds))}</td>'
+            f'<td class="{e(st.status)}">{e(_MARK.get(st.status, st.status))}</td></tr>'
+        )
     out.append("</table>")
     for i, st in enumerate(log.steps, 1):
         out.append(f'<section class="step" id="s{i}"><h3>{i}. {e(st.title)}</h3>')
@@ -397,14 +423,18 @@ def render_html(log: BuildLog) -> str:
         out.append('<div class="photos">')
         for p in st.photos:
             dims = f"{p.width}×{p.height}" if p.width and p.height else ""
-            out.append(f'<a href="{e(p.name)}"><img src="{p.thumb}" alt="{e(st.title)} ({e(p.name)})" '
-                       f'title="{e(p.name)} {e(dims)}"></a>')
+            out.append(
+                f'<a href="{e(p.name)}"><img src="{p.thumb}" alt="{e(st.title)} ({e(p.name)})" '
+                f'title="{e(p.name)} {e(dims)}"></a>'
+            )
         out.append("</div>")
         if st.checks:
             out.append("<ul>")
             for c in st.checks:
                 cls = "ok" if c["ok"] else "failed" if c["ok"] is False else ""
-                out.append(f'<li class="{cls}">check <code>{e(c["name"])}</code>: {e(str(c["detail"]))}</li>')
+                out.append(
+                    f'<li class="{cls}">check <code>{e(c["name"])}</code>: {e(str(c["detail"]))}</li>'
+                )
             out.append("</ul>")
         out.append("</section>")
     fw = firmware_lines(log)
@@ -412,6 +442,8 @@ def render_html(log: BuildLog) -> str:
         out += ["<h2>Firmware</h2><ul>", *[f"<li>{e(line)}</li>" for line in fw], "</ul>"]
     if log.console.strip():
         out.append(f"<h2>Console (last lines)</h2><pre>{e(log.console)}</pre>")
-    out.append("<p><small>Shared with routerkit; identifiers are salted hashes, secrets removed.</small></p>")
+    out.append(
+        "<p><small>Shared with routerkit; identifiers are salted hashes, secrets removed.</small></p>"
+    )
     out.append("</body></html>")
     return "\n".join(out) + "\n"

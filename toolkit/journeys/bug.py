@@ -21,26 +21,45 @@ def prepare_bug(
     session_id: str | None = None,
     step: str | None = None,
     attach: list[Path] | None = None,
+    raw: bool = False,
     publisher: str = "roundup",
     remote: Callable[[str], str] | None = None,
     redactor: Redactor | None = None,
 ) -> tuple[Plan, BugContext]:
-    """Compose a bug report (redacted) from the session (default: the newest one)."""
+    """Compose a bug report (redacted) from the session (default: the newest one).
+
+    ``raw``: attach files that are neither text nor pictures unchanged (the plan's warnings
+    say so) instead of refusing them with ``AttachmentRefused``."""
     journal = Journal.open(session_id) if session_id else Journal.latest()
     redactor = redactor or Redactor.for_installation()
     ctx = collect(journal, step=step, remote=remote)
     if ctx.board == "unknown" and journal is None:
         ctx.step = ctx.step or "general"
-    safe_title, body, blobs = compose(title, ctx, list(attach or []), redactor)
-    fields = {"kind": "bug", "board": ctx.board, "firmware": ctx.firmware, "signature": ctx.signature}
+    safe_title, body, blobs, attach_warnings = compose(
+        title, ctx, list(attach or []), redactor, raw=raw
+    )
+    fields = {
+        "kind": "bug",
+        "board": ctx.board,
+        "firmware": ctx.firmware,
+        "signature": ctx.signature,
+    }
     item = Item(
         key=item_key("bug", ctx.session or "-", title, ctx.signature, publisher),
         publisher=publisher,
         kind="bug",
         title=safe_title,
-        payload={"body": body, "fields": fields, "tags": ["bug", ctx.board], "session": ctx.session},
+        payload={
+            "body": body,
+            "fields": fields,
+            "tags": ["bug", ctx.board],
+            "session": ctx.session,
+        },
     )
-    warnings = [] if journal is not None else ["no session recorded: the report has no device context"]
+    warnings = (
+        [] if journal is not None else ["no session recorded: the report has no device context"]
+    )
+    warnings += attach_warnings
     return Plan(item, blobs, dict(redactor.counts), warnings), ctx
 
 
@@ -61,8 +80,15 @@ def as_addition(plan: Plan, target: Remote) -> Plan:
     return replace(plan, item=item)
 
 
-def file_bug(title: str, *, session_id: str | None = None, step: str | None = None, publisher: str = "roundup",
-             add_to_duplicate: bool = True, wait: float = 60.0) -> dict[str, object]:
+def file_bug(
+    title: str,
+    *,
+    session_id: str | None = None,
+    step: str | None = None,
+    publisher: str = "roundup",
+    add_to_duplicate: bool = True,
+    wait: float = 60.0,
+) -> dict[str, object]:
     """Collect, search duplicates, queue and deliver a bug report in one call (demo, scripts).
     Returns ``{"key", "state", "url", "signature", "added_to"}``."""
     from toolkit.community.publishers import PublisherCache
@@ -86,5 +112,10 @@ def file_bug(title: str, *, session_id: str | None = None, step: str | None = No
     finally:
         pubs.close()
     done = next((i for i in result.sent if i.key == item.key), None)
-    return {"key": item.key, "state": "sent" if done else "queued", "url": (done.remote or {}).get("url") if done else None,
-            "signature": ctx.signature, "added_to": target.id if target else None}
+    return {
+        "key": item.key,
+        "state": "sent" if done else "queued",
+        "url": (done.remote or {}).get("url") if done else None,
+        "signature": ctx.signature,
+        "added_to": target.id if target else None,
+    }
