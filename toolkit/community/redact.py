@@ -1,14 +1,25 @@
 """Privacy: scrub secrets and identifiers from everything that leaves the machine.
 
-Texts (console transcripts, selftest JSON, dmesg, the build log itself) go through
-:meth:`Redactor.text`; photos go through :func:`strip_image_metadata` once more, even though
-the photo pipeline already stripped them, because a photo dropped into the session by hand
-(or a pipeline bug) must not leak GPS or a serial number in EXIF.
+Texts (console transcripts, selftest JSON, dmesg, attached configs, the build log itself) go
+through :meth:`Redactor.text`. Pictures are not handled here: they are rebuilt from their
+pixels by :func:`toolkit.guide.photos.clean_image` (see ``toolkit.community.attachments``).
 
-Identifiers that help triage (MAC addresses, serial numbers, IP addresses, hostnames) are not
-blanked but replaced by a **salted hash**: the salt is per installation (``data_dir()/community/
-salt``), so two reports from the same bench still match each other, while nobody else can
-reverse or correlate them. Secrets (Wi-Fi keys, passwords, tokens, private keys) are blanked.
+Secrets and identifiers are found by their labels in the syntaxes real router dumps use (OpenWrt
+UCI and ``uci show``, nvram, hostapd/wpa_supplicant, wg-quick, ppp secrets, shadow,
+dhcp.leases, HTTP headers, URLs, JSON, XML, Chinese labels with full-width punctuation) and by
+their shape (PEM blocks, JWTs, vendor tokens, MACs in every spelling, IP addresses).
+
+Identifiers that help triage (MAC addresses, serial numbers, IP addresses, hostnames, DHCP
+client names, user names, SSIDs — WiGLE maps an SSID to a street) are not blanked but replaced
+by a **salted hash**: the salt is per installation (``data_dir()/community/salt``), so two
+reports from the same bench still match each other, while nobody else can reverse or correlate
+them. Secrets (Wi-Fi keys, passwords, tokens, private keys, password hashes) are blanked.
+
+Judgement calls, kept on purpose: a dotted quad after a version label ("build 1.2.3.4",
+``<SoftwareVersion>``) is a version, not an address; netmasks, loopback and multicast
+addresses say nothing about the tester; ``option key '1'`` is a WEP key *index*; default host
+names (OpenWrt) and generic accounts (root, admin) stay readable. Cookie headers lose every
+value; a ``name=value`` line (nvram, hostapd) loses everything after the ``=``.
 
 Each rule is a named :class:`Rule`; ``Redactor.counts`` says how many hits each rule had, which
 the share preview shows so a tester sees *that* something was removed.
@@ -29,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit import paths
-from toolkit.errors import PhotoError
 from toolkit.record import atomic_write
 
 SECRET = "<redacted>"
@@ -52,32 +62,161 @@ def installation_salt(directory: Path | None = None) -> bytes:
 
 @dataclass(frozen=True)
 class Rule:
+    """One redaction rule: ``name`` is the kind counted in ``Redactor.counts``."""
+
     name: str
     pattern: re.Pattern[str]
     replace: Callable[[re.Match[str], Redactor], str]
 
 
-def _keep_name(group: str = "name") -> Callable[[re.Match[str], Redactor], str]:
-    """Keep the key (``option key``) and quoting, blank the value."""
+Replace = Callable[[re.Match[str], "Redactor"], str]
+
+# Account and host names that say nothing about the tester: kept so logs stay readable.
+GENERIC_USERS = frozenset(
+    {
+        "root",
+        "admin",
+        "administrator",
+        "user",
+        "guest",
+        "nobody",
+        "daemon",
+        "ftp",
+        "network",
+        "dnsmasq",
+        "ubus",
+        "logd",
+    }
+)
+DEFAULT_HOSTS = frozenset({"openwrt", "lede", "localhost", "router", "gateway", "buildhost"})
+# ``option key '1'``: with WEP, ``key`` is the index of the key in use, never a key (WEP keys
+# are 5+ characters, WPA passphrases 8+).
+_KEY_INDEXES = frozenset({"0", "1", "2", "3", "4"})
+_TOKEN_RE = re.compile(r"[a-z]+-[0-9a-f]{10}")
+
+
+def _splice(m: re.Match[str], group: str, new: str) -> str:
+    start, end = m.start(group) - m.start(0), m.end(group) - m.start(0)
+    whole = m.group(0)
+    return whole[:start] + new + whole[end:]
+
+
+def _blank(group: str = "value", keep: frozenset[str] = frozenset()) -> Replace:
+    """Blank the value, keep the label and the quoting."""
 
     def repl(m: re.Match[str], r: Redactor) -> str:
-        return m.group(group) + m.group("q") + SECRET + m.group("q")
+        value = m.group(group)
+        if not value or value.startswith(SECRET) or value in keep:
+            return m.group(0)
+        return _splice(m, group, SECRET)
 
     return repl
 
 
-def _hashed(prefix: str, group: str = "value") -> Callable[[re.Match[str], Redactor], str]:
+def _hashed(prefix: str, group: str = "value", keep: frozenset[str] = frozenset()) -> Replace:
+    """Replace an identifier by its salted hash; remember it so bare mentions go too."""
+
     def repl(m: re.Match[str], r: Redactor) -> str:
-        whole, value = m.group(0), m.group(group)
+        value = m.group(group)
+        if (
+            not value
+            or value == SECRET
+            or _TOKEN_RE.fullmatch(value)
+            or value.lower() in keep
+            or (len(value) <= 2 and value.isdigit())
+        ):
+            return m.group(0)
         # once seen in a structured place (option hostname, serial:), the value is redacted
         # wherever it shows up bare ("failed on kitchen-router")
         if len(value) >= 4 and value not in r.known:
             r.known[value] = prefix
             r.learned = True
-        start, end = m.start(group) - m.start(0), m.end(group) - m.start(0)
-        return whole[:start] + r.token(prefix, value) + whole[end:]
+        return _splice(m, group, r.token(prefix, value))
 
     return repl
+
+
+# --- labelled values: one family of rules per kind -----------------------------------------
+#
+# A secret or identifier is found by its label, in every syntax router dumps use:
+#   UCI            option key 'v' / list key "v" / option key v
+#   uci show       wireless.default_radio0.key='v'
+#   assignments    nvram wl0_wpa_psk=v, hostapd wpa_passphrase=v, shell FOO_TOKEN=v,
+#                  URL query &token=v, WireGuard "PrivateKey = v", YAML "password: v",
+#                  JSON "password": "v", XML attributes password="v", full-width ＝ and ：
+#   XML elements   <KeyPassphrase>v</KeyPassphrase>
+#   Chinese labels 无线密码：v, 序列号：v, 用户名：v
+# Labels may carry a prefix (wl0_, wan0_pppoe_, http_, X-) and a suffix (_x, a digit).
+
+_PREFIX = r"(?<![\w-])(?:[\w.@\[\]-]*?[._-])?"
+_SEP = r"[\"']?[ \t]*(?:=|:|：|＝)[ \t]*"
+
+
+def _family(
+    kind: str,
+    names: str,
+    action: Replace,
+    *,
+    uci_names: str | None = None,
+    unquoted: str = r"[^\s&;\"']+",
+    zh: str | None = None,
+) -> list[Rule]:
+    """The rules that find values labelled ``names`` (a regex, case-insensitive)."""
+    uci = uci_names or names
+    rules = [
+        Rule(
+            kind,
+            re.compile(
+                rf"(?P<name>\b(?:option|list)[ \t]+(?:{uci})[ \t]+)(?P<q>['\"]?)(?P<value>[^'\"\n]*?)(?P=q)(?=[ \t]*$)",
+                re.M | re.I,
+            ),
+            action,
+        ),
+        Rule(
+            kind,
+            re.compile(
+                rf"(?P<name>{_PREFIX}(?:{names})(?:_x|\d)?{_SEP})(?P<q>[\"'])(?P<value>[^\"'\n]*)(?P=q)",
+                re.I,
+            ),
+            action,
+        ),
+        # a whole "name=value" line (nvram, hostapd, wg-quick): the value runs to the end of the
+        # line, because WPA passphrases and SSIDs may contain spaces
+        Rule(
+            kind,
+            re.compile(
+                rf"^(?P<name>[ \t]*(?:[\w.@\[\]-]*?[._-])?(?:{names})(?:_x|\d)?[ \t]*(?:=|＝)[ \t]*)(?![\"'])(?P<value>(?:(?!&[\w.-]+=)[^\n])*?)[ \t]*$",
+                re.M | re.I,
+            ),
+            action,
+        ),
+        Rule(
+            kind,
+            re.compile(
+                rf"(?P<name>{_PREFIX}(?:{names})(?:_x|\d)?{_SEP})(?![\"'])(?P<value>{unquoted})",
+                re.I,
+            ),
+            action,
+        ),
+        Rule(
+            kind,
+            re.compile(
+                rf"<(?P<tag>[\w:.-]*?(?:{names}))(?:\s[^<>]*)?>(?P<value>[^<]*)</(?P=tag)\s*>", re.I
+            ),
+            action,
+        ),
+    ]
+    if zh:
+        rules.append(
+            Rule(
+                kind,
+                re.compile(
+                    rf"(?P<name>[\u3400-\u9fff\w]*?(?:{zh})[ \t]*(?:=|:|：|＝)[ \t]*)(?P<value>[^\s，。；]+)"
+                ),
+                action,
+            )
+        )
+    return rules
 
 
 def _ip(m: re.Match[str], r: Redactor) -> str:
@@ -87,17 +226,94 @@ def _ip(m: re.Match[str], r: Redactor) -> str:
         addr = ipaddress.ip_address(candidate)
     except ValueError:
         return text  # a version number or a clock time, not an address
-    if addr.is_loopback or addr.is_unspecified:
+    if addr.is_loopback or addr.is_unspecified or addr.is_multicast:
         return text  # says nothing about the tester, helps debugging
+    if addr.version == 4 and addr.is_reserved:
+        return text  # 255.255.255.0 and friends: netmasks, not hosts
+    if addr.version == 4 and _VERSION_LABEL.search(m.string, max(0, m.start() - 24), m.start()):
+        return text  # "build 1.2.3.4", "<SoftwareVersion>1.0.4.2": a version, not an address
     return r.token("ip", str(addr))
+
+
+_VERSION_LABEL = re.compile(
+    r"(?:version|firmware|\bver|\bv|\bbuild|\brelease|\bfw|\brev(?:ision)?|版本)[\W_]{0,3}\Z", re.I
+)
+
+
+def _mac(m: re.Match[str], r: Redactor) -> str:
+    value = m.group("value")
+    digits = re.sub(r"[^0-9A-Fa-f]", "", value).lower()
+    if len(digits) != 12:
+        return m.group(0)
+    canonical = ":".join(digits[i : i + 2] for i in range(0, 12, 2))  # one token for every spelling
+    return _splice(m, "value", r.token("mac", canonical))
 
 
 def _home(m: re.Match[str], r: Redactor) -> str:
     return "~"
 
 
-_Q = r"(?P<q>['\"]?)"
-_V = r"(?P<value>[^\s'\"]+)"
+def _cookie(m: re.Match[str], r: Redactor) -> str:
+    """Cookie: every value goes; Set-Cookie: the cookie's value goes, its attributes stay."""
+    header, value = m.group("name"), m.group("value")
+    pairs = value.split(";")
+    count = len(pairs) if not header.lower().lstrip().startswith("set-") else 1
+    for i in range(count):
+        key, eq, _v = pairs[i].partition("=")
+        if eq:
+            pairs[i] = f"{key}={SECRET}"
+    return header + ";".join(pairs)
+
+
+def _ppp_secrets(m: re.Match[str], r: Redactor) -> str:
+    """/etc/ppp/chap-secrets and pap-secrets: ``client server secret [addresses]`` per line."""
+    out = []
+    for line in m.group("body").split("\n"):
+        fields = re.findall(r'"[^"]*"|\S+', line)
+        if len(fields) >= 3 and not line.lstrip().startswith("#"):
+            client, secret = fields[0], fields[2]
+            bare = client.strip('"')
+            line = line.replace(secret, '"' + SECRET + '"' if secret.startswith('"') else SECRET, 1)
+            if bare and bare != "*" and bare.lower() not in GENERIC_USERS:
+                line = line.replace(bare, r.token("user", bare), 1)
+                r.known.setdefault(bare, "user")
+        out.append(line)
+    return m.group("head") + "\n".join(out)
+
+
+def _dhcp_sections(m: re.Match[str], r: Redactor) -> str:
+    """``config host`` / ``config domain`` in /etc/config/dhcp: ``option name`` is a client's name."""
+    return re.sub(
+        r"(?P<name>\boption[ \t]+name[ \t]+)(?P<q>['\"]?)(?P<value>[^'\"\n]*?)(?P=q)(?=[ \t]*$)",
+        lambda n: _HOST(n, r),
+        m.group(0),
+        flags=re.M,
+    )
+
+
+def _lease(m: re.Match[str], r: Redactor) -> str:
+    """/tmp/dhcp.leases: ``expiry MAC IP hostname client-id`` (MAC and IP go by their own rules)."""
+    line = m.group(0)
+    host, cid = m.group("host"), m.group("cid")
+    if cid != "*":
+        line = (
+            line[: m.start("cid") - m.start(0)]
+            + r.token("cid", cid.lower())
+            + line[m.end("cid") - m.start(0) :]
+        )
+    if host != "*":
+        line = (
+            line[: m.start("host") - m.start(0)]
+            + r.token("host", host)
+            + line[m.end("host") - m.start(0) :]
+        )
+        r.known.setdefault(host, "host")
+        r.learned = True
+    return line
+
+
+_HOST = _hashed("host", keep=DEFAULT_HOSTS)
+_HEX2 = r"[0-9A-Fa-f]{2}"
 
 RULES: list[Rule] = [
     Rule(
@@ -108,35 +324,65 @@ RULES: list[Rule] = [
         ),
         lambda m, r: "<redacted private key>",
     ),
-    # OpenWrt UCI: option key 'secret' / option password / option sae_password / list key
     Rule(
-        "wifi_key",
+        "ppp_secret",
+        # the file's own header comment, or a "cat …/chap-secrets" / "==> …/pap-secrets <==" line
         re.compile(
-            r"(?P<name>\b(?:option|list)\s+(?:key|key\d|psk|password|sae_password|wpa_passphrase|auth_secret|priv_key_pwd)\s+)"
-            + _Q
-            + r"(?P<value>[^'\"\n]*?)(?P=q)(?=\s|$)",
+            r"(?P<head>(?:#[ \t]*Secrets for authentication using (?:CHAP|PAP)[^\n]*"
+            r"|^[^\n]*\b(?:cat|less|more|head|tail)\b[^\n]*(?:chap|pap)-secrets[ \t]*"
+            r"|^==>[ \t]*\S*(?:chap|pap)-secrets[ \t]*<==[ \t]*)\n)"
+            r"(?P<body>(?:[^\n]*\S[^\n]*(?:\n|\Z))*)",
+            re.I | re.M,
+        ),
+        _ppp_secrets,
+    ),
+    Rule(
+        "shadow_hash",
+        re.compile(r"\$(?:1|2[abxy]|5|6|y|gy|7|md5|sha1)\$[\w./$=,-]{8,}"),
+        lambda m, r: SECRET,
+    ),
+    Rule(
+        "dhcp_lease",
+        re.compile(
+            rf"^(?P<ts>\d{{9,11}})[ \t]+(?P<mac>{_HEX2}(?::{_HEX2}){{5}})[ \t]+(?P<ip>[0-9A-Fa-f.:]+)[ \t]+"
+            r"(?P<host>\S+)[ \t]+(?P<cid>\S+)[ \t]*$",
             re.M,
         ),
-        _keep_name(),
+        _lease,
     ),
-    # hostapd / wpa_supplicant: wpa_passphrase=..., psk="...", wpa_psk=..., sae_password=...
     Rule(
-        "wifi_psk",
+        "dhcp_lease",
         re.compile(
-            r"(?P<name>\b(?:wpa_passphrase|wpa_psk|psk|sae_password|wep_key\d)\s*=\s*)" + _Q + r"(?P<value>[^'\"\n]*)(?P=q)",
+            rf"(?P<name>\bDHCP[A-Z]+\([\w.-]+\)[ \t]+(?:[\d.]+[ \t]+)?{_HEX2}(?::{_HEX2}){{5}}[ \t]+)"
+            r"(?P<value>[^\s*][^\s]*)[ \t]*$",
+            re.M,
+        ),
+        _hashed("host", keep=DEFAULT_HOSTS),
+    ),
+    Rule(
+        "dhcp_lease",
+        re.compile(r"^config[ \t]+(?:host|domain)\b.*?(?=^config\b|\Z)", re.M | re.S),
+        _dhcp_sections,
+    ),
+    Rule(
+        "authorization",
+        re.compile(
+            r"(?P<name>\b(?:Proxy-)?Authorization[ \t]*:[ \t]*(?:[A-Za-z-]+[ \t]+)?)(?P<value>[^\s'\"]+)",
             re.I,
         ),
-        _keep_name(),
+        _blank(),
     ),
     Rule(
-        "url_credentials",
-        re.compile(r"(?P<name>\b[a-z][a-z0-9+.-]*://)(?P<q>)(?P<value>[^\s/@:]+:[^\s/@]+)(?=@)", re.I),
-        _keep_name(),
+        "cookie",
+        re.compile(
+            r"(?P<name>^[ \t]*(?:Set-)?Cookie[ \t]*:[ \t]*)(?P<value>[^\r\n]*)", re.M | re.I
+        ),
+        _cookie,
     ),
     Rule(
         "bearer",
-        re.compile(r"(?P<name>\b(?:Bearer|Basic|Token)\s+)(?P<q>)(?P<value>[A-Za-z0-9._~+/=-]{8,})"),
-        _keep_name(),
+        re.compile(r"(?P<name>\b(?:Bearer|Basic|Token)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})"),
+        _blank(),
     ),
     Rule(
         "jwt",
@@ -145,32 +391,100 @@ RULES: list[Rule] = [
     ),
     Rule(
         "vendor_token",
-        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20})"),
+        re.compile(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}"
+            r"|xox[abpr]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20})"
+        ),
         lambda m, r: SECRET,
     ),
-    # password=..., "password": "...", passwd: ..., api_key=..., token: ..., secret=...
     Rule(
-        "password_or_token",
-        re.compile(
-            r"(?P<name>[\"']?\b(?:[A-Za-z_-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|apikey|auth[_-]?key|access[_-]?key)[A-Za-z_-]*)[\"']?\s*[:=]\s*)"
-            + _Q
-            + r"(?P<value>[^\s'\",}]+)(?P=q)",
-            re.I,
-        ),
-        _keep_name(),
+        "url_credentials",
+        re.compile(r"(?P<name>\b[a-z][a-z0-9+.-]*://)(?P<value>[^\s/@:]+:[^\s/@]+)(?=@)", re.I),
+        _blank(),
     ),
+    # uci show: wireless.default_radio0.key='…' (a bare "key" label is too common elsewhere)
     Rule(
-        "serial",
+        "wifi_key",
         re.compile(
-            r"(?P<name>[\"']?\b(?:serial(?:[ _-]?(?:number|no|num))?|s/?n|board_serial|serialno)[\"']?\s*[:=#]\s*[\"']?)(?P<value>[A-Za-z0-9][A-Za-z0-9._-]{3,})",
-            re.I,
+            r"(?P<name>\bwireless\.[\w@\[\]-]+\.key\d?=)(?P<q>['\"]?)(?P<value>[^'\"\n]*?)(?P=q)(?=\s|$)"
         ),
+        _blank(keep=_KEY_INDEXES),
+    ),
+    *_family(
+        "wifi_key",
+        r"wpa_passphrase|passphrase|sae_password|wpa_psk|psk|wep_key\d?|key\d|wps_(?:device_)?pin"
+        r"|ap_pin|pincode",
+        _blank(keep=_KEY_INDEXES),
+        uci_names=r"key\d?|psk|sae_password|wpa_passphrase|wep_key\d?|pin|wps_pin",
+        zh=r"(?:无线|WiFi|WLAN|wifi|Wi-Fi)密码",
+    ),
+    *_family("wireguard_key", r"private_?key|pre_?shared_?key|privkey|priv_key(?:_pwd)?", _blank()),
+    *_family(
+        "api_key",
+        r"api[_-]?key|apikey|auth[_-]?key|access[_-]?key(?:_id)?|secret[_-]?key|app[_-]?key",
+        _blank(),
+    ),
+    *_family(
+        "secret", r"secret|radius_key|acct_key", _blank(), uci_names=r"\w*secret|\w*radius_key"
+    ),
+    *_family("token", r"token|sessionid|session_id", _blank()),
+    *_family(
+        "password",
+        r"password|passwd|passcode|pass|pwd|pw\d?",
+        _blank(),
+        uci_names=r"\w*password|\w*passwd",
+        zh=r"密码|口令|密钥|密匙",
+    ),
+    *_family(
+        "serial",
+        r"serial(?:[ _-]?(?:number|num|no)|#)?|serialno|sn|s/n",
         _hashed("sn"),
+        unquoted=r"[A-Za-z0-9][\w./-]{3,}",
+        zh=r"序列号|串号|SN码",
+    ),
+    *_family(
+        "username",
+        r"username|user_name|user|identity|login_?name",
+        _hashed("user", keep=GENERIC_USERS),
+        zh=r"用户名|账号|帐号|账户",
+    ),
+    *_family(
+        "ssid",
+        r"ssid|essid",
+        _hashed("ssid"),
+        unquoted=r"[^\s&\"']+",
+        zh=r"无线名称|WiFi名称|网络名称",
+    ),
+    *_family(
+        "hostname",
+        r"hostname|host",
+        _HOST,
+        uci_names=r"hostname|\w+_host(?:name)?",
+        unquoted=r"[A-Za-z0-9][\w.-]*",
+        zh=r"主机名",
+    ),
+    # MAC addresses in every spelling: aa:bb:cc:dd:ee:ff, AA-BB-…, Cisco's aabb.ccdd.eeff
+    Rule(
+        "mac",
+        re.compile(
+            rf"(?<![0-9A-Fa-f:-])(?P<value>{_HEX2}([:-])(?:{_HEX2}\2){{4}}{_HEX2})(?![0-9A-Fa-f:-])"
+        ),
+        _mac,
     ),
     Rule(
         "mac",
-        re.compile(r"(?<![0-9A-Fa-f:-])(?P<value>(?:[0-9A-Fa-f]{2}([:-]))(?:[0-9A-Fa-f]{2}\2){4}[0-9A-Fa-f]{2})(?![0-9A-Fa-f:-])"),
-        lambda m, r: r.token("mac", m.group("value").lower().replace("-", ":")),
+        re.compile(r"(?<![\w.])(?P<value>[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?![\w.])"),
+        _mac,
+    ),
+    # … and aabbccddeeff where a label says it is one (U-Boot ethaddr, nvram, "MAC地址")
+    Rule(
+        "mac",
+        re.compile(
+            r"(?P<name>(?<![\w-])(?:[\w.]*?[._-])?(?:mac(?:_?addr(?:ess)?)?|hwaddr|eth\d*addr|bssid|MAC地址)"
+            r"[\"']?[ \t]*(?:=|:|：|＝)?[ \t]*[\"']?)(?P<value>[0-9A-Fa-f]{12})(?![0-9A-Fa-f])",
+            re.I,
+        ),
+        _mac,
     ),
     Rule(
         "email",
@@ -178,21 +492,18 @@ RULES: list[Rule] = [
         lambda m, r: r.token("email", m.group(0).lower()),
     ),
     Rule(
-        "hostname",
-        re.compile(
-            r"(?P<name>\b(?:option\s+hostname\s+|hostname\s*[:=]\s*|host\s*[:=]\s*)[\"']?)(?P<value>[A-Za-z0-9][A-Za-z0-9.-]*)",
-            re.I,
-        ),
-        _hashed("host"),
-    ),
-    Rule(
         "shell_prompt_host",
-        re.compile(r"(?P<name>\b[a-z_][a-z0-9_-]*@)(?P<value>[A-Za-z0-9][A-Za-z0-9.-]*)(?=:[~/]|\s*[#$]\s)"),
-        _hashed("host"),
+        re.compile(
+            r"(?P<name>\b[a-z_][a-z0-9_-]*@)(?P<value>[A-Za-z0-9][A-Za-z0-9.-]*)(?=:[~/]|\s*[#$]\s)"
+        ),
+        _hashed("host", keep=DEFAULT_HOSTS),
     ),
     Rule(
         "lan_hostname",
-        re.compile(r"\b(?P<value>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:lan|local|home|internal|localdomain|home\.arpa))\b", re.I),
+        re.compile(
+            r"\b(?P<value>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:lan|local|home|internal|localdomain|home\.arpa))\b",
+            re.I,
+        ),
         _hashed("host"),
     ),
     Rule(
@@ -288,119 +599,3 @@ class Redactor:
     def bytes_text(self, data: bytes) -> bytes:
         """Redact a text attachment given as bytes (undecodable bytes survive as U+FFFD)."""
         return self.text(data.decode("utf-8", errors="replace")).encode()
-
-
-# --- photos ---------------------------------------------------------------------------------
-
-_JPEG_KEEP_APP = {0xE0, 0xEE}  # JFIF, Adobe (colour transform matters for decoding)
-
-
-def strip_image_metadata(data: bytes) -> tuple[bytes, list[str]]:
-    """Remove EXIF/GPS/XMP/IPTC/comments from a JPEG or PNG, losslessly when possible.
-
-    Returns (clean bytes, names of what was removed). JPEG: drop APP1..APP15 except Adobe and
-    ICC profiles, and COM segments, keeping the entropy-coded data byte for byte. PNG: drop
-    text/time/EXIF chunks. Anything else is re-encoded by Pillow as PNG (no metadata).
-    A photo with an EXIF orientation other than 1 is transposed first, so stripping the tag
-    does not turn it on its side.
-    """
-    if data[:3] == b"\xff\xd8\xff":
-        if _jpeg_orientation(data) not in (None, 1):
-            data = _reencode(data, "JPEG")
-        return _strip_jpeg(data)
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return _strip_png(data)
-    return _reencode(data, "PNG"), ["reencoded"]
-
-
-def _jpeg_segments(data: bytes) -> Iterable[tuple[int, int, int]]:
-    """(marker, start, end) of each header segment up to SOS."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise PhotoError("corrupt JPEG: segment marker expected")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        yield marker, pos, pos + 2 + length
-        if marker == 0xDA:  # start of scan: the rest is image data
-            return
-        pos += 2 + length
-    raise PhotoError("truncated JPEG")
-
-
-def _strip_jpeg(data: bytes) -> tuple[bytes, list[str]]:
-    out = bytearray(data[:2])
-    removed: list[str] = []
-    tail_from = len(data)
-    for marker, start, end in _jpeg_segments(data):
-        body = data[start + 4 : end]
-        keep = True
-        if marker == 0xFE:
-            keep, what = False, "comment"
-        elif 0xE1 <= marker <= 0xEF and marker not in _JPEG_KEEP_APP:
-            keep = marker == 0xE2 and body.startswith(b"ICC_PROFILE")
-            what = "exif" if body.startswith(b"Exif") else "xmp" if b"xap" in body[:40] else f"app{marker - 0xE0}"
-        if marker == 0xDA:
-            tail_from = start
-            break
-        if keep:
-            out += data[start:end]
-        else:
-            removed.append(what)
-    out += data[tail_from:]
-    return bytes(out), removed
-
-
-_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
-
-
-def _strip_png(data: bytes) -> tuple[bytes, list[str]]:
-    out = bytearray(data[:8])
-    removed: list[str] = []
-    pos = 8
-    while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if kind in _PNG_DROP:
-            removed.append(kind.decode("latin-1"))
-        else:
-            out += data[pos:end]
-        pos = end
-        if kind == b"IEND":
-            break
-    return bytes(out), removed
-
-
-def _jpeg_orientation(data: bytes) -> int | None:
-    import io
-
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            value = im.getexif().get(0x0112)
-            return int(value) if value is not None else None
-    except Exception:  # noqa: BLE001 - an unreadable EXIF block is removed anyway
-        return None
-
-
-def _reencode(data: bytes, fmt: str) -> bytes:
-    import io
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as src:
-            im = ImageOps.exif_transpose(src)
-            if fmt == "JPEG" and im.mode not in ("RGB", "L"):
-                im = im.convert("RGB")
-            out = io.BytesIO()
-            # a plain save: no exif=, no icc passed back, so nothing old survives
-            im.save(out, fmt, quality=90) if fmt == "JPEG" else im.save(out, fmt)
-            return out.getvalue()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise PhotoError(f"cannot read photo to strip its metadata: {exc}") from exc
