@@ -24,7 +24,18 @@ def test_shipped_guides_lint_clean() -> None:
 def test_es_virt_guide_covers_the_whole_build() -> None:
     guide = load_board_guide("es-virt")
     ids = [s.id for s in guide.steps]
-    for needed in ("unbox", "esd", "fan", "mainboard", "disk", "antennas", "serial", "power-on", "close", "label"):
+    for needed in (
+        "unbox",
+        "esd",
+        "fan",
+        "mainboard",
+        "disk",
+        "antennas",
+        "serial",
+        "power-on",
+        "close",
+        "label",
+    ):
         assert needed in ids
     assert all(s.images for s in guide.steps)
     assert all(p.quantity >= 1 for p in guide.parts)
@@ -53,22 +64,31 @@ def test_load_raises_guide_error_naming_file_line_field(monkeypatch: pytest.Monk
     monkeypatch.chdir(REPO)
     with pytest.raises(GuideError) as err:
         load_guide(Path("tests/guide/broken/missing-illustration.yaml"))
-    assert str(err.value).startswith("tests/guide/broken/missing-illustration.yaml:15: steps[0].images[1]:")
+    assert str(err.value).startswith(
+        "tests/guide/broken/missing-illustration.yaml:15: steps[0].images[1]:"
+    )
     assert err.value.exit_code == 60
 
 
-def test_lint_cli_prints_every_problem_and_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lint_cli_prints_every_problem_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(REPO)
     result = CliRunner().invoke(root, ["guide", "lint", "tests/guide/broken/zero-quantity.yaml"])
     assert result.exit_code == 60
-    assert "tests/guide/broken/zero-quantity.yaml:11: parts[1].quantity: must be at least 1" in result.output
+    assert (
+        "tests/guide/broken/zero-quantity.yaml:11: parts[1].quantity: must be at least 1"
+        in result.output
+    )
 
 
 def test_lint_json_lists_issues(monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
     monkeypatch.chdir(REPO)
-    result = CliRunner().invoke(root, ["guide", "lint", "--json", "tests/guide/broken/bad-difficulty.yaml"])
+    result = CliRunner().invoke(
+        root, ["guide", "lint", "--json", "tests/guide/broken/bad-difficulty.yaml"]
+    )
     payload = json.loads(result.stdout.splitlines()[0])
     assert payload["ok"] is False
     assert payload["issues"][0]["line"] == 5 and payload["issues"][0]["field"] == "difficulty"
@@ -77,7 +97,11 @@ def test_lint_json_lists_issues(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_guide_in_the_wrong_folder_is_flagged(tmp_path: Path) -> None:
     folder = tmp_path / "other-board"
     folder.mkdir()
-    (folder / "guide.yaml").write_text((REPO / "tests/guide/broken/zero-quantity.yaml").read_text().replace("quantity: 0", "quantity: 1"))
+    (folder / "guide.yaml").write_text(
+        (REPO / "tests/guide/broken/zero-quantity.yaml")
+        .read_text()
+        .replace("quantity: 0", "quantity: 1")
+    )
     (folder / "img").mkdir()
     (folder / "img" / "ok.svg").write_text((REPO / "tests/guide/broken/img/ok.svg").read_text())
     messages = [i.message for i in lint_file(folder / "guide.yaml")]
@@ -94,3 +118,53 @@ def test_show_lists_parts_with_quantities() -> None:
     assert result.exit_code == 0
     assert "4 × Screw M2 × 6, heatsink" in result.output
     assert "First power-on with the console attached" in result.output
+
+
+def _guide_with_image(tmp_path: Path, image: str) -> Path:
+    """A valid es-virt guide in tmp_path/es-virt whose first step shows ``image``."""
+    folder = tmp_path / "es-virt"
+    (folder / "img").mkdir(parents=True)
+    svg = (REPO / "tests/guide/broken/img/ok.svg").read_text()
+    (folder / "img" / "ok.svg").write_text(svg)
+    (tmp_path / "outside.svg").write_text(svg)  # a well-formed SVG, just in the wrong place
+    text = (
+        (REPO / "tests/guide/broken/zero-quantity.yaml")
+        .read_text()
+        .replace("quantity: 0", "quantity: 1")
+    )
+    assert "images: [img/ok.svg]" in text
+    (folder / "guide.yaml").write_text(
+        text.replace("images: [img/ok.svg]", f"images: [img/ok.svg, {image!r}]", 1)
+    )
+    assert lint_file(folder / "guide.yaml") != [] or image == "img/ok.svg"
+    return folder / "guide.yaml"
+
+
+@pytest.mark.parametrize(
+    "image", ["../outside.svg", "img/../../outside.svg", "../../../../../../etc/passwd", "ABSOLUTE"]
+)
+def test_illustration_outside_the_guide_folder_is_refused(tmp_path: Path, image: str) -> None:
+    if image == "ABSOLUTE":
+        image = str(tmp_path / "outside.svg")
+    guide = _guide_with_image(tmp_path, image)
+    issues = lint_file(guide)
+    assert [(i.line, i.field, i.message) for i in issues] == [
+        (15, "steps[0].images[1]", f"illustration outside the guide's folder: {image}")
+    ]
+    with pytest.raises(
+        GuideError, match=r"guide.yaml:15: steps\[0\].images\[1\]: illustration outside"
+    ):
+        load_guide(guide)
+
+
+def test_symlinked_illustration_pointing_out_of_the_guide_folder_is_refused(tmp_path: Path) -> None:
+    guide = _guide_with_image(tmp_path, "img/ok.svg")
+    (guide.parent / "img" / "link.svg").symlink_to(tmp_path / "outside.svg")
+    (guide.parent / "img" / "inside.svg").symlink_to(guide.parent / "img" / "ok.svg")
+    text = guide.read_text()
+    guide.write_text(
+        text.replace("images: [img/ok.svg, 'img/ok.svg']", "images: [img/inside.svg, img/link.svg]")
+    )
+    assert [str(i).split(": ", 1)[1] for i in lint_file(guide)] == [
+        "steps[0].images[1]: illustration outside the guide's folder: img/link.svg"
+    ]

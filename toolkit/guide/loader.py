@@ -60,7 +60,11 @@ class _Ctx:
 
 
 def _mapping(
-    ctx: _Ctx, node: Any, fld: str, required: tuple[str, ...], optional: tuple[str, ...] = (),
+    ctx: _Ctx,
+    node: Any,
+    fld: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
     extra_ok: bool = False,
 ) -> dict[str, tuple[Any, Any]] | None:
     """Check a mapping's keys; returns {key: (key node, value node)}."""
@@ -131,8 +135,14 @@ def _seq(ctx: _Ctx, node: Any, fld: str, nonempty: bool = True) -> list[Any]:
     return list(node.value)
 
 
-def _items(ctx: _Ctx, m: dict[str, tuple[Any, Any]], key: str, fld: str,
-           parse: Callable[[Any, str], Any], nonempty: bool = True) -> tuple[Any, ...]:
+def _items(
+    ctx: _Ctx,
+    m: dict[str, tuple[Any, Any]],
+    key: str,
+    fld: str,
+    parse: Callable[[Any, str], Any],
+    nonempty: bool = True,
+) -> tuple[Any, ...]:
     if key not in m:
         return ()
     out = []
@@ -160,9 +170,16 @@ def _image(ctx: _Ctx, node: Any, fld: str) -> Path | None:
     rel = _text(ctx, node, fld)
     if rel is None:
         return None
-    path = (ctx.base / rel).resolve()
+    path = (ctx.base / rel).resolve()  # follows symlinks: a link pointing out is caught too
+    if Path(rel).is_absolute() or not path.is_relative_to(ctx.base):
+        # guides are shared and downloaded: an illustration must come from the guide's own
+        # folder, never from ../../etc/passwd or a symlink out of it
+        ctx.err(node, fld, f"illustration outside the guide's folder: {rel}")
+        return None
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        ctx.err(node, fld, f"unsupported image type {path.suffix or '(none)'!r} (use SVG, PNG or JPEG)")
+        ctx.err(
+            node, fld, f"unsupported image type {path.suffix or '(none)'!r} (use SVG, PNG or JPEG)"
+        )
         return None
     if not path.is_file():
         ctx.err(node, fld, f"illustration not found: {rel}")
@@ -189,7 +206,11 @@ def _line(ctx: _Ctx, node: Any, fld: str) -> Line | None:
     if "kind" in m:
         kind = _text(ctx, m["kind"][1], f"{fld}.kind") or "plain"
         if kind not in LINE_KINDS:
-            ctx.err(m["kind"][1], f"{fld}.kind", f"unknown line kind {kind!r} (one of: {', '.join(LINE_KINDS)})")
+            ctx.err(
+                m["kind"][1],
+                f"{fld}.kind",
+                f"unknown line kind {kind!r} (one of: {', '.join(LINE_KINDS)})",
+            )
             return None
     level = 0
     if "level" in m:
@@ -230,7 +251,13 @@ def _check(ctx: _Ctx, node: Any, fld: str, seen: set[str]) -> CheckSpec | None:
         want = spec[key].type
         tags = {"str": (_STR,), "number": (_INT, _FLOAT), "bool": (_BOOL,)}.get(want)
         if tags is not None:
-            value = _scalar(ctx, vnode, f"{fld}.{key}", tags, {"str": "text", "number": "a number", "bool": "true or false"}[want])
+            value = _scalar(
+                ctx,
+                vnode,
+                f"{fld}.{key}",
+                tags,
+                {"str": "text", "number": "a number", "bool": "true or false"}[want],
+            )
         else:
             value = yaml.SafeLoader("").construct_document(vnode)
         if value is not None:
@@ -244,7 +271,9 @@ def _check(ctx: _Ctx, node: Any, fld: str, seen: set[str]) -> CheckSpec | None:
     return CheckSpec(cid, kind, prompt or default, params)
 
 
-def _refs(ctx: _Ctx, m: dict[str, tuple[Any, Any]], key: str, fld: str, known: set[str], what: str) -> tuple[str, ...]:
+def _refs(
+    ctx: _Ctx, m: dict[str, tuple[Any, Any]], key: str, fld: str, known: set[str], what: str
+) -> tuple[str, ...]:
     def one(node: Any, f: str) -> str | None:
         ref = _ident(ctx, node, f)
         if ref is not None and ref not in known:
@@ -255,9 +284,16 @@ def _refs(ctx: _Ctx, m: dict[str, tuple[Any, Any]], key: str, fld: str, known: s
     return _items(ctx, m, key, fld, one, nonempty=False)
 
 
-def _step(ctx: _Ctx, node: Any, fld: str, ids: set[str], tools: set[str], parts: set[str]) -> Step | None:
-    m = _mapping(ctx, node, fld, ("id", "title", "lines", "images"),
-                 ("photos", "checks", "tools", "parts", "minutes"))
+def _step(
+    ctx: _Ctx, node: Any, fld: str, ids: set[str], tools: set[str], parts: set[str]
+) -> Step | None:
+    m = _mapping(
+        ctx,
+        node,
+        fld,
+        ("id", "title", "lines", "images"),
+        ("photos", "checks", "tools", "parts", "minutes"),
+    )
     if m is None:
         return None
     sid = _ident(ctx, m["id"][1], f"{fld}.id", ids) if "id" in m else None
@@ -276,16 +312,29 @@ def _step(ctx: _Ctx, node: Any, fld: str, ids: set[str], tools: set[str], parts:
 
     photos = _items(ctx, m, "photos", fld, photo, nonempty=False)
     check_ids: set[str] = set()
-    checks = _items(ctx, m, "checks", fld, lambda n, f: _check(ctx, n, f, check_ids), nonempty=False)
+    checks = _items(
+        ctx, m, "checks", fld, lambda n, f: _check(ctx, n, f, check_ids), nonempty=False
+    )
     used_tools = _refs(ctx, m, "tools", fld, tools, "tool")
     used_parts = _refs(ctx, m, "parts", fld, parts, "part")
     minutes = None
     if "minutes" in m:
-        minutes = _scalar(ctx, m["minutes"][1], f"{fld}.minutes", (_INT, _FLOAT), "a number of minutes")
+        minutes = _scalar(
+            ctx, m["minutes"][1], f"{fld}.minutes", (_INT, _FLOAT), "a number of minutes"
+        )
     if sid is None or title is None:
         return None
-    return Step(sid, title, lines, images, photos, checks, used_tools, used_parts,
-                None if minutes is None else float(minutes))
+    return Step(
+        sid,
+        title,
+        lines,
+        images,
+        photos,
+        checks,
+        used_tools,
+        used_parts,
+        None if minutes is None else float(minutes),
+    )
 
 
 def _time(ctx: _Ctx, node: Any) -> tuple[int, int] | None:
@@ -298,7 +347,9 @@ def _time(ctx: _Ctx, node: Any) -> tuple[int, int] | None:
     if len(items) != 2:
         ctx.err(node, "time_minutes", "expected [min, max]")
         return None
-    lo, hi = (_scalar(ctx, n, f"time_minutes[{i}]", (_INT,), "minutes") for i, n in enumerate(items))
+    lo, hi = (
+        _scalar(ctx, n, f"time_minutes[{i}]", (_INT,), "minutes") for i, n in enumerate(items)
+    )
     if lo is None or hi is None:
         return None
     if not 0 < lo <= hi:
@@ -308,14 +359,23 @@ def _time(ctx: _Ctx, node: Any) -> tuple[int, int] | None:
 
 
 def _guide(ctx: _Ctx, root: Any, path: Path) -> Guide | None:
-    m = _mapping(ctx, root, "", ("schema", "board", "title", "difficulty", "time_minutes", "tools", "parts", "steps"),
-                 ("summary", "prerequisites"))
+    m = _mapping(
+        ctx,
+        root,
+        "",
+        ("schema", "board", "title", "difficulty", "time_minutes", "tools", "parts", "steps"),
+        ("summary", "prerequisites"),
+    )
     if m is None:
         return None
     if "schema" in m:
         version = _scalar(ctx, m["schema"][1], "schema", (_INT,), "an integer")
         if version is not None and version != SCHEMA_VERSION:
-            ctx.err(m["schema"][1], "schema", f"unsupported schema version {version} (this routerkit reads {SCHEMA_VERSION})")
+            ctx.err(
+                m["schema"][1],
+                "schema",
+                f"unsupported schema version {version} (this routerkit reads {SCHEMA_VERSION})",
+            )
     board = _ident(ctx, m["board"][1], "board") if "board" in m else None
     if board is not None and path.name == "guide.yaml" and path.parent.name != board:
         ctx.err(m["board"][1], "board", f"guide for {board!r} lives in folder {path.parent.name!r}")
@@ -323,7 +383,11 @@ def _guide(ctx: _Ctx, root: Any, path: Path) -> Guide | None:
     summary = (_text(ctx, m["summary"][1], "summary") or "") if "summary" in m else ""
     difficulty = _text(ctx, m["difficulty"][1], "difficulty") if "difficulty" in m else None
     if difficulty is not None and difficulty not in DIFFICULTIES:
-        ctx.err(m["difficulty"][1], "difficulty", f"unknown difficulty {difficulty!r} (one of: {', '.join(DIFFICULTIES)})")
+        ctx.err(
+            m["difficulty"][1],
+            "difficulty",
+            f"unknown difficulty {difficulty!r} (one of: {', '.join(DIFFICULTIES)})",
+        )
     time_minutes = _time(ctx, m["time_minutes"][1]) if "time_minutes" in m else None
     tool_ids: set[str] = set()
     part_ids: set[str] = set()
@@ -343,7 +407,11 @@ def _guide(ctx: _Ctx, root: Any, path: Path) -> Guide | None:
             return None
         pid = _ident(ctx, pm["id"][1], f"{f}.id", part_ids) if "id" in pm else None
         name = _text(ctx, pm["name"][1], f"{f}.name") if "name" in pm else None
-        qty = _scalar(ctx, pm["quantity"][1], f"{f}.quantity", (_INT,), "a whole number") if "quantity" in pm else None
+        qty = (
+            _scalar(ctx, pm["quantity"][1], f"{f}.quantity", (_INT,), "a whole number")
+            if "quantity" in pm
+            else None
+        )
         if qty is not None and qty < 1:
             ctx.err(pm["quantity"][1], f"{f}.quantity", "must be at least 1")
             qty = None
@@ -355,11 +423,12 @@ def _guide(ctx: _Ctx, root: Any, path: Path) -> Guide | None:
     prereqs = _items(ctx, m, "prerequisites", "", lambda n, f: _text(ctx, n, f), nonempty=False)
     step_ids: set[str] = set()
     steps = _items(ctx, m, "steps", "", lambda n, f: _step(ctx, n, f, step_ids, tool_ids, part_ids))
-    if ctx.issues or None in (board, title, difficulty, time_minutes):
+    if ctx.issues or board is None or title is None or difficulty is None or time_minutes is None:
         return None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Guide(path, board, title, summary, difficulty, time_minutes, tools, parts,  # type: ignore[arg-type]
-                 prereqs, steps, digest)
+    return Guide(
+        path, board, title, summary, difficulty, time_minutes, tools, parts, prereqs, steps, digest
+    )
 
 
 def _display(path: Path) -> str:
@@ -384,7 +453,9 @@ def _parse(path: Path, registry: CheckRegistry | None) -> tuple[Guide | None, li
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 0
-        return None, [Issue(ctx.file, line, "(syntax)", f"YAML syntax error: {err.problem or err.context}")]
+        return None, [
+            Issue(ctx.file, line, "(syntax)", f"YAML syntax error: {err.problem or err.context}")
+        ]
     except yaml.YAMLError as err:
         return None, [Issue(ctx.file, 0, "(syntax)", f"YAML error: {err}")]
     if root is None:
@@ -416,7 +487,11 @@ def load_guide(path: Path, registry: CheckRegistry | None = None) -> Guide:
     guide, issues = _parse(Path(path), registry)
     if issues or guide is None:
         first = issues[0] if issues else Issue(_display(Path(path)), 0, "(top)", "invalid guide")
-        more = f" (and {len(issues) - 1} more: run `routerkit guide lint {path}`)" if len(issues) > 1 else ""
+        more = (
+            f" (and {len(issues) - 1} more: run `routerkit guide lint {path}`)"
+            if len(issues) > 1
+            else ""
+        )
         raise GuideError(f"{first}{more}")
     return guide
 
