@@ -44,7 +44,7 @@ def main() -> None:
     os.environ.setdefault("ROUTERKIT_DATA", str(tmp / "data"))
     from toolkit.journeys.fleet import flash_fleet
     from toolkit.targets import Target
-    from toolkit.transport.dropbear import LoopbackDevice, make_image
+    from toolkit.testing.dropbear import LoopbackDevice, make_image
     from toolkit.transport.ssh import connect_target
 
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id")], check=True)

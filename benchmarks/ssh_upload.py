@@ -107,7 +107,7 @@ def compare(where: str, target: Target, size: int, device_pid: int | None = None
 
 
 def main() -> None:
-    from toolkit.transport import dropbear
+    from toolkit.testing import dropbear
 
     tmp = Path(tempfile.mkdtemp(prefix="rk-bench-"))
     os.environ.setdefault("ROUTERKIT_CONFIG", str(tmp / "config"))

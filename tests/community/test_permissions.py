@@ -40,7 +40,7 @@ def test_an_existing_open_data_dir_is_closed(umask: int) -> None:
 
 def test_console_transcript_is_0600(umask: int) -> None:
     from toolkit.protocol.console import Console
-    from toolkit.transport.fake import FakeTransport
+    from toolkit.testing.fake import FakeTransport
 
     path = paths.sessions_dir() / "t" / "files" / "console.log"
     console = Console(FakeTransport(), transcript_path=path)

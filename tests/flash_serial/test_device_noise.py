@@ -13,7 +13,7 @@ from toolkit.errors import TransferError
 from toolkit.journeys.flash_serial_device import Device
 from toolkit.protocol.console import Console
 from toolkit.protocol.uboot import UBoot
-from toolkit.transport import FakeUBoot
+from toolkit.testing.fake import FakeUBoot
 
 
 @dataclass

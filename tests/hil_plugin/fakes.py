@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from toolkit import paths
-from toolkit.transport.fake import FakeTransport, FakeUBoot
+from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from toolkit.errors import DeviceTimeout, TargetBrokenError
 from toolkit.hil.power import Power
 from toolkit.hil.session import TargetSpec, parse_spec
 from toolkit.hil.strategy import Status, Strategy
-from toolkit.transport.fake import FakeTransport, FakeUBoot
+from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 from .fakes import short_board
 

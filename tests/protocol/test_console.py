@@ -9,7 +9,7 @@ import pytest
 
 from toolkit.errors import DeviceTimeout
 from toolkit.protocol import Console, strip_terminal
-from toolkit.transport import FakeTransport
+from toolkit.testing.fake import FakeTransport
 
 
 def make(*chunks: bytes, **kwargs: object) -> tuple[Console, FakeTransport]:

@@ -10,7 +10,7 @@ import pytest
 from toolkit.boards import Board, load_board
 from toolkit.errors import DeviceCommandError, DeviceTimeout
 from toolkit.protocol import Console, LinuxShell
-from toolkit.transport import FakeTransport
+from toolkit.testing.fake import FakeTransport
 
 PROMPT = b"\r\n~ # \x1b[6n"
 

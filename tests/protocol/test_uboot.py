@@ -1,4 +1,4 @@
-"""The U-Boot dialogue against the simulated U-Boot shipped in toolkit.transport.fake."""
+"""The U-Boot dialogue against the simulated U-Boot shipped in toolkit.testing.fake."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from toolkit.boards import Board, load_board
 from toolkit.errors import DeviceCommandError, DeviceTimeout
 from toolkit.protocol import Console, UBoot
-from toolkit.transport import FakeTransport, FakeUBoot
+from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 
 @pytest.fixture

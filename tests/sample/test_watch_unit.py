@@ -11,7 +11,7 @@ from toolkit.errors import DeviceTimeout
 from toolkit.protocol.console import Console
 from toolkit.sample.qemu import free_port
 from toolkit.sample.watch import wait_ssh_banner, watch_boot
-from toolkit.transport import FakeTransport, FakeUBoot
+from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 
 def test_late_banner_still_reaches_a_clean_prompt() -> None:

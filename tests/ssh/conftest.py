@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from toolkit.targets import Target
-from toolkit.transport import dropbear
+from toolkit.testing import dropbear
 
 
 @pytest.fixture(scope="session")

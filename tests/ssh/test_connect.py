@@ -10,7 +10,7 @@ import pytest
 
 from toolkit.errors import AuthError, HostKeyError, HostUnreachableError
 from toolkit.hostkeys import HostKeyContext, HostKeyStore, fingerprint, identity_of, parse_key_line
-from toolkit.transport.dropbear import free_port
+from toolkit.testing.dropbear import free_port
 from toolkit.transport.ssh import SSHConnection, connect_target
 
 from .conftest import target_for

@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from toolkit.errors import PortError
-from toolkit.transport import FakeTransport, FakeUBoot, Transport
+from toolkit.testing.fake import FakeTransport, FakeUBoot
+from toolkit.transport import Transport
 
 
 def test_fake_logs_writes_and_answers_responders() -> None:

@@ -19,7 +19,7 @@ import contextlib
 import shlex
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +89,19 @@ def flash(
     journal: Journal,
     *,
     data: bytes | None = None,
+    connect: Callable[..., SSHConnection] | None = None,
 ) -> FlashResult:
-    """Flash ``image`` onto ``target`` over SSH; see the module docstring for the plan."""
+    """Flash ``image`` onto ``target`` over SSH; see the module docstring for the plan.
+
+    ``connect`` opens every SSH connection of the journey, with the signature of
+    :func:`~toolkit.transport.ssh.connect_target` (the default); tests pass an in-memory
+    device's (:class:`toolkit.testing.fake_ssh.FakeSSHDevice`).
+    """
     from toolkit.boards import load_board
     from toolkit.firmware.verify import verify_image
     from toolkit.journeys.verify import verify
 
+    connect = connect or connect_target
     start = time.monotonic()
     steps = _Steps(reporter, journal)
     board = load_board(target.board)
@@ -113,7 +120,7 @@ def flash(
     with steps("connect", f"{target.ssh_user}@{target.ssh_host}:{target.ssh_port}"):
         # --accept-new-hostkey covers the key the device comes back with after THIS flash
         # only; the device we flash must already be trusted (or its console must confirm it).
-        conn = connect_target(target, accept_new=False, reporter=reporter)
+        conn = connect(target, accept_new=False, reporter=reporter)
     if conn.hostkey is not None:
         journal.append("hostkey", **conn.hostkey.to_dict())
     try:
@@ -126,7 +133,8 @@ def flash(
         _check_downgrade(checked.version, before, options.allow_downgrade, journal)
 
         dest = f"{board.get('ssh.upload_dir', '/tmp').rstrip('/')}/routerkit-{digest[:12]}.img"
-        conn, upload = _upload_checked(conn, target, data, digest, dest, options, steps, reporter, journal)
+        conn, upload = _upload_checked(conn, target, data, digest, dest, options, steps, reporter, journal,
+                                       connect)
 
         with steps("sysupgrade", device["sysupgrade"]):
             args = "" if options.keep_settings else " -n"
@@ -148,7 +156,7 @@ def flash(
 
         timeout = options.timeout or float(board.get("ssh.reboot_timeout", 120.0))
         with steps("reboot", f"waiting up to {timeout:.0f} s"):
-            conn = _wait_for_reboot(target, device["boot_id"], checked, options, timeout, journal)
+            conn = _wait_for_reboot(target, device["boot_id"], checked, options, timeout, journal, connect)
         with steps("verify"):
             report = verify(target, via="ssh", reporter=reporter, journal=journal, ssh=conn)
     finally:
@@ -268,6 +276,7 @@ class _Upload:
 def _upload_checked(
     conn: SSHConnection, target: Target, data: bytes, digest: str, dest: str,
     options: FlashOptions, steps: _Steps, reporter: Reporter, journal: Journal,
+    connect: Callable[..., SSHConnection] = connect_target,
 ) -> tuple[SSHConnection, _Upload]:
     """Upload until the device holds exactly ``data`` at ``dest``; return the live connection."""
     method = options.path if options.path in ("sftp", "scp", "cat") else "auto"
@@ -301,7 +310,7 @@ def _upload_checked(
             reporter.message(f"upload interrupted ({exc}); reconnecting and retrying", level="warning")
             conn.close()
             time.sleep(0.5 * link_failures)
-            conn = connect_target(target, accept_new=False, reporter=reporter)
+            conn = connect(target, accept_new=False, reporter=reporter)
             continue
         if got == digest:
             journal.append("upload_verified", sha256=got)
@@ -322,7 +331,7 @@ def _upload_checked(
 
 def _wait_for_reboot(
     target: Target, old_boot_id: str, checked: Any, options: FlashOptions, timeout: float,
-    journal: Journal,
+    journal: Journal, connect: Callable[..., SSHConnection] = connect_target,
 ) -> SSHConnection:
     """Reconnect with back-off until the device runs a new boot; check the new host key."""
     from toolkit.hostkeys import HostKeyContext
@@ -343,7 +352,7 @@ def _wait_for_reboot(
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        conn = connect_target(target, context=context, connect=False, connect_timeout=max(1.0, min(5.0, left)))
+        conn = connect(target, context=context, connect=False, connect_timeout=max(1.0, min(5.0, left)))
         try:
             boot_id = conn.run(f"cat {BOOT_ID}", timeout=max(1.0, min(10.0, left))).stdout.strip()
             if boot_id and boot_id != old_boot_id:

@@ -1,9 +1,16 @@
 """Test tools shipped with routerkit, because users test their benches with them too.
 
-:mod:`toolkit.testing.serial_proxy` is a fault-injecting serial link (noise, drops,
-duplicates, cuts, a real baud rate) to put between routerkit and a serial server.
+- :mod:`toolkit.testing.fake`: scripted serial transports (``FakeTransport``, a receive queue
+  and a transmit log with pattern responders) and ``FakeUBoot``, a tiny simulated U-Boot.
+- :mod:`toolkit.testing.fake_ssh`: ``FakeSSHDevice``, an in-memory device behind SSH (files,
+  A/B slots, fwinfo, sysupgrade) whose ``connect`` is a drop-in ``connect_target`` factory.
+- :mod:`toolkit.testing.dropbear`: a light SSH device on loopback (a real dropbear running the
+  firmware's on-device scripts).
+- :mod:`toolkit.testing.serial_proxy`: a fault-injecting serial link (noise, drops,
+  duplicates, cuts, a real baud rate) to put between routerkit and a serial server.
 """
 
+from toolkit.testing.fake import FakeTransport, FakeUBoot, Responder
 from toolkit.testing.serial_proxy import Faults, ProxyStats, SerialFaultProxy
 
-__all__ = ["Faults", "ProxyStats", "SerialFaultProxy"]
+__all__ = ["FakeTransport", "FakeUBoot", "Faults", "ProxyStats", "Responder", "SerialFaultProxy"]

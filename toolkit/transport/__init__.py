@@ -1,14 +1,14 @@
 """Transports: bytes to and from a device, with a deadline on every read.
 
 ``Transport`` is the contract (``read``/``write``/``close``); ``SerialTransport`` covers every
-pyserial URL (``/dev/tty*``, ``socket://``, ``rfc2217://``, ``loop://``); ``FakeTransport`` and
-``FakeUBoot`` are scripted doubles for tests. ``open_serial(url)`` is the short way in.
+pyserial URL (``/dev/tty*``, ``socket://``, ``rfc2217://``, ``loop://``); ``open_serial(url)``
+is the short way in. The scripted doubles for tests (``FakeTransport``, ``FakeUBoot``) ship in
+:mod:`toolkit.testing`.
 """
 
 from __future__ import annotations
 
 from toolkit.transport.base import Transport, TransportBase
-from toolkit.transport.fake import FakeTransport, FakeUBoot, Responder
 from toolkit.transport.serial import SerialTransport, normalize_url
 
 
@@ -18,9 +18,6 @@ def open_serial(url: str, *, baudrate: int = 115200) -> SerialTransport:
 
 
 __all__ = [
-    "FakeTransport",
-    "FakeUBoot",
-    "Responder",
     "SerialTransport",
     "Transport",
     "TransportBase",

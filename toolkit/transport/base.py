@@ -3,7 +3,7 @@
 A transport knows nothing about prompts, lines or protocols; it moves bytes. Everything above
 it (``toolkit.protocol.console``, XMODEM/YMODEM, the U-Boot and Linux dialogues) is built once
 on these two primitives, so the same code runs over a USB-serial adapter, a QEMU chardev socket,
-a remote bench through ser2net/RFC2217, or the scripted fake in :mod:`toolkit.transport.fake`.
+a remote bench through ser2net/RFC2217, or the scripted fake in :mod:`toolkit.testing.fake`.
 
 The one rule that matters for speed: ``read`` returns *whatever is available* as soon as at
 least one byte has arrived. It never waits to fill ``max_bytes``. A read that waits for a count
