@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from toolkit.errors import (
     BoardMismatchError,
     CompatError,
-    DowngradeError,
     ImageFormatError,
     ImageHashError,
     ImageTooLargeError,
@@ -39,7 +38,7 @@ from toolkit.errors import (
 )
 from toolkit.firmware import keys as keyring
 from toolkit.firmware.image import ParsedImage, fit_hash_problems, parse, read_fit
-from toolkit.firmware.versions import InvalidVersion, parse_version
+from toolkit.firmware.versions import InvalidVersion, check_downgrade, parse_version
 
 if TYPE_CHECKING:
     from toolkit.boards import Board
@@ -209,17 +208,13 @@ def verify_image(
             f"image too large: {parsed.size} bytes, the board's slot holds {board_obj.slot_size}"
         )
 
-    image_version = _version(str(meta["version"]), "metadata version")
+    _version(str(meta["version"]), "metadata version")
     if running_version is not None:
-        running = _version(running_version, "running version")
-        if image_version < running:
-            message = f"the image is {meta['version']}, the device runs {running_version}"
-            if not allow_downgrade:
-                raise DowngradeError(
-                    f"downgrade refused: {message}", hint="--allow-downgrade if you mean it"
-                )
+        _version(running_version, "running version")
+        allowed = check_downgrade(str(meta["version"]), running_version, allow=allow_downgrade)
+        if allowed is not None:
             overrides.append("allow_downgrade")
-            warnings.append(f"DOWNGRADE ALLOWED (--allow-downgrade): {message}")
+            warnings.append(allowed)
 
     check_hashes(parsed)
 

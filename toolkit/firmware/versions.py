@@ -15,6 +15,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.record import Journal
 
 _VERSION = re.compile(
     r"^v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?"
@@ -84,3 +88,32 @@ def compare(a: str, b: str) -> int:
 def compat_major(text: str) -> int:
     """The major number of a ``compat_version`` such as ``1.0``."""
     return parse_version(text).major
+
+
+def check_downgrade(
+    image: str, running: str | None, *, allow: bool, where: str = "the device runs",
+    journal: Journal | None = None,
+) -> str | None:  # fmt: skip
+    """The one downgrade rule, for every path that learns what a device runs.
+
+    An image older than ``running`` (pre-releases before their release, so a nightly of
+    1.3.0 is older than 1.3.0) is refused with :class:`~toolkit.errors.DowngradeError`
+    unless ``allow`` (``--allow-downgrade``); then the override is returned as a warning and,
+    with a ``journal``, recorded there as an ``override`` record. An equal or newer image, or
+    no known running version, passes (None). ``where`` says where ``running`` came from
+    ("the device runs", "slot A holds"). An unparseable version raises :class:`InvalidVersion`:
+    the caller decides whether that is the image's fault or a device that says nothing useful.
+    """
+    from toolkit.errors import DowngradeError
+
+    if not running:
+        return None
+    if not parse_version(image) < parse_version(running):
+        return None
+    message = f"the image is {image}, {where} {running}"
+    if not allow:
+        raise DowngradeError(f"downgrade refused: {message}", hint="--allow-downgrade if you mean it")
+    warning = f"DOWNGRADE ALLOWED (--allow-downgrade): {message}"
+    if journal is not None:
+        journal.append("override", flag="allow_downgrade", message=warning)
+    return warning

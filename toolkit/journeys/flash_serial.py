@@ -29,7 +29,6 @@ from toolkit.boards import Board, Slot, load_board
 from toolkit.errors import (
     ConsentRequired,
     DeviceError,
-    DowngradeError,
     Interrupted,
     PortError,
     TransferError,
@@ -254,7 +253,7 @@ def record_uboot(run: _Run) -> None:
 def read_slots(run: _Run) -> None:
     """Which slot runs now, and what version it holds (the downgrade check, from the device)."""
     assert run.device is not None
-    from toolkit.firmware.versions import parse_version
+    from toolkit.firmware.versions import InvalidVersion, check_downgrade
 
     run.device.rescan()
     run.active = run.device.active_slot()
@@ -262,12 +261,11 @@ def read_slots(run: _Run) -> None:
     if meta and isinstance(meta.get("version"), str):
         run.version_before = str(meta["version"])
         run.journal.append("running_version", version=run.version_before, slot=run.active, source="slot")
-        with contextlib.suppress(ValueError):
-            if parse_version(run.version) < parse_version(run.version_before) and not run.options.allow_downgrade:
-                raise DowngradeError(
-                    f"downgrade refused: the image is {run.version}, slot {run.active} holds {run.version_before}",
-                    hint="--allow-downgrade if you mean it",
-                )
+        try:
+            check_downgrade(run.version, run.version_before, allow=run.options.allow_downgrade,
+                            where=f"slot {run.active} holds", journal=run.journal)
+        except InvalidVersion as exc:
+            run.journal.append("downgrade_unchecked", running=run.version_before, reason=str(exc))
     run.journal.append("slots", active=run.active, version_before=run.version_before)
 
 

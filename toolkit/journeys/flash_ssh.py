@@ -27,7 +27,6 @@ from toolkit.errors import (
     AuthError,
     DeviceCommandError,
     DeviceTimeout,
-    DowngradeError,
     HostKeyError,
     HostUnreachableError,
     NoSpaceError,
@@ -252,19 +251,14 @@ def _inspect(conn: SSHConnection, board: Any, size: int) -> dict[str, Any]:
 
 
 def _check_downgrade(new: str, running: str | None, allow: bool, journal: Journal) -> None:
-    from toolkit.firmware.versions import InvalidVersion, parse_version
+    """The shared rule (``firmware.versions.check_downgrade``) against what the device said it
+    runs; a device that reports no usable version is recorded, not refused."""
+    from toolkit.firmware.versions import InvalidVersion, check_downgrade
 
-    if not running:
-        return
     try:
-        older = parse_version(new) < parse_version(running)
-    except InvalidVersion:
-        return
-    if older:
-        message = f"downgrade refused: the image is {new}, the device runs {running}"
-        if not allow:
-            raise DowngradeError(message, hint="--allow-downgrade if you mean it")
-        journal.append("override", flag="allow_downgrade", message=f"ALLOWED: {message}")
+        check_downgrade(new, running, allow=allow, journal=journal)
+    except InvalidVersion as exc:
+        journal.append("downgrade_unchecked", running=running, reason=str(exc))
 
 
 class _Upload:
