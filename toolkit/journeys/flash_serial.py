@@ -19,7 +19,6 @@ import hashlib
 import json
 import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from toolkit.journeys import flash_serial_plan as plan
 from toolkit.journeys.flash import FlashOptions, FlashResult
 from toolkit.journeys.flash_serial_device import Device
 from toolkit.journeys.flash_serial_transfer import Loader, bench_has_tftp, make_loader
+from toolkit.journeys.steps import Steps
 from toolkit.protocol.console import Console
 from toolkit.protocol.uboot import UBoot
 from toolkit.record import Journal
@@ -68,20 +68,11 @@ class _Run:
     resumed_from: int = 0
     path: str = ""
     transferring: bool = False  # a load may be running on the device: abort it on failure
-    steps: dict[str, float] = field(default_factory=dict)
+    #: ``with run.step("name"):`` reports, times and journals a step (``run.step.seconds``).
+    step: Steps = field(init=False)
 
-    @contextlib.contextmanager
-    def step(self, name: str, detail: str = "") -> Iterator[None]:
-        start = time.monotonic()
-        ok = False
-        try:
-            with events.step(self.reporter, name, detail):
-                yield
-            ok = True
-        finally:
-            seconds = round(time.monotonic() - start, 3)
-            self.steps[name] = seconds
-            self.journal.append("step", name=name, ok=ok, seconds=seconds, detail=detail)
+    def __post_init__(self) -> None:
+        self.step = Steps(self.reporter, self.journal)
 
 
 def flash(
@@ -139,7 +130,7 @@ def flash(
         image=str(image), image_sha256=run.sha256, version_before=run.version_before,
         version_after=str(info.get("version")), slot=str(info.get("running_slot")),
         bytes=run.sent, seconds=round(time.monotonic() - start, 3),
-        resumed_from=run.resumed_from, steps=dict(run.steps), verify=info,
+        resumed_from=run.resumed_from, steps=dict(run.step.seconds), verify=info,
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ import contextlib
 import shlex
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ from toolkit.errors import (
     TransferError,
     VerifyError,
 )
-from toolkit.events import Reporter, step
+from toolkit.events import Reporter
 from toolkit.journeys.flash import FlashOptions, FlashResult
+from toolkit.journeys.steps import Steps
 from toolkit.record import Journal
 from toolkit.targets import Target
 from toolkit.transport.ssh import SSHConnection, connect_target
@@ -62,24 +63,6 @@ _RUNNING = (
 )
 
 
-class _Steps:
-    """Report steps and remember how long each took (FlashResult.steps)."""
-
-    def __init__(self, reporter: Reporter, journal: Journal) -> None:
-        self.reporter = reporter
-        self.journal = journal
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            with step(self.reporter, name, detail):
-                yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.monotonic() - start, 3)
-
-
 def flash(
     image: Path,
     target: Target,
@@ -102,7 +85,7 @@ def flash(
 
     connect = connect or connect_target
     start = time.monotonic()
-    steps = _Steps(reporter, journal)
+    steps = Steps(reporter, journal)
     board = load_board(target.board)
     with steps("check image", str(image)):
         checked = verify_image(
@@ -269,7 +252,7 @@ class _Upload:
 
 def _upload_checked(
     conn: SSHConnection, target: Target, data: bytes, digest: str, dest: str,
-    options: FlashOptions, steps: _Steps, reporter: Reporter, journal: Journal,
+    options: FlashOptions, steps: Steps, reporter: Reporter, journal: Journal,
     connect: Callable[..., SSHConnection] = connect_target,
 ) -> tuple[SSHConnection, _Upload]:
     """Upload until the device holds exactly ``data`` at ``dest``; return the live connection."""
