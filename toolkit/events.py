@@ -9,10 +9,13 @@ duration, in the spirit of labgrid's ``@step``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Reporter(Protocol):
@@ -67,6 +70,7 @@ class RecordingReporter:
 @contextlib.contextmanager
 def step(reporter: Reporter, name: str, detail: str = "") -> Iterator[None]:
     """Report a step's start and finish (with its duration), even when it raises."""
+    log.debug("step %s started%s", name, f": {detail}" if detail else "")
     reporter.step_started(name, detail)
     start = time.monotonic()
     ok = False
@@ -74,4 +78,6 @@ def step(reporter: Reporter, name: str, detail: str = "") -> Iterator[None]:
         yield
         ok = True
     finally:
-        reporter.step_finished(name, ok, time.monotonic() - start)
+        seconds = time.monotonic() - start
+        log.debug("step %s %s after %.3f s", name, "finished" if ok else "FAILED", seconds)
+        reporter.step_finished(name, ok, seconds)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from toolkit import __version__
-from toolkit.cli._app import App
+from toolkit.cli._app import App, log_to_stderr
 from toolkit.errors import DeviceError, Interrupted, RouterkitError
 
 # name -> (module, attribute, one-line help). The help is here so that `--help` can list the
@@ -129,13 +130,26 @@ Examples:
 Run `routerkit COMMAND --help` for more.""",
 )
 @click.version_option(__version__, prog_name="routerkit")
-@click.option("-v", "--verbose", count=True, help="More detail (repeat for debug logs).")
+@click.option("-v", "--verbose", count=True, help="More detail: -v logs INFO, -vv DEBUG (on stderr).")
+@click.option("--trace", "trace_file", metavar="FILE", envvar="ROUTERKIT_TRACE",
+              type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the raw serial bytes, both ways (X/YMODEM too), to FILE for a bug report.")
 @click.option("--json", "json_", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("-y", "--yes", is_flag=True, help="Non-interactive: never prompt; fail instead.")
 @click.pass_context
-def root(ctx: click.Context, verbose: int, json_: bool, yes: bool) -> None:
+def root(ctx: click.Context, verbose: int, trace_file: Path | None, json_: bool, yes: bool) -> None:
     """routerkit: assemble, flash, verify and report on engineering-sample routers."""
     ctx.obj = App(verbose=verbose, json=json_, yes=yes)
+    ctx.call_on_close(log_to_stderr(verbose))
+    if trace_file is not None:
+        from toolkit.transport import trace
+
+        try:
+            trace.start(trace_file)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {trace_file}: {exc.strerror or exc}",
+                                     param_hint="--trace") from None
+        ctx.call_on_close(trace.stop)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import time
@@ -79,6 +80,35 @@ def output_options(func: F) -> F:
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as lines on stderr (looked up per record: CliRunner swaps the streams)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # a log line must never break the command
+            self.handleError(record)
+
+
+def log_to_stderr(verbose: int) -> Callable[[], None]:
+    """Show the package's logs on stderr: ``-v`` INFO, ``-vv`` DEBUG (stdout stays for results,
+    so ``--json`` remains one document). Returns the undo, for the end of the command."""
+    if verbose <= 0:
+        return lambda: None
+    logger = logging.getLogger("toolkit")
+    handler = _StderrHandler(logging.INFO if verbose == 1 else logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(handler.level)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+    return undo
 
 
 def emit(result: dict[str, Any], human: Callable[[App], None] | str | None = None) -> None:

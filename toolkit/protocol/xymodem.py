@@ -27,6 +27,7 @@ the result with ``crc32`` anyway, so a confused window costs time, never data.
 from __future__ import annotations
 
 import binascii
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from toolkit.errors import TransferError
+
+log = logging.getLogger(__name__)
 
 SOH = 0x01  # 128-byte block
 STX = 0x02  # 1024-byte block
@@ -207,6 +210,7 @@ def send_ymodem(
         raise ValueError(f"block size {block_size}: YMODEM has 128 or 1024")
     reader = _Reader(link, abort, max_seconds)
     stats = TransferStats(payload=len(data))
+    log.info("YMODEM: sending %s (%d bytes, %d-byte blocks, window %d)", name, len(data), block_size, window)
     wait_crc_request(reader, start_timeout)
     start = time.monotonic()  # from the receiver's first "C": the receiver sets the pace before
     opts = {"retries": retries, "ack_timeout": ack_timeout}
@@ -222,6 +226,7 @@ def send_ymodem(
     end = bytes([SOH, 0, 0xFF]) + bytes(130)  # CRC-16 of zeros is zero
     _send_until_ack(link, reader, end, stats, what="the batch end", **opts)  # type: ignore[arg-type]
     stats.seconds = time.monotonic() - start
+    log.info("YMODEM: %s sent in %.1f s (%d retransmitted blocks)", name, stats.seconds, stats.retransmits)
     return stats
 
 
@@ -296,6 +301,7 @@ class _Window:
 
     def recover(self) -> None:
         """Something in flight was refused: let the line go quiet, then probe stop-and-wait."""
+        log.debug("YMODEM: block %d refused or unanswered; resynchronizing", self.acked + 1)
         self.quiet()
         around = [self.acked, self.acked + 1, self.acked - 1]
         self.probe_from([i for i in around if 0 <= i < max(self.sent, self.acked + 1) and i < len(self.offsets)])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import logging
 import select
 import time
 from typing import Any
@@ -22,7 +23,10 @@ from typing import Any
 import serial
 
 from toolkit.errors import PortError
+from toolkit.transport import trace
 from toolkit.transport.base import TransportBase
+
+log = logging.getLogger(__name__)
 
 # Granularity of reads on ports without a file descriptor. Data wakes the read immediately;
 # this only bounds how far past its deadline a read that got nothing may return.
@@ -78,6 +82,7 @@ class SerialTransport(TransportBase):
             raise PortError(
                 f"cannot open serial port {url}: {exc}", hint=_hint_for(url, exc)
             ) from exc
+        log.debug("opened serial port %s at %d baud", self.url, baudrate)
         self._setup(port)
 
     @classmethod
@@ -115,13 +120,17 @@ class SerialTransport(TransportBase):
         max_bytes = max(1, max_bytes)
         try:
             if self._fd is not None:
-                return self._read_fd(max_bytes, timeout)
-            return self._read_polled(max_bytes, timeout)
+                data = self._read_fd(max_bytes, timeout)
+            else:
+                data = self._read_polled(max_bytes, timeout)
         except (serial.SerialException, OSError) as exc:
+            log.debug("serial link %s dropped while reading: %s", self.url, exc)
             raise PortError(
                 f"serial link {self.url} dropped while reading: {exc}",
                 hint="cable unplugged, board powered off, or the sample/ser2net stopped",
             ) from exc
+        trace.record(self.url, trace.RX, data)
+        return data
 
     def _read_fd(self, max_bytes: int, timeout: float) -> bytes:
         assert self._fd is not None
@@ -160,15 +169,18 @@ class SerialTransport(TransportBase):
         try:
             self._port.write(data)
         except (serial.SerialException, OSError) as exc:
+            log.debug("serial link %s dropped while writing: %s", self.url, exc)
             raise PortError(
                 f"serial link {self.url} dropped while writing: {exc}",
                 hint="cable unplugged, board powered off, or the sample/ser2net stopped",
             ) from exc
+        trace.record(self.url, trace.TX, bytes(data))
 
     def close(self) -> None:
         """Close the port. Idempotent."""
         if not self._closed:
             self._closed = True
+            log.debug("closed serial port %s", self.url)
             # Closing a port that already went away is not an error.
             with contextlib.suppress(serial.SerialException, OSError):
                 self._port.close()

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from toolkit.hostkeys import Decision, HostKeyContext, HostKeyStore
 
 _NULL_LOG = logging.NullHandler()
+log = logging.getLogger(__name__)
 
 #: Ciphers in the order we offer them. The device's CPU limits an upload (it decrypts every
 #: byte): dropbear (Debian) offers chacha20-poly1305 and aes-ctr but no GCM, and without AES
@@ -199,6 +200,7 @@ class SSHConnection:
                 f"({exc or type(exc).__name__})",
                 hint="the device may still be booting, or another service owns the port",
             ) from None
+        log.info("ssh: connected to %s", self.where)
         return client
 
     def _pkey(self) -> Any:
@@ -283,6 +285,7 @@ class SSHConnection:
         result = RunResult(
             command, status, out.decode(errors="replace"), err.decode(errors="replace")
         )
+        log.debug("ssh %s: %s -> exit %d", self.where, what or command[:120], status)
         if check and not result.ok:
             raise DeviceCommandError(
                 f"{what or command.split()[0]} failed on {self.where} (exit {status}): "
