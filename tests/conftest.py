@@ -46,6 +46,13 @@ def _isolate(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     keys.mkdir(parents=True, mode=0o700)
     shutil.copyfile(KEYS / "test-dev.sec", keys / "dev.sec")
     os.chmod(keys / "dev.sec", 0o600)
+    # Its RSA twin that signs FIT configurations for U-Boot (toolkit/firmware/fitkeys.py).
+    for suffix in (".fit.key", ".fit.crt"):
+        shutil.copyfile(KEYS / f"test-dev{suffix}", keys / f"dev{suffix}")
+    os.chmod(keys / "dev.fit.key", 0o600)
     trusted = home / "config" / "trusted-keys"
     trusted.mkdir(parents=True)
     shutil.copyfile(KEYS / "test-dev.pub", trusted / "dev-44ad80aaac08709b.pub")
+    # Samples whose data dir is not this one (the plugin's shared sample, private test homes)
+    # must still boot FITs signed by the test FIT key: trusted by config, as a user would.
+    shutil.copyfile(KEYS / "test-dev.fit.crt", trusted / "test-dev.fit.crt")

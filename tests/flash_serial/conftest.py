@@ -29,6 +29,9 @@ def _private_env(mp: pytest.MonkeyPatch, data: Path) -> None:
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copyfile(TESTS / "keys" / "test-dev.sec", keys / "dev.sec")
     os.chmod(keys / "dev.sec", 0o600)
+    for suffix in (".fit.key", ".fit.crt"):  # its RSA twin: U-Boot's verified boot
+        shutil.copyfile(TESTS / "keys" / f"test-dev{suffix}", keys / f"dev{suffix}")
+    os.chmod(keys / "dev.fit.key", 0o600)
     mp.setenv("ROUTERKIT_DATA", str(data))
     mp.setenv("ROUTERKIT_CACHE", SHARED_CACHE)
 
