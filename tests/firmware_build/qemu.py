@@ -1,19 +1,22 @@
 """A minimal QEMU runner for the firmware's own boot tests (the full lifecycle is toolkit.sample).
 
 Serial on stdio pipes read by a thread; SSH forwarded to a free loopback port. Always use it as
-a context manager: QEMU is killed by PID on exit.
+a context manager: QEMU is killed by PID on exit. The machine options and the control DTB
+(U-Boot's trusted FIT keys) are the sample's own (``toolkit.sample.qemu``/``dtb``).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
+
+from toolkit.boards import load_board
+from toolkit.sample.qemu import machine_args, verified_boot_args
 
 UBOOT = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
 
@@ -24,19 +27,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def padded_uboot(workdir: Path) -> Path:
-    """U-Boot padded to the 64 MiB of QEMU virt's pflash0."""
-    dest = workdir / "u-boot-pflash.bin"
-    shutil.copyfile(UBOOT, dest)
-    with dest.open("r+b") as f:
-        f.truncate(64 * 1024 * 1024)
-    return dest
-
-
 class Qemu:
-    def __init__(self, disk: Path, workdir: Path) -> None:
+    def __init__(self, disk: Path, workdir: Path, dtb: Path | None = None) -> None:
+        """``dtb``: the control DTB (default: the sample's, trusting this user's FIT keys)."""
         self.disk = disk
         self.workdir = workdir
+        self.dtb = dtb
         self.ssh_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._buf = bytearray()
@@ -44,10 +40,10 @@ class Qemu:
         self._pos = 0
 
     def __enter__(self) -> Qemu:
+        board = load_board("es-virt")
+        dtb = ["-dtb", str(self.dtb)] if self.dtb else verified_boot_args(board)
         cmd = [
-            "qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", "-m", "1024",
-            "-nographic", "-monitor", "none", "-serial", "stdio",
-            "-drive", f"if=pflash,format=raw,readonly=on,file={padded_uboot(self.workdir)}",
+            "qemu-system-aarch64", *machine_args(board), *dtb, "-serial", "stdio",
             "-drive", f"if=none,file={self.disk},format=raw,id=d0",
             "-device", "virtio-blk-device,drive=d0",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",

@@ -109,7 +109,10 @@ def _inputs_key(
 ) -> str:
     """Hash of everything the FIT depends on: packages, on-device files, board, recipe code."""
     h = hashlib.sha256()
-    for part in (guest.digest, version, str(epoch), trust.digest()):
+    from toolkit.firmware.fitkeys import signer_fit_key
+
+    fit_key = signer_fit_key(trust.signing_keys)  # signs the FIT's configuration
+    for part in (guest.digest, version, str(epoch), trust.digest(), fit_key.fingerprint):
         h.update(part.encode() + b"\0")
     h.update(board.path.read_bytes())
     here = Path(__file__).parent
@@ -145,13 +148,18 @@ def build_fit(
     with step(reporter, "initramfs", f"busybox + dropbear + modules for {guest.kernel_abi}"):
         initrd = initramfsmod.build_initramfs(guest, board, version, trust, epoch)
     kernel = _kernel_gz(guest, reporter, use_cache)
-    with step(reporter, "FIT", "mkimage -f"):
+    with step(reporter, "FIT", "mkimage -f, configuration signed for U-Boot"):
+        from toolkit.firmware.fitkeys import signer_fit_key
+
+        fit_key = signer_fit_key(trust.signing_keys)
         its = fitmod.its_source(
             description=f"routerkit {board.id} {version}",
             kernel="kernel.gz", initramfs="initramfs.cpio.gz",
             load=str(board.get("firmware.kernel_load", "0x40400000")),
+            signed_by=fit_key.name,
         )
-        fit = fitmod.make_fit(its, {"kernel.gz": kernel, "initramfs.cpio.gz": initrd}, epoch)
+        fit = fitmod.make_fit(its, {"kernel.gz": kernel, "initramfs.cpio.gz": initrd}, epoch,
+                              keys=[fit_key])
     info = {"kernel_size": len(kernel), "initramfs_size": len(initrd),
             "kernel_abi": guest.kernel_abi, "cached": False}
     from toolkit.record import atomic_write

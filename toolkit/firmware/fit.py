@@ -1,7 +1,11 @@
-"""FIT image of the reference firmware: gzip'ed arm64 kernel + initramfs, sha256 hash nodes.
+"""FIT image of the reference firmware: gzip'ed arm64 kernel + initramfs, sha256 hash nodes,
+and a signed configuration.
 
 U-Boot's ``bootm`` checks every hash node before it boots (``verify`` defaults to yes), which
-is what makes a corrupt slot detectable at boot without a sha256 command in U-Boot.
+is what makes a corrupt slot detectable at boot without a sha256 command in U-Boot. The
+configuration ``conf-1`` carries ``signature-1`` (RSA over the configuration and the hash
+nodes of the kernel and ramdisk it names, :mod:`toolkit.firmware.fitkeys`): a U-Boot whose
+control DTB holds the key with ``required = "conf"`` boots only a configuration signed by it.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import struct
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from toolkit.errors import BuildError
+from toolkit.firmware.fitkeys import FIT_ALGO, FitKey, mkimage_keydir
 from toolkit.firmware.guest import need_tool
 
 _ARM64_MAGIC_OFFSET = 0x38
@@ -43,9 +49,20 @@ def raw_arm64_image(vmlinuz: bytes) -> bytes:
 
 
 def its_source(
-    *, description: str, kernel: str, initramfs: str, load: str, arch: str = "arm64"
+    *, description: str, kernel: str, initramfs: str, load: str, arch: str = "arm64",
+    signed_by: str | None = None,
 ) -> str:
-    """The image tree source for ``mkimage -f`` (paths are relative to its directory)."""
+    """The image tree source for ``mkimage -f`` (paths are relative to its directory).
+
+    ``signed_by``: the key-name-hint of the FIT key that signs ``conf-1`` (``mkimage -k``
+    then needs ``<name>.key`` and ``<name>.crt``); None leaves the configuration unsigned.
+    """
+    signature = "" if signed_by is None else f"""
+			signature-1 {{
+				algo = "{FIT_ALGO}";
+				key-name-hint = "{signed_by}";
+				sign-images = "kernel", "ramdisk";
+			}};"""
     return f"""/dts-v1/;
 
 / {{
@@ -84,27 +101,31 @@ def its_source(
 		conf-1 {{
 			description = "{description}";
 			kernel = "kernel-1";
-			ramdisk = "ramdisk-1";
+			ramdisk = "ramdisk-1";{signature}
 		}};
 	}};
 }};
 """
 
 
-def make_fit(its: str, files: dict[str, bytes], epoch: int, workdir: Path | None = None) -> bytes:
+def make_fit(
+    its: str, files: dict[str, bytes], epoch: int, workdir: Path | None = None,
+    keys: Sequence[FitKey] = (),
+) -> bytes:
     """Run ``mkimage -f`` on ``its`` with ``files`` beside it; reproducible via
-    SOURCE_DATE_EPOCH (mkimage's timestamp property)."""
+    SOURCE_DATE_EPOCH (mkimage's timestamp properties, the signature's too). ``keys``: the FIT
+    keys the ITS's signature nodes name (``mkimage -k``)."""
     mkimage = need_tool("mkimage")
-    with tempfile.TemporaryDirectory(prefix="rk-fit-", dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="rk-fit-", dir=workdir) as tmp, mkimage_keydir(
+        keys
+    ) as keydir:
         d = Path(tmp)
         for name, data in files.items():
             (d / name).write_bytes(data)
         (d / "image.its").write_text(its)
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
-        proc = subprocess.run(
-            [mkimage, "-f", "image.its", "image.fit"],
-            cwd=d, env=env, capture_output=True, text=True, check=False,
-        )
+        args = [mkimage, "-f", "image.its"] + (["-k", str(keydir)] if keys else []) + ["image.fit"]
+        proc = subprocess.run(args, cwd=d, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise BuildError(f"mkimage failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
         fit = (d / "image.fit").read_bytes()

@@ -82,10 +82,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def build_command(board: Board, spec: QemuSpec) -> list[str]:
-    """The full argv for one run of the virtual sample."""
-    cmd = [
-        find_qemu(board),
+def machine_args(board: Board) -> list[str]:
+    """The options that shape the emulated hardware, hence the device tree QEMU generates
+    (``toolkit.sample.dtb`` dumps it with exactly these). The firmware in pflash is one of
+    them: with firmware, ``virt`` swaps the pl061 GPIO (and its gpio-keys node) for ACPI's GED,
+    and Linux hangs probing a pl061 that a tree dumped without firmware promises."""
+    return [
         "-machine", str(board.get("qemu.machine", "virt")),
         "-cpu", str(board.get("qemu.cpu", "cortex-a57")),
         "-m", str(int(board.get("qemu.memory_mib", 1024))),
@@ -94,8 +96,27 @@ def build_command(board: Board, spec: QemuSpec) -> list[str]:
         "-monitor", "none",
         "-nodefaults",
         "-no-user-config",
-        "-name", f"routerkit-{spec.qmp.parent.name}",
         "-drive", f"if=pflash,format=raw,readonly=on,file={uboot_pflash(board)}",
+    ]  # fmt: skip
+
+
+def verified_boot_args(board: Board) -> list[str]:
+    """``-dtb`` with the control DTB that makes U-Boot require signed FIT configurations
+    (``[qemu] verified_boot = false`` in a profile boots with QEMU's own tree instead)."""
+    if not board.get("qemu.verified_boot", True):
+        return []
+    from toolkit.sample.dtb import control_dtb
+
+    return ["-dtb", str(control_dtb(board))]
+
+
+def build_command(board: Board, spec: QemuSpec) -> list[str]:
+    """The full argv for one run of the virtual sample."""
+    cmd = [
+        find_qemu(board),
+        *machine_args(board),
+        *verified_boot_args(board),
+        "-name", f"routerkit-{spec.qmp.parent.name}",
         "-drive", f"if=none,file={spec.disk},format=raw,id=d0",
         "-device", "virtio-blk-device,drive=d0",
         "-netdev",
