@@ -66,6 +66,9 @@ def test_initramfs_has_the_firmware_files(built: Built) -> None:
     assert trusted == [f"etc/routerkit/trusted-keys/{signer}.pub"]
     assert stat.S_ISLNK(files["bin/sh"][0]) and files["bin/sh"][4] == b"busybox"
     assert stat.S_IMODE(files["init"][0]) == 0o755
+    for program in ("usr/sbin/dropbear", "usr/bin/dropbearkey", "bin/signify-openbsd",
+                    "sbin/rk-settings", "sbin/sysupgrade"):
+        assert stat.S_IMODE(files[program][0]) == 0o755, program
 
 
 def test_initramfs_entries_are_root_owned_with_the_build_epoch(built: Built) -> None:

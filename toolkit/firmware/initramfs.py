@@ -203,7 +203,7 @@ def _normalise(dest: Path, epoch: int) -> list[str]:
             elif rel in private:
                 mode = 0o600
             else:
-                executable = os.access(path, os.X_OK) or rel.startswith((MULTIARCH, "bin/", "usr/sbin/"))
+                executable = os.access(path, os.X_OK) or rel.startswith((MULTIARCH, "bin/", "usr/bin/", "usr/sbin/"))
                 mode = 0o755 if executable else 0o644
             os.chmod(path, mode)
         os.utime(path, (epoch, epoch), follow_symlinks=False)
