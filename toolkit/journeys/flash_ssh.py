@@ -37,6 +37,7 @@ from toolkit.errors import (
 from toolkit.events import Reporter
 from toolkit.journeys.flash import FlashOptions, FlashResult
 from toolkit.journeys.steps import Steps
+from toolkit.journeys.verify import host_key_context
 from toolkit.record import Journal
 from toolkit.targets import Target
 from toolkit.transport.ssh import SSHConnection, connect_target
@@ -102,7 +103,7 @@ def flash(
     with steps("connect", f"{target.ssh_user}@{target.ssh_host}:{target.ssh_port}"):
         # --accept-new-hostkey covers the key the device comes back with after THIS flash
         # only; the device we flash must already be trusted (or its console must confirm it).
-        conn = connect(target, accept_new=False, reporter=reporter)
+        conn = connect(target, context=host_key_context(target), reporter=reporter)
     if conn.hostkey is not None:
         journal.append("hostkey", **conn.hostkey.to_dict())
     try:
@@ -287,7 +288,7 @@ def _upload_checked(
             reporter.message(f"upload interrupted ({exc}); reconnecting and retrying", level="warning")
             conn.close()
             time.sleep(0.5 * link_failures)
-            conn = connect(target, accept_new=False, reporter=reporter)
+            conn = connect(target, context=host_key_context(target), reporter=reporter)
             continue
         if got == digest:
             journal.append("upload_verified", sha256=got)

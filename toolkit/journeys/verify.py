@@ -25,6 +25,7 @@ from toolkit.record import Journal
 from toolkit.targets import Target
 
 if TYPE_CHECKING:
+    from toolkit.hostkeys import HostKeyContext
     from toolkit.protocol.shell import LinuxShell
     from toolkit.transport.ssh import SSHConnection
 
@@ -80,7 +81,7 @@ def _over_ssh(target: Target, ssh: SSHConnection | None, accept_new: bool, repor
     from toolkit.transport.ssh import connect_target
 
     own = ssh is None
-    conn = ssh or connect_target(target, accept_new=accept_new, reporter=reporter)
+    conn = ssh or connect_target(target, context=host_key_context(target, accept_new=accept_new), reporter=reporter)
     try:
         result = conn.run(_probe_command(), timeout=120, what="fwinfo/selftest")
     finally:
@@ -180,6 +181,15 @@ def open_shell(target: Target, timeout: float = 20.0) -> Iterator[LinuxShell]:
         yield shell
     finally:
         console.close()
+
+
+def host_key_context(target: Target, *, accept_new: bool = False) -> HostKeyContext:
+    """The host-key context of a connection to ``target``: with a serial console attached, a
+    first-contact key is compared with the one the console reports (read only when needed)."""
+    from toolkit.hostkeys import HostKeyContext
+
+    serial = (lambda: serial_host_keys(target)) if target.serial_url else None
+    return HostKeyContext(accept_new=accept_new, serial_keys=serial)
 
 
 def serial_host_keys(target: Target) -> list[str]:

@@ -398,8 +398,9 @@ def connect_target(
     connect: bool = True,
 ) -> SSHConnection:
     """An :class:`SSHConnection` to a :class:`toolkit.targets.Target`, host key checked under
-    the target's identity. With a serial console attached, a first-contact key is compared
-    with the one the console reports (read only when needed)."""
+    the target's identity. A first-contact key is compared with the one the device's serial
+    console reports only when ``context.serial_keys`` says how to read it (the journeys pass
+    ``journeys.verify.host_key_context``): this layer does not reach up to open a console."""
     from toolkit.errors import ConfigError
     from toolkit.hostkeys import HostKeyContext, identity_of
 
@@ -407,13 +408,7 @@ def connect_target(
         raise ConfigError(f"target {target.name} has no SSH address (ssh_host)")
     identity = identity_of(target.board, target.name)
     if context is None:
-        serial = None
-        if target.serial_url:
-            def serial() -> list[str]:
-                from toolkit.journeys.verify import serial_host_keys
-
-                return serial_host_keys(target)
-        context = HostKeyContext(accept_new=accept_new, serial_keys=serial)
+        context = HostKeyContext(accept_new=accept_new)
 
     def announce(decision: Decision) -> None:
         if reporter is None or decision.how == "known":
