@@ -148,10 +148,6 @@ def release(lease: Lease) -> None:
         run_client(lease.coordinator, lease.place, "release", timeout=15)
 
 
-def power_cycle(lease: Lease) -> None:
-    run_client(lease.coordinator, lease.place, "power", "cycle")
-
-
 @contextlib.contextmanager
 def lease(place: str, coordinator: str | None = None) -> Iterator[Lease]:
     """Hold ``place`` for the duration of the block; released even on Ctrl-C."""

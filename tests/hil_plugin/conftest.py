@@ -28,7 +28,7 @@ for _name in (
     "toolkit.hil.fixtures",
     "toolkit.hil.session",
     "toolkit.hil.strategy",
-    "toolkit.hil.power",
+    "toolkit.target.power",
     "toolkit.coordinator",
     "toolkit.targets",
     "toolkit.lab",

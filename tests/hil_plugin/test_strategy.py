@@ -9,9 +9,9 @@ import pytest
 
 from toolkit.boards import load_board_file
 from toolkit.errors import DeviceTimeout, TargetBrokenError
-from toolkit.hil.power import Power
 from toolkit.hil.session import TargetSpec, parse_spec
 from toolkit.hil.strategy import Status, Strategy
+from toolkit.target.power import Power
 from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 from .fakes import short_board

@@ -2,9 +2,10 @@
 
 :func:`sample_device` turns a running virtual sample (``toolkit.sample`` state: ``serial_url``,
 QMP socket) into a :class:`toolkit.guide.checks.Device`: the console is the sample's serial line
-(``toolkit.transport.open_serial``), reset is QMP ``system_reset`` and the shell is a Linux shell
-on that console (``toolkit.protocol.shell.LinuxShell``), so no SSH host key is involved. A sample
-that is not running gives a Device whose checks fail with the reason, instead of an exception.
+(``toolkit.transport.open_serial``), reset is QMP ``system_reset`` (``toolkit.target.power``)
+and the shell is a Linux shell on that console (``toolkit.protocol.shell.LinuxShell``), so no
+SSH host key is involved. A sample that is not running gives a Device whose checks fail with
+the reason, instead of an exception.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
 
         return _TransportLink(open_serial(url))
 
-    def reset() -> None:
-        sample.reset(state)
+    from toolkit.target.power import QMPPower
+
+    reset = QMPPower(state.qmp, name=str(shown)).cycle
 
     def shell(command: str, timeout: float) -> tuple[int, str]:
         from toolkit.errors import DeviceError

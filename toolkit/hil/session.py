@@ -208,7 +208,7 @@ class HilSession:
     def _open(self) -> Strategy:
         from toolkit import coordinator, targets
         from toolkit.boards import DEFAULT_BOARD
-        from toolkit.hil import power as power_mod
+        from toolkit.target import power as power_mod
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         status = Status.UNKNOWN
@@ -216,7 +216,7 @@ class HilSession:
             assert self._shared_sample is not None, "the virtual target needs the shared sample"
             self._holder = self._shared_sample()
             status = self._start_virtual()
-            power: power_mod.Power = power_mod.SamplePower(lambda: self._holder.state, self._power_on)
+            power: power_mod.Power = power_mod.QMPPower(state=lambda: self._holder.state, on=self._power_on)
         elif self.spec.kind == "labgrid":
             self._lease_cm = coordinator.lease(self.spec.value)
             self.lease = self._lease_cm.__enter__()
@@ -256,7 +256,7 @@ class HilSession:
         return Status.POWERED
 
     def _power_on(self) -> None:
-        """SamplePower's "on" for a sample that was power-cut or stopped."""
+        """QMPPower's "on" for a sample that was power-cut or stopped."""
         self._holder.ensure(wait="none")
         if self.strategy is not None:
             self.strategy.status = Status.POWERED

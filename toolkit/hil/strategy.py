@@ -2,7 +2,7 @@
 
 Tests ask for a state (``transition(Status.UBOOT)``); the strategy decides how to get there
 from where the board is, using only the console dialogues of ``toolkit.protocol`` and the
-target's :mod:`power <toolkit.hil.power>` switch:
+target's :mod:`power <toolkit.target.power>` switch:
 
 ================  ===========================================================================
 to UBOOT          already there and the prompt answers a sync echo → nothing to do;
@@ -32,10 +32,10 @@ from pathlib import Path
 
 from toolkit.boards import Board
 from toolkit.errors import DeviceError, DeviceTimeout, TargetBrokenError
-from toolkit.hil.power import Power
 from toolkit.protocol.console import Console
 from toolkit.protocol.shell import LinuxShell
 from toolkit.protocol.uboot import UBoot
+from toolkit.target.power import Power
 
 
 class Status(enum.Enum):

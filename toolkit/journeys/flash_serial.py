@@ -26,7 +26,6 @@ from typing import Any
 from toolkit import events
 from toolkit.boards import Board, Slot, load_board
 from toolkit.errors import (
-    ConsentRequired,
     DeviceError,
     Interrupted,
     PortError,
@@ -208,29 +207,20 @@ def open_console(run: _Run) -> None:
 
 
 def power_cycle(run: _Run) -> None:
-    """Reset the board the way the target says: QMP, a command, or the tester's finger."""
-    power = run.target.power or {"kind": "manual"}
-    kind = power.get("kind", "manual")
-    if kind == "qmp":
-        from toolkit.sample.qmp import QMPClient
+    """Reset the board the way the target says (``toolkit.target.power``): QMP, a bench
+    command, labgrid, or the tester's finger when this run may ask."""
+    from toolkit.target.power import from_target
 
-        with QMPClient(Path(str(power["socket"]))) as client:
-            client.system_reset()
-    elif kind == "command":
-        import shlex
-        import subprocess
+    def ask(text: str) -> None:
+        run.reporter.message(text, "action")
 
-        command = power.get("reset") or power.get("cycle")
-        if not command:
-            raise ConsentRequired(f"target {run.target.name}: power kind 'command' has no 'reset'")
-        subprocess.run(shlex.split(str(command)), check=True, timeout=60)
-    else:
-        if not run.options.interactive:
-            raise ConsentRequired(
-                f"target {run.target.name} needs a manual reset, and this run may not ask",
-                hint="run interactively, or give the target a power command in lab.toml",
-            )
-        run.reporter.message("press the reset button of the sample now", "action")
+    power = from_target(run.target, ask=ask if run.options.interactive else None)
+    try:
+        power.cycle()
+    finally:
+        if power.last_run is not None:
+            # A bench command's own output goes to the journal, never to the terminal.
+            run.journal.append("power", kind=power.kind, **power.last_run.to_dict())
 
 
 def record_uboot(run: _Run) -> None:

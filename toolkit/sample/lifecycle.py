@@ -141,8 +141,10 @@ def list_samples() -> list[SampleState]:
 
 def reset(name: str | SampleState) -> None:
     """Press the reset button (QMP ``system_reset``); the console connection survives."""
+    from toolkit.target.power import QMPPower
+
     state = _require_running(name)
-    _qmp(state, "system_reset")
+    QMPPower(state.qmp, name=state.name).cycle()
 
 
 def power_cut(name: str | SampleState) -> SampleState:
