@@ -70,16 +70,22 @@ def from_sample(name: str) -> Target:
 
 
 def from_lab(lab_path: Path, name: str) -> Target:
+    """The target ``name`` of a lab file. An entry with ``sample = "NAME"`` starts from that
+    running sample's values (ports, QMP power, TFTP) and overrides whatever else it sets: a
+    bench may reach a sample through its own serial server or switch it with its own relay."""
     from toolkit.lab import load_lab
 
     entry = load_lab(lab_path).target(name)
-    if entry.get("sample"):
-        target = from_sample(entry.get("sample"))
-        target.name = name
-        return target
     values = {k: v for k, v in entry.values.items() if k in Target.__dataclass_fields__}
     values.pop("board", None)
-    return Target(name=name, board=entry.board, **values)
+    if not entry.get("sample"):
+        return Target(name=name, board=entry.board, **values)
+    target = from_sample(str(entry.get("sample")))
+    target.name = name
+    target.board = entry.board
+    for key, value in values.items():
+        setattr(target, key, value)
+    return target
 
 
 def resolve(

@@ -153,18 +153,45 @@ def down(name: str) -> None:
 
 @sample.command("reset")
 @NAME_OPTION
+@click.option(
+    "--target", "target_name", metavar="TARGET",
+    help="Press the reset button TARGET's power entry describes instead (e.g. lab.toml:NAME "
+    "whose power is a bench relay command).",
+)  # fmt: skip
 @output_options
-def reset(name: str) -> None:
+def reset(name: str, target_name: str | None) -> None:
     """Press the sample's reset button (it reboots; the disk is untouched).
 
+    With --target, the power switch of that target is used (QMP, a lab's power command,
+    labgrid, or you); a power command's own output is captured into the result, never
+    printed around it (--json prints exactly one JSON document).
+
     \b
-    Example:
+    Examples:
       routerkit sample reset --name b
+      routerkit sample reset --target lab.toml:es1 --json
     """
     from toolkit import sample as lib
 
-    lib.reset(name)
-    emit({"ok": True, "name": name}, f"sample {name} reset")
+    if target_name is None:
+        lib.reset(name)
+        emit({"ok": True, "name": name}, f"sample {name} reset")
+        return
+    from toolkit import targets
+    from toolkit.target.power import from_target
+
+    app = get_app()
+    target = targets.resolve(target_name)
+
+    def ask(text: str) -> None:
+        click.pause(f"{text}, then press any key", err=True)
+
+    may_ask = sys.stdin.isatty() and not app.yes and not app.json
+    power = from_target(target, ask=ask if may_ask else None)
+    power.cycle()
+    run = power.last_run.to_dict() if power.last_run is not None else None
+    emit({"ok": True, "name": target.name, "power": power.kind, "run": run},
+         f"{target.name}: reset ({power.description})")
 
 
 @sample.command("power-cut")
