@@ -20,7 +20,9 @@ CHATTY = "echo relay R1 off && echo relay R1 on && echo warning from the relay >
 
 def _lab(tmp_path: Path, body: str) -> Path:
     lab = tmp_path / "lab.toml"
-    lab.write_text(f'[targets.desk]\nboard = "es-virt"\n{body}power = {{ kind = "command", reset = "{CHATTY}" }}\n')
+    lab.write_text(
+        f'[targets.desk]\nboard = "es-virt"\n{body}power = {{ kind = "command", reset = "{CHATTY}" }}\n'
+    )
     return lab
 
 
@@ -52,8 +54,10 @@ def test_a_lab_entry_of_a_sample_resets_through_its_own_relay(
 
 def test_a_failing_power_command_is_a_device_error_naming_it(tmp_path: Path) -> None:
     lab = tmp_path / "lab.toml"
-    lab.write_text('[targets.desk]\nboard = "es-virt"\nserial_url = "loop://"\n'
-                   'power = { kind = "command", reset = "echo no relay && exit 7" }\n')
+    lab.write_text(
+        '[targets.desk]\nboard = "es-virt"\nserial_url = "loop://"\n'
+        'power = { kind = "command", reset = "echo no relay && exit 7" }\n'
+    )
     result = CliRunner().invoke(root, ["sample", "reset", "--target", f"{lab}:desk", "--json"])
     assert result.exit_code == 20
     assert "exit status 7" in result.output and "echo no relay && exit 7" in result.output

@@ -18,7 +18,14 @@ from toolkit import paths
 PACKAGE = paths.REPO_ROOT / "toolkit"
 
 #: The layers, lowest first. ``core`` (errors, paths, the event interface) is usable by all.
-LAYERS: dict[str, int] = {"core": 0, "transport": 1, "protocol": 2, "domain": 3, "journeys": 4, "cli": 5}
+LAYERS: dict[str, int] = {
+    "core": 0,
+    "transport": 1,
+    "protocol": 2,
+    "domain": 3,
+    "journeys": 4,
+    "cli": 5,
+}
 
 #: Which layer each top-level module or package of ``toolkit`` belongs to.
 PLACES: dict[str, str] = {
@@ -62,7 +69,9 @@ def _layer(module: str) -> str:
     parts = module.split(".")
     top = parts[1] if len(parts) > 1 else "__init__"
     if top not in PLACES:
-        raise AssertionError(f"{module}: no layer for toolkit.{top}; add it to PLACES in {__file__}")
+        raise AssertionError(
+            f"{module}: no layer for toolkit.{top}; add it to PLACES in {__file__}"
+        )
     return PLACES[top]
 
 
@@ -79,15 +88,21 @@ def _imports(path: Path) -> list[tuple[str, int]]:
         if id(node) in skipped:
             continue
         if isinstance(node, ast.Import):
-            found += [(alias.name, node.lineno) for alias in node.names if alias.name.startswith("toolkit")]
+            found += [
+                (alias.name, node.lineno)
+                for alias in node.names
+                if alias.name.startswith("toolkit")
+            ]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: resolve against this module's package
                 package = here.split(".") if path.name == "__init__.py" else here.split(".")[:-1]
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             if base == "toolkit":  # `from toolkit import sample` names a module, `__version__` not
-                found += [(f"toolkit.{a.name}" if _is_module(a.name) else "toolkit", node.lineno)
-                          for a in node.names]
+                found += [
+                    (f"toolkit.{a.name}" if _is_module(a.name) else "toolkit", node.lineno)
+                    for a in node.names
+                ]
             elif base.startswith("toolkit."):
                 found.append((base, node.lineno))
     return found
@@ -139,8 +154,14 @@ def test_every_known_exception_is_still_needed() -> None:
     [
         ("from toolkit.journeys.verify import x\n", ["toolkit.journeys.verify"]),
         ("def f():\n    import toolkit.cli.sample\n", ["toolkit.cli.sample"]),
-        ("from toolkit import sample, cli, __version__\n", ["toolkit.sample", "toolkit.cli", "toolkit"]),
-        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toolkit.cli import x\n", []),
+        (
+            "from toolkit import sample, cli, __version__\n",
+            ["toolkit.sample", "toolkit.cli", "toolkit"],
+        ),
+        (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toolkit.cli import x\n",
+            [],
+        ),
     ],
 )
 def test_the_scanner_sees_deferred_imports_and_skips_type_checking_ones(

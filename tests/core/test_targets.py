@@ -31,15 +31,23 @@ def _lab(tmp_path: Path, entry: str) -> Path:
     return path
 
 
-def test_a_sample_entry_takes_the_samples_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sample_entry_takes_the_samples_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = fake_sample(monkeypatch)
     target = resolve(f"{_lab(tmp_path, '')}:bench")
     assert (target.name, target.sample, target.serial_url) == ("bench", "es1", state.serial_url)
-    assert (target.ssh_host, target.ssh_port, target.tftp_dir) == ("127.0.0.1", 2201, state.tftp_dir)
+    assert (target.ssh_host, target.ssh_port, target.tftp_dir) == (
+        "127.0.0.1",
+        2201,
+        state.tftp_dir,
+    )
     assert target.power == {"kind": "qmp", "socket": state.qmp, "sample": "es1"}
 
 
-def test_a_sample_entry_overrides_serial_url_power_and_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sample_entry_overrides_serial_url_power_and_ssh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = fake_sample(monkeypatch)
     lab = _lab(
         tmp_path,
@@ -50,7 +58,11 @@ def test_a_sample_entry_overrides_serial_url_power_and_ssh(tmp_path: Path, monke
     assert target.serial_url == "rfc2217://bench-host:7000"
     assert target.power == {"kind": "command", "reset": RELAY}
     assert target.ssh_port == 2299
-    assert (target.ssh_host, target.tftp_dir, target.sample) == (state.ssh_host, state.tftp_dir, "es1")
+    assert (target.ssh_host, target.tftp_dir, target.sample) == (
+        state.ssh_host,
+        state.tftp_dir,
+        "es1",
+    )
 
 
 def test_the_overriding_power_entry_is_the_switch_that_gets_pressed(

@@ -17,7 +17,9 @@ def test_an_older_image_is_refused_with_both_versions_named() -> None:
     assert info.value.exit_code == 15 and "--allow-downgrade" in (info.value.hint or "")
 
 
-@pytest.mark.parametrize(("image", "running"), [("1.2.0", "1.2.0"), ("v1.2", "1.2.0"), ("1.2.0+b7", "1.2.0")])
+@pytest.mark.parametrize(
+    ("image", "running"), [("1.2.0", "1.2.0"), ("v1.2", "1.2.0"), ("1.2.0+b7", "1.2.0")]
+)
 def test_the_same_version_is_allowed(image: str, running: str) -> None:
     assert check_downgrade(image, running, allow=False) is None
 
@@ -49,10 +51,16 @@ def test_pre_releases_order_before_their_release(image: str, running: str, older
 def test_an_allowed_downgrade_is_returned_and_recorded_as_an_override() -> None:
     journal = Journal.create("flash", board="es-virt", target="t")
     warning = check_downgrade("1.1.0", "1.2.0", allow=True, where="slot A holds", journal=journal)
-    assert warning == "DOWNGRADE ALLOWED (--allow-downgrade): the image is 1.1.0, slot A holds 1.2.0"
+    assert (
+        warning == "DOWNGRADE ALLOWED (--allow-downgrade): the image is 1.1.0, slot A holds 1.2.0"
+    )
     record = journal.last("override")
-    assert record is not None and record["flag"] == "allow_downgrade" and record["message"] == warning
-    assert check_downgrade("1.1.0", "1.2.0", allow=True) == warning.replace("slot A holds", "the device runs")
+    assert (
+        record is not None and record["flag"] == "allow_downgrade" and record["message"] == warning
+    )
+    assert check_downgrade("1.1.0", "1.2.0", allow=True) == warning.replace(
+        "slot A holds", "the device runs"
+    )
 
 
 def test_a_version_that_is_not_one_is_the_callers_to_judge() -> None:

@@ -15,7 +15,9 @@ from toolkit.transport.ssh import connect_target
 from .conftest import target_for
 
 
-def test_an_ssh_flash_journals_its_steps_with_durations(make_device, images, client_key: Path) -> None:
+def test_an_ssh_flash_journals_its_steps_with_durations(
+    make_device, images, client_key: Path
+) -> None:
     dev = make_device()
     dev.install(images("1.0.0"), "A")
     target = target_for(dev, client_key)
@@ -23,11 +25,23 @@ def test_an_ssh_flash_journals_its_steps_with_durations(make_device, images, cli
     result = flash(images("1.1.0"), target, FlashOptions(via="ssh"))
     records = Journal.open(result.session).events("step")
     names = [r["name"] for r in records]
-    for name in ("check image", "connect", "check device", "upload", "check upload", "sysupgrade", "reboot"):
+    for name in (
+        "check image",
+        "connect",
+        "check device",
+        "upload",
+        "check upload",
+        "sysupgrade",
+        "reboot",
+    ):
         assert name in names, f"no step record for {name!r}: {names}"
-    assert all(r["ok"] is True and isinstance(r["seconds"], float) and r["seconds"] >= 0 for r in records)
+    assert all(
+        r["ok"] is True and isinstance(r["seconds"], float) and r["seconds"] >= 0 for r in records
+    )
     for name, seconds in result.steps.items():
-        assert seconds == pytest.approx(sum(r["seconds"] for r in records if r["name"] == name), abs=0.01)
+        assert seconds == pytest.approx(
+            sum(r["seconds"] for r in records if r["name"] == name), abs=0.01
+        )
 
 
 def test_a_refused_step_is_journaled_as_failed(make_device, images, client_key: Path) -> None:

@@ -116,12 +116,18 @@ def test_the_serial_flash_power_step_runs_a_lab_command_and_journals_its_output(
     command, mark = _relay(tmp_path)
     target = Target(name="desk", serial_url="loop://", power={"kind": "command", "reset": command})
     journal = Journal.create("flash", board="es-virt", target="desk")
-    run = _Run(tmp_path / "x.img", target, FlashOptions(), NullReporter(), journal, load_board("es-virt"))
+    run = _Run(
+        tmp_path / "x.img", target, FlashOptions(), NullReporter(), journal, load_board("es-virt")
+    )
     with run.step("power-cycle"):
         power_cycle(run)
     assert mark.exists()
     record = journal.last("power")
-    assert record is not None and record["exit_status"] == 0 and record["output"] == "relay off\nrelay on\n"
+    assert (
+        record is not None
+        and record["exit_status"] == 0
+        and record["output"] == "relay off\nrelay on\n"
+    )
     step = journal.last("step")
     assert step is not None and step["name"] == "power-cycle" and step["ok"] is True
     assert "relay" not in capfd.readouterr().out
@@ -140,7 +146,9 @@ def test_the_serial_flash_asks_for_a_manual_reset_only_when_it_may(tmp_path: Pat
     board = load_board("es-virt")
     with pytest.raises(ConsentRequired):
         power_cycle(_Run(tmp_path / "x.img", target, FlashOptions(), reporter, journal, board))
-    power_cycle(_Run(tmp_path / "x.img", target, FlashOptions(interactive=True), reporter, journal, board))
+    power_cycle(
+        _Run(tmp_path / "x.img", target, FlashOptions(interactive=True), reporter, journal, board)
+    )
     assert ("message", "action", "press the reset button of target desk now") in reporter.events
 
 

@@ -266,7 +266,8 @@ class CommandPower(Power):
             self._done(action, cmd, start, exit_status=None, output=output)
             raise DeviceError(
                 f"power command {cmd!r} did not finish in {self.timeout:g} s (killed)",
-                hint="check the relay/PDU and the command in lab.toml", last_output=output or None,
+                hint="check the relay/PDU and the command in lab.toml",
+                last_output=output or None,
             ) from None
         output = _text(raw)
         self._done(action, cmd, start, exit_status=proc.returncode, output=output)
@@ -307,7 +308,9 @@ class LabgridPower(Power):
 
         start = time.monotonic()
         output = coordinator.run_client(self.lease.coordinator, self.lease.place, "power", action)
-        self._done(action, f"labgrid-client power {action}", start, exit_status=0, output=_text(output))
+        self._done(
+            action, f"labgrid-client power {action}", start, exit_status=0, output=_text(output)
+        )
 
 
 def from_target(
@@ -334,12 +337,14 @@ def from_target(
                 return sample_name
 
         if state is None and not spec.get("socket"):
-            raise ConfigError(f"target {target.name}: power kind qmp needs a sample name or a socket")
+            raise ConfigError(
+                f"target {target.name}: power kind qmp needs a sample name or a socket"
+            )
         return QMPPower(spec.get("socket") or None, name=str(sample_name or ""), state=state, on=on)
     if kind == "command":
         reset = spec.get("reset") or spec.get("cycle")
         if not reset:
-            raise ConfigError(f"target {target.name}: power kind command needs reset = \"...\"")
+            raise ConfigError(f'target {target.name}: power kind command needs reset = "..."')
         timeout = float(spec.get("timeout", COMMAND_TIMEOUT))
         return CommandPower(str(reset), off=_opt(spec, "off"), on=_opt(spec, "on"), timeout=timeout)
     if kind == "labgrid":
@@ -348,7 +353,9 @@ def from_target(
         return LabgridPower(lease)
     if kind == "manual":
         return ManualPower(ask, name=f"target {target.name}")
-    raise ConfigError(f"target {target.name}: unknown power kind {kind!r} (qmp, command, labgrid, manual)")
+    raise ConfigError(
+        f"target {target.name}: unknown power kind {kind!r} (qmp, command, labgrid, manual)"
+    )
 
 
 def _opt(spec: dict[str, Any], key: str) -> str | None:
