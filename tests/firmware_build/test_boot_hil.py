@@ -107,8 +107,8 @@ def test_first_boot_host_key_owner_login_and_signed_sysupgrade_to_slot_b(tmp_pat
     foreign = build_image("1.0.2", out=tmp_path / "foreign", key="stranger")
     known = tmp_path / "known_hosts"
     with Qemu(disk, tmp_path) as q:
-        q.expect(r"generated this device's SSH host key \(first boot\)", 90)
         q.expect(r"routerkit: booted slot A version 1\.0\.0", 90)
+        q.expect(r"generated this device's SSH host key \(first boot\)", 30)
         q.expect(r"# ", 30)
         host_key = _host_key(q)
         out = _ssh(q.ssh_port, known, host_key, "cat /etc/firmware-version; selftest")

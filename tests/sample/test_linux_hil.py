@@ -98,7 +98,7 @@ def test_ssh_login_checks_the_host_key_read_over_the_console(routerkit_sample, t
     import paramiko
 
     from toolkit.journeys.verify import serial_host_keys
-    from toolkit.targets import from_sample
+    from toolkit.targets import Target
 
     _needs_firmware(routerkit_sample)
     meta = _image_metadata(Path(routerkit_sample.disk))
@@ -106,7 +106,9 @@ def test_ssh_login_checks_the_host_key_read_over_the_console(routerkit_sample, t
     state = sample.status(routerkit_sample)
     assert state is not None and state.running
     wait_ssh_banner(state.ssh_host, state.ssh_port, time.monotonic() + 60)
-    console_key = serial_host_keys(from_sample(state.name))[0]
+    # The plugin's session sample lives in the plugin's own data dir: address it directly.
+    target = Target(name=state.name, board=state.board, serial_url=state.serial_url)
+    console_key = serial_host_keys(target)[0]
     good = _known_hosts(tmp_path / "known_hosts", state.ssh_host, state.ssh_port, console_key)
     client = _ssh(state, good)
     try:
