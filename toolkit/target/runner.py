@@ -1,0 +1,263 @@
+"""One command runner for every console dialogue (U-Boot, a Linux shell): typed, framed, checked.
+
+A serial line can flip, drop or repeat any byte, in either direction. What that must never do
+is run a command we did not mean, or hand back an answer the device did not give. So every
+command goes through :meth:`Runner.execute`, which:
+
+1. **types the line without Enter** and waits until its echo has come back exactly. A garbled
+   echo means the device may hold a garbled line: Ctrl-C drops it (both U-Boot and ash discard
+   the line being edited), the prompt is resynced and the line typed again. Enter is never
+   pressed on a line whose echo differs from what we meant.
+2. **frames the answer**: the line makes the device print a begin marker, the output and an end
+   marker that carries the exit status (and, where the device can compute one, a checksum of
+   the output). The markers carry a fresh random nonce, and the echoed line is written so that
+   it can never be taken for either marker (``'rk''beg'`` is ``rkbeg`` only once the shell has
+   run it; ``$?`` is a number only in the output).
+3. **checks the frame**: no begin marker, an end marker that does not parse, a checksum that
+   does not match, or the prompt coming back without an end marker all mean the answer was
+   damaged on its way. An idempotent command (the default: reads, ``setenv``, writing the same
+   block again) is then run again; anything else raises. A damaged answer is never returned.
+
+Prompt waits live here too (:func:`prompt_at_end`, :meth:`Runner.sync`). Two rules from the
+field: a prompt is only the last thing on its line with nothing after it, and ``# `` right
+after another ``#`` is U-Boot's ``## Loading kernel ...`` cut off by a read, not a shell.
+busybox ash's ``ESC[6n`` after its prompt is dropped by the console's clean text view.
+
+Subclasses (:class:`toolkit.target.uboot.UBoot`, :class:`toolkit.target.shell.LinuxShell`) say
+only how a line is framed and how a framed answer is checked.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from toolkit.errors import DeviceCommandError, DeviceTimeout
+from toolkit.protocol.console import CommandResult, Console
+
+#: Tries of one command before giving up on a line that keeps garbling it.
+ATTEMPTS = 6
+#: Seconds an echo may stall (after it started) before it counts as garbled.
+ECHO_QUIET = 0.3
+#: Seconds of silence after a prompt before we believe the output really ended there.
+PROMPT_QUIET = 0.3
+_NEVER = re.compile(r"(?!)")
+
+
+def prompt_at_end(prompt: str) -> re.Pattern[str]:
+    """A prompt that is the last thing received, not preceded by ``#`` (``## `` is U-Boot's)."""
+    return re.compile(r"(?<!#)" + re.escape(prompt) + r"\Z")
+
+
+def echo_pattern(line: str) -> re.Pattern[str]:
+    """``line`` as its echo appears in clean text: a terminal may break a long line anywhere
+    (busybox's line editor wraps at 80 columns on a serial console that reports no size)."""
+    return re.compile(r"\n?".join(re.escape(char) for char in line))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What one framed command line looks like: the line to type and its end marker."""
+
+    line: str
+    end: re.Pattern[str]
+    nonce: str
+
+
+class Corrupted(Exception):
+    """A framed answer that did not arrive intact (internal: leads to a re-run or an error)."""
+
+
+class Runner:
+    """Type, frame and check commands at ``prompt`` on ``console`` (see the module docstring).
+
+    Subclasses implement :meth:`frame` and :meth:`parse`.
+    """
+
+    #: What a person would call the other end, for messages ("U-Boot", "the Linux shell").
+    what = "the device"
+
+    def __init__(self, console: Console, prompt: str, *, attempts: int = ATTEMPTS) -> None:
+        self.console = console
+        self.prompt = prompt
+        self.attempts = attempts
+        self.prompt_end = prompt_at_end(prompt)
+
+    # --- what subclasses say ------------------------------------------------------------------
+
+    def frame(self, cmd: str, nonce: str) -> Frame:
+        """The line that runs ``cmd`` between markers carrying ``nonce``."""
+        raise NotImplementedError
+
+    def parse(self, frame: Frame, before: str, end: re.Match[str]) -> CommandResult:
+        """The result from the text before the end marker; :class:`Corrupted` if damaged."""
+        raise NotImplementedError
+
+    # --- prompts ----------------------------------------------------------------------------
+
+    def sync(self, timeout: float = 5.0, attempts: int = 3) -> None:
+        """Drop any half-typed line and confirm the prompt answers a unique echo.
+
+        Sends Ctrl-C, then ``echo rk-sync-N`` typed as ``rk-sy''nc-N`` on devices whose
+        shell removes quotes, and waits for the word on a line of its own followed by the
+        prompt. Raises :class:`~toolkit.errors.DeviceTimeout` when it never does.
+        """
+        last: DeviceTimeout | None = None
+        for _ in range(attempts):
+            marker = f"rk-sync-{secrets.token_hex(4)}"
+            self.console.write(b"\x03")
+            self.console.sendline(f"echo {marker}")
+            answer = re.compile(r"\n" + re.escape(marker) + r"\n[^\n]*?" + re.escape(self.prompt))
+            try:
+                self.console.expect(answer, timeout=timeout / attempts)
+                return
+            except DeviceTimeout as exc:
+                last = exc
+        assert last is not None
+        raise DeviceTimeout(
+            f"{self.console.name}: {self.what} does not answer a sync echo at its prompt",
+            hint="line noise or a wrong baud rate?",
+            last_output=last.last_output,
+        )
+
+    def recover(self) -> None:
+        """Drop whatever half-typed line or garbage is there and get a synced prompt."""
+        last: Exception | None = None
+        for _ in range(4):
+            try:
+                self.console.write(b"\x03")
+                self.console.flush_input(quiet=0.1, timeout=1.0)
+                self.sync(timeout=6.0)
+                return
+            except DeviceTimeout as exc:
+                last = exc
+        raise DeviceTimeout(
+            f"{self.what} stopped answering",
+            hint="check the serial line",
+            last_output=self.console.tail(),
+        ) from last
+
+    def wait_quiet_prompt(self, timeout: float) -> bool:
+        """Wait for the prompt as the last thing received, with nothing after it for a moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.console.try_expect(self.prompt_end, left) is None:
+                return False
+            self.console.try_expect(_NEVER, PROMPT_QUIET)
+            if not self.console.pending_text.strip():
+                return True
+
+    # --- typing -------------------------------------------------------------------------------
+
+    def type_checked(self, line: str, quiet: float = ECHO_QUIET) -> bool:
+        """Type ``line`` without Enter; True if its echo came back exactly (and is consumed).
+
+        False as soon as an echo has started and then stops short of it for ``quiet`` s (a
+        flipped or lost character never completes the match; no need to wait out the whole
+        timeout). A slow link that has not echoed anything yet gets the whole timeout.
+        """
+        expected = echo_pattern(line)
+        before = seen = len(self.console.pending_text)
+        self.console.write(line.encode())
+        deadline = time.monotonic() + 2.0 + len(line) / 200
+        while time.monotonic() < deadline:
+            if self.console.try_expect(expected, quiet) is not None:
+                return True
+            pending = len(self.console.pending_text)
+            if pending == seen > before:
+                return False  # an echo came, then nothing new for `quiet` s, and not the line
+            seen = pending
+        return False
+
+    # --- running ------------------------------------------------------------------------------
+
+    def execute(self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True) -> CommandResult:
+        """Run ``cmd``; its exit status and output, exactly as the device gave them.
+
+        A garbled echo is retyped (the command never ran). A damaged answer re-runs the
+        command when ``idempotent`` (the default); otherwise it raises
+        :class:`~toolkit.errors.DeviceCommandError` (the command ran, its result is unknown).
+        Raises :class:`~toolkit.errors.DeviceTimeout` after :attr:`attempts` tries.
+        """
+        problem = "its echo never came back intact"
+        for _ in range(self.attempts):
+            frame = self.frame(cmd, secrets.token_hex(4))
+            if not self.type_checked(frame.line):
+                self.recover()
+                continue
+            self.console.write(b"\n")
+            try:
+                return self._answer(frame, timeout)
+            except Corrupted as exc:
+                problem = str(exc)
+                self.recover()
+                if not idempotent:
+                    raise DeviceCommandError(
+                        f"{self.what} ran {cmd!r} but its answer was damaged on the line "
+                        f"({problem}); not running it again",
+                        hint="a noisy serial line? check the device's state by hand",
+                        last_output=self.console.tail(),
+                    ) from None
+        raise DeviceTimeout(
+            f"{self.what} did not run {cmd!r} cleanly in {self.attempts} tries "
+            f"(last: {problem}; a noisy line?)",
+            hint="check the serial cable and its baud rate",
+            last_output=self.console.tail(),
+        )
+
+    def run_status(
+        self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True
+    ) -> CommandResult:
+        """Run ``cmd``; its exit status and output as the driver presents them."""
+        return self.execute(cmd, timeout, idempotent=idempotent)
+
+    def check(self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True) -> str:
+        """Run ``cmd``; its output, or :class:`~toolkit.errors.DeviceCommandError` on status != 0."""
+        result = self.run_status(cmd, timeout, idempotent=idempotent)
+        if not result.ok:
+            raise DeviceCommandError(
+                f"{self.what}: {cmd!r} failed (status {result.exit_status})",
+                last_output=result.output,
+            )
+        return result.output
+
+    def _answer(self, frame: Frame, timeout: float) -> CommandResult:
+        """Collect text up to the end marker and parse it; Corrupted if it never comes whole."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while True:
+            left = deadline - time.monotonic()
+            found = self.console.try_expect([frame.end, self.prompt_end], max(0.0, left))
+            if found is None:
+                if "syntax error" in self.console.pending_text:
+                    raise DeviceCommandError(
+                        f"{self.what}: syntax error in {frame.line!r}",
+                        last_output=self.console.tail(),
+                    )
+                raise DeviceTimeout(
+                    f"{self.what} did not finish a command within {timeout:g} s",
+                    hint="a command that takes longer needs a longer timeout",
+                    last_output=self.console.tail(),
+                )
+            text += found.before
+            if found.index == 0:
+                result = self.parse(frame, text, found.match)
+                # Consume the prompt that follows, so the next line starts clean.
+                self.console.try_expect(self.prompt_end, 5.0)
+                return result
+            text += found.text
+            # A prompt and then silence, and no end marker: the marker was damaged (or the
+            # line never ran, e.g. a syntax error). Output that merely contains the prompt's
+            # text goes on, and then we keep waiting for the marker.
+            self.console.try_expect(_NEVER, PROMPT_QUIET)
+            if not self.console.pending_text:
+                if "syntax error" in text:
+                    raise DeviceCommandError(
+                        f"{self.what}: syntax error in {frame.line!r}", last_output=text
+                    )
+                raise Corrupted("the prompt came back without an intact end marker")

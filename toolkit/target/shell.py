@@ -1,0 +1,181 @@
+"""The Linux shell driver: a root shell on the serial console, every answer checksummed.
+
+Commands run through the one :class:`~toolkit.target.runner.Runner` (echo checked before
+Enter). The framed line (``N`` a fresh random nonce)::
+
+    echo '_rk''b_N'; { eval 'CMD'; } >/tmp/.rkN 2>&1; r_=$?; cat /tmp/.rkN; echo;
+    h_=$(sha256sum </tmp/.rkN); rm -f /tmp/.rkN; echo "_rk_e_N_${r_}_${h_%% *}_"
+
+runs the command in the shell itself (``cd`` and variables persist), keeps its output (stdout
+and stderr, as the console showed them before) in a file, prints it, and then an end marker with
+the exit status and the sha256 of the output **as the device computed it**. The host hashes what
+it received; any flipped, lost or doubled byte in the output, or in the marker, means the answer
+is read again (every read is idempotent), never believed. ``eval`` keeps a trailing
+``# comment``, a ``&`` or a syntax error in ``CMD`` from swallowing the end marker. Needs
+``sha256sum`` and a writable ``/tmp`` on the device (busybox and OpenWrt have both).
+
+Reads of device state go through here: :meth:`LinuxShell.read_json` (fwinfo, selftest, slots),
+:meth:`LinuxShell.read_file` (``/etc/firmware-version``), :meth:`LinuxShell.check`. The prompt
+comes from the board profile (``console.linux_prompt``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import time
+from collections.abc import Callable
+from typing import Any
+
+from toolkit.boards import Board
+from toolkit.errors import DeviceTimeout, VerifyError
+from toolkit.protocol.console import CommandResult, Console
+from toolkit.target.runner import Corrupted, Frame, Runner
+
+_SYNC_RETRY = 5.0  # seconds a sync line may take before it is typed again during a boot
+_JSON_READS = 3
+
+
+class LinuxShell(Runner):
+    """Run commands in a root shell on ``console`` (prompt from ``board``'s profile)."""
+
+    what = "the Linux shell"
+
+    def __init__(self, console: Console, board: Board, *, attempts: int | None = None) -> None:
+        super().__init__(console, str(board.require("console.linux_prompt")))
+        if attempts is not None:
+            self.attempts = attempts
+        self.board = board
+        self.boot_timeout = float(board.get("console.linux_boot_timeout", 90.0))
+        self.kernel_banner = str(board.get("console.kernel_banner", "Starting kernel"))
+
+    # --- getting to the shell -------------------------------------------------------------
+
+    def wait_boot(
+        self, timeout: float | None = None, on_kernel: Callable[[], None] | None = None
+    ) -> None:
+        """Wait for the shell's first prompt during a boot watched from the start, then sync.
+
+        A prompt is only believed after the kernel started, at the end of the output, and when
+        nothing follows it for a moment: boot output such as U-Boot's ``virtio read: ... block
+        # `` ends in ``# `` whenever a read happens to stop right there. Nothing is typed before
+        the prompt: keys pressed during the boot would be echoed into the shell's first line.
+        """
+        deadline = time.monotonic() + (self.boot_timeout if timeout is None else timeout)
+        self.console.expect(self.kernel_banner, timeout=max(0.1, deadline - time.monotonic()))
+        if on_kernel is not None:
+            on_kernel()
+        if not self.wait_quiet_prompt(max(0.1, deadline - time.monotonic())):
+            raise DeviceTimeout(
+                f"{self.console.name}: no Linux shell prompt {self.prompt!r} after the kernel started",
+                hint="did the kernel boot? the console tail shows how far it got",
+                last_output=self.console.tail(),
+            )
+        self.sync(timeout=max(2.0, min(10.0, deadline - time.monotonic())))
+
+    def wait_for_shell(self, timeout: float | None = None, poke_interval: float = 1.0) -> None:
+        """Press Enter every ``poke_interval`` s until a shell prompt answers, then sync.
+
+        Raises :class:`~toolkit.errors.DeviceTimeout` (with the console tail) after ``timeout``
+        (default ``console.linux_boot_timeout``) seconds.
+        """
+        limit = self.boot_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        patience = _SYNC_RETRY
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeviceTimeout(
+                    f"{self.console.name}: no Linux shell prompt {self.prompt!r} within {limit:g} s",
+                    hint="did the kernel boot? the console tail shows how far it got",
+                    last_output=self.console.tail(),
+                )
+            self.console.sendline()
+            if not self.console.try_expect(self.prompt_end, min(poke_interval, left)):
+                continue
+            # A "# " late in the boot log is not always the shell, and a line typed before
+            # init hands the tty to the shell can be half lost. So a sync that does not answer
+            # in a while is typed again (with a new marker) until the deadline, never waited
+            # on forever; each wait twice the one before, for a shell that is merely slow.
+            try:
+                self.sync(timeout=max(1.0, min(patience, deadline - time.monotonic())), attempts=1)
+                return
+            except DeviceTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                # Ctrl-C (sent by the next sync) also drops a half line ash holds at "> ".
+                patience *= 2
+
+    def answers(self, timeout: float = 2.0) -> bool:
+        """Ctrl-C at a shell gives a fresh prompt (and stops anything a test left running).
+
+        A third of the cost of a marker-echo command: busybox ash on this console takes
+        ~100 ms to echo and run a marker line, ~35 ms to answer Ctrl-C with a prompt.
+        """
+        self.console.flush_input()
+        self.console.write(b"\x03")
+        return self.console.try_expect(self.prompt_end, timeout) is not None
+
+    def interrupt(self) -> None:
+        """Send Ctrl-C (stop a running command) and resync the prompt."""
+        self.console.write(b"\x03")
+        self.sync()
+
+    # --- the runner's framing ------------------------------------------------------------------
+
+    def frame(self, cmd: str, nonce: str) -> Frame:
+        out = f"/tmp/.rk{nonce}"
+        line = (
+            f"echo '_rk''b_{nonce}'; {{ eval {shlex.quote(cmd)}; }} >{out} 2>&1; r_=$?; "
+            f"cat {out}; echo; h_=$(sha256sum <{out}); rm -f {out}; "
+            f'echo "_rk_e_{nonce}_${{r_}}_${{h_%% *}}_"'
+        )
+        return Frame(line, re.compile(rf"_rk_e_{nonce}_(\d+)_([0-9a-f]{{64}})_(?=\n)"), nonce)
+
+    def parse(self, frame: Frame, before: str, end: re.Match[str]) -> CommandResult:
+        begin = f"\n_rkb_{frame.nonce}\n"
+        at = before.find(begin)
+        if at < 0 or not before.endswith("\n"):
+            raise Corrupted("no intact begin marker")
+        output = before[at + len(begin) : -1]  # the shell's own `echo` added the last newline
+        if hashlib.sha256(output.encode("utf-8", "surrogateescape")).hexdigest() != end.group(2):
+            raise Corrupted("the output does not match the checksum the device computed")
+        return CommandResult(int(end.group(1)), output)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def run_status(
+        self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True
+    ) -> CommandResult:
+        """Run ``cmd``; its exit status and output (echo, markers, prompt and the output's
+        last newline removed), checksummed (see the module docstring)."""
+        result = self.execute(cmd, timeout, idempotent=idempotent)
+        return CommandResult(result.exit_status, result.output.removesuffix("\n"))
+
+    run = run_status
+
+    def read_file(self, path: str, timeout: float = 30.0) -> str:
+        """The exact text of ``path`` on the device (checksummed; newlines kept)."""
+        result = self.execute(f"cat {shlex.quote(path)}", timeout)
+        if not result.ok:
+            raise VerifyError(f"cannot read {path} on the device", last_output=result.output)
+        return result.output
+
+    def read_json(self, cmd: str, timeout: float = 30.0) -> Any:
+        """The JSON document ``cmd`` prints (the text from its first ``{``/``[`` to the last
+        ``}``/``]``), from a checksummed answer. Raises
+        :class:`~toolkit.errors.VerifyError` when the device's answer is not JSON.
+        """
+        output = ""
+        for _ in range(_JSON_READS):
+            output = self.check(cmd, timeout)
+            starts = [i for i in (output.find("{"), output.find("[")) if i >= 0]
+            stop = max(output.rfind("}"), output.rfind("]"))
+            if starts and stop > min(starts):
+                try:
+                    return json.loads(output[min(starts) : stop + 1])
+                except ValueError:
+                    continue
+        raise VerifyError(f"{cmd!r} did not print JSON", last_output=output)
