@@ -22,6 +22,8 @@ def keys() -> None:
       routerkit keys generate release-2026
       routerkit keys export release-2026 --out release-2026.pub
       routerkit keys trust ci-nightly.pub
+      routerkit keys export release-2026 --fit --out release-2026.fit.crt
+      routerkit keys trust release-2026.fit.crt     # U-Boot on your samples boots their FITs
       routerkit keys list
     """
 
@@ -89,12 +91,28 @@ def list_keys() -> None:
 @keys.command()
 @click.argument("name")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option("--fit", "fit_cert", is_flag=True,
+              help="Export the key's FIT certificate (RSA, what U-Boot checks at boot) instead.")
 @output_options
-def export(name: str, out: Path | None) -> None:
-    """Print (or write) the public key NAME in signify format, to hand to others."""
+def export(name: str, out: Path | None, fit_cert: bool) -> None:
+    """Print (or write) the public key NAME in signify format, to hand to others.
+
+    With --fit: the X.509 certificate of the RSA twin that signs the FIT configurations of
+    images signed by NAME, for the control DTB of the boards that should boot them."""
     from toolkit.firmware import keys as keyring
     from toolkit.record import atomic_write
 
+    if fit_cert:
+        from toolkit.firmware.fitkeys import fit_key
+
+        keyring.export_public(name)  # the signing key must exist: never invent a FIT key
+        cert = fit_key(name).cert.read_bytes()
+        if out is not None:
+            atomic_write(out, cert)
+        emit({"ok": True, "name": name, "fit_certificate": cert.decode(),
+              "path": str(out) if out else None},
+             f"wrote {out} (FIT certificate of {name})" if out else cert.decode().rstrip("\n"))
+        return
     public = keyring.export_public(name)
     text = public.to_bytes()
     if out is not None:
@@ -109,11 +127,25 @@ def export(name: str, out: Path | None) -> None:
 @click.option("--name", help="File name in the keyring (default: the key id).")
 @output_options
 def trust(file: Path, name: str | None) -> None:
-    """Trust the public key FILE (signify/usign .pub) for verifying images."""
+    """Trust the public key FILE (signify/usign .pub) for verifying images.
+
+    A FIT certificate (NAME.fit.crt from `keys export --fit`) is trusted for verified boot
+    instead: the samples this machine starts let U-Boot boot FITs signed by that key. Its name
+    must be the signer's key name (default: FILE's name without .fit.crt)."""
     from toolkit.firmware import keys as keyring
     from toolkit.firmware.signify import PublicKey
 
-    public = PublicKey.from_bytes(file.read_bytes(), str(file))
+    data = file.read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN CERTIFICATE-----"):
+        from toolkit.firmware.fitkeys import CERT_SUFFIX, trust_fit_certificate
+
+        stem = file.name[: -len(CERT_SUFFIX)] if file.name.endswith(CERT_SUFFIX) else file.stem
+        path = trust_fit_certificate(data, name or stem, str(file))
+        emit({"ok": True, "fit_certificate": True, "name": name or stem, "path": str(path)},
+             f"trusted FIT certificate {name or stem} for verified boot ({path}); "
+             "samples started from now on boot FITs it signed")
+        return
+    public = PublicKey.from_bytes(data, str(file))
     path = keyring.trust_key(public, name=name)
     emit({"ok": True, "keyid": public.keyid, "path": str(path)},
          f"trusted key {public.keyid} ({path})")

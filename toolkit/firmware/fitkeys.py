@@ -154,6 +154,35 @@ def trusted_fit_keys() -> list[FitKey]:
     return [found[name] for name in sorted(found)]
 
 
+def trust_fit_certificate(pem: bytes, name: str, source: str = "certificate") -> Path:
+    """Trust another signer's FIT certificate (``keys trust NAME.fit.crt``): the samples this
+    machine starts will boot FITs that key signed. ``name`` must be the signer's FIT key name
+    (the ``key-name-hint`` in their FITs: the name of their signing key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    keysmod._check_name(name)
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise ConfigError(f"{source}: not a PEM X.509 certificate") from None
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey) or public.key_size != KEY_BITS:
+        raise ConfigError(
+            f"{source}: U-Boot here verifies {FIT_ALGO} only; this certificate holds another key"
+        )
+    dest = keysmod.trusted_dir() / f"{name}{CERT_SUFFIX}"
+    if dest.exists() and dest.read_bytes() != pem:
+        raise ConfigError(
+            f"a different FIT certificate named {name!r} is already trusted ({dest})",
+            hint="pass --name to store it under another name, or remove the old file",
+        )
+    from toolkit.record import atomic_write
+
+    atomic_write(dest, pem)
+    return dest
+
+
 @contextlib.contextmanager
 def mkimage_keydir(keys: Iterable[FitKey]) -> Iterator[Path]:
     """A private temp dir laid out as ``mkimage -k`` wants it: ``<name>.key`` + ``<name>.crt``."""
