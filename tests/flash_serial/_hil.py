@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 from toolkit.boards import load_board
 from toolkit.journeys.flash_serial_device import Device
 from toolkit.protocol.console import Console
-from toolkit.protocol.uboot import UBoot
 from toolkit.sample.qmp import QMPClient
+from toolkit.target.uboot import UBoot
 from toolkit.targets import QEMU_GUEST_IP, QEMU_HOST_IP, Target
 from toolkit.transport import open_serial
 
@@ -56,8 +55,7 @@ def running(state: Any, *, reset: bool = True, timeout: float = 120.0) -> tuple[
     (``fwinfo`` would also hash both slots: seconds per call, and the journey already runs it).
     ``reset=False``: the sample was just powered on and waits for its first console client.
     """
-    from toolkit.protocol.shell import LinuxShell
-    from toolkit.sample.watch import wait_linux_prompt
+    from toolkit.target.shell import LinuxShell
 
     board = load_board(state.board)
     with Console(open_serial(state.serial_url), name="boot check") as console:
@@ -66,8 +64,9 @@ def running(state: Any, *, reset: bool = True, timeout: float = 120.0) -> tuple[
                 qmp.system_reset()
         UBoot(console, board).interrupt_autoboot()
         console.sendline(str(board.get("console.boot_command", "boot")))
-        wait_linux_prompt(console, board, time.monotonic() + timeout)
-        out = LinuxShell(console, board).check("cat /etc/firmware-version; cat /proc/cmdline", timeout=30)
+        shell = LinuxShell(console, board)
+        shell.wait_boot(timeout=timeout)
+        out = shell.check("cat /etc/firmware-version; cat /proc/cmdline", timeout=30)
     version = out.strip().splitlines()[0].strip()
     slot = re.search(r"\brk\.slot=([A-Za-z0-9]+)", out)
     assert slot is not None, f"no rk.slot= on the kernel command line: {out!r}"

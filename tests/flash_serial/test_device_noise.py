@@ -12,7 +12,7 @@ from toolkit.boards import load_board
 from toolkit.errors import TransferError
 from toolkit.journeys.flash_serial_device import Device
 from toolkit.protocol.console import Console
-from toolkit.protocol.uboot import UBoot
+from toolkit.target.uboot import UBoot
 from toolkit.testing.fake import FakeUBoot
 
 

@@ -14,7 +14,7 @@ import pytest
 from toolkit.boards import load_board
 from toolkit.journeys.flash_serial_device import STATE_VARS, Device, parse_state_env
 from toolkit.protocol.console import Console
-from toolkit.protocol.uboot import UBoot
+from toolkit.target.uboot import UBoot
 from toolkit.testing.fake import FakeUBoot
 
 HOSTILE = b"rk_active=B\nrk_tries=1\nbootcmd=run evil\npreboot=reset\nbootdelay=-2\nrk_x=1\n"

@@ -38,8 +38,8 @@ from toolkit.journeys.flash_serial_device import Device
 from toolkit.journeys.flash_serial_transfer import Loader, bench_has_tftp, make_loader
 from toolkit.journeys.steps import Steps
 from toolkit.protocol.console import Console
-from toolkit.protocol.uboot import UBoot
 from toolkit.record import Journal
+from toolkit.target.uboot import UBoot
 from toolkit.targets import Target
 
 CHUNK_ATTEMPTS = 5  # load + crc32 in RAM + write + read back, per chunk
@@ -343,27 +343,30 @@ def read_back(run: _Run, slot: Slot) -> None:
 def reset_and_boot(run: _Run) -> None:
     """Reset, skip the autoboot countdown, boot, and wait for the Linux shell."""
     assert run.device is not None and run.console is not None
-    from toolkit.sample.watch import wait_linux_prompt
+    from toolkit.target.shell import LinuxShell
 
     limit = run.options.timeout or float(run.board.get("console.linux_boot_timeout", 90.0))
     run.console.sendline("reset")
     run.device.uboot.interrupt_autoboot()
     run.console.sendline(str(run.board.get("console.boot_command", "boot")))
-    wait_linux_prompt(run.console, run.board, time.monotonic() + limit)
+    LinuxShell(run.console, run.board).wait_boot(timeout=limit)
 
 
 def verify_running(run: _Run, slot: str) -> dict[str, Any]:
-    """``/sbin/fwinfo`` and ``/etc/firmware-version`` must name the new image and slot."""
+    """``/sbin/fwinfo`` and ``/etc/firmware-version`` must name the new image and slot.
+
+    Both are read through the shell driver, which checks each answer against a checksum the
+    device computed: a flipped bit on the console is read again, never taken for the wrong
+    version or board.
+    """
     assert run.console is not None
-    from toolkit.protocol.shell import LinuxShell
+    from toolkit.target.shell import LinuxShell
 
     shell = LinuxShell(run.console, run.board)
-    raw = shell.check("/sbin/fwinfo", timeout=30.0)
-    try:
-        info = json.loads(raw[raw.index("{") : raw.rindex("}") + 1])
-    except ValueError:
-        raise VerifyError("fwinfo did not print JSON", last_output=raw) from None
-    version_file = shell.check("cat /etc/firmware-version").strip()
+    info = shell.read_json("/sbin/fwinfo", timeout=30.0)
+    if not isinstance(info, dict):
+        raise VerifyError("fwinfo did not print a JSON object", last_output=str(info))
+    version_file = shell.read_file("/etc/firmware-version").strip()
     info["firmware_version_file"] = version_file
     run.journal.append("running_version", version=info.get("version"), slot=info.get("running_slot"), source="fwinfo")
     if info.get("version") != run.version or version_file != run.version or info.get("running_slot") != slot:

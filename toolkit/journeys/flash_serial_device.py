@@ -1,11 +1,13 @@
-"""What the serial flash does at the U-Boot prompt: safe commands, loads, slot I/O, the switch.
+"""What the serial flash does at the U-Boot prompt: loads, slot I/O, the switch.
 
-Why commands are typed twice-checked: on a noisy line a flipped bit in
-``virtio write 0x50000000 0x14800 0x200`` can turn the block number into one inside the
-*active* slot. So every command is typed without Enter, its echo must come back exactly, and
-only then is Enter pressed; anything else gets Ctrl-C (U-Boot drops the line) and a retry. The
-exit status comes back through hush's ``$?`` between random markers (see ``UBoot.run_status``).
-Everything board-specific (commands, addresses, slots) comes from the board profile.
+Every command goes through the U-Boot driver (:mod:`toolkit.target.uboot`) and its one command
+runner: typed without Enter, its echo checked (on a noisy line a flipped bit in
+``virtio write 0x50000000 0x14800 0x200`` could turn the block number into one inside the
+*active* slot, so a wrong echo gets Ctrl-C and is typed again, never run), the exit status read
+between nonce markers, and a damaged answer run again (every command the flash sends is
+idempotent: set, load, write or read the same thing). Reads of device state (``printenv``,
+``md.b``) are asked until two answers agree. Everything board-specific (commands, addresses,
+slots) comes from the board profile.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -22,9 +23,8 @@ from toolkit.boards import Board, Slot
 from toolkit.errors import DeviceCommandError, DeviceTimeout, TransferError, VerifyError
 from toolkit.protocol import xymodem
 from toolkit.protocol.console import Console
-from toolkit.protocol.uboot import UBoot
+from toolkit.target.uboot import UBoot
 
-_CRC = re.compile(r"==> ([0-9a-fA-F]{8})")
 _TOTAL = re.compile(r"## Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes")
 _MD_LINE = re.compile(r"^[0-9a-fA-F]{8}:((?: [0-9a-fA-F]{2}){1,16})", re.M)
 
@@ -55,7 +55,6 @@ class Device:
 
     uboot: UBoot
     board: Board
-    attempts: int = 6
     # X/YMODEM block size: 1024 until a transfer fails, then 128 for the rest of the session
     # (on a noisy line each bit error costs U-Boot's 2 s flush; a small block catches fewer).
     serial_block: int = 1024
@@ -74,89 +73,21 @@ class Device:
 
     # --- commands ------------------------------------------------------------------------
 
+    def run(self, cmd: str, timeout: float = 30.0) -> str:
+        """Run ``cmd`` through the U-Boot driver; its output; status != 0 raises
+        :class:`~toolkit.errors.DeviceCommandError`."""
+        return self.uboot.run(cmd, timeout)
+
     def recover(self) -> None:
         """Drop whatever half-typed line or garbage is there and get a synced prompt."""
-        last: Exception | None = None
-        for _ in range(4):
-            try:
-                self.console.write(b"\x03")
-                self.console.flush_input(quiet=0.1, timeout=1.0)
-                self.uboot.sync_prompt(timeout=6.0)
-                return
-            except DeviceTimeout as exc:
-                last = exc
-        raise DeviceTimeout(
-            "U-Boot stopped answering", hint="check the serial line", last_output=self.console.tail()
-        ) from last
-
-    def type_checked(self, line: str, quiet: float = 0.3) -> bool:
-        """Type ``line`` without Enter; True if its echo came back exactly.
-
-        False as soon as an echo has started and then stops short of it for ``quiet`` s (a
-        flipped or lost character never completes the match; no need to wait out the whole
-        timeout). A slow link that has not echoed anything yet gets the whole timeout.
-        """
-        before = seen = len(self.console.pending_text)
-        self.console.write(line.encode())
-        deadline = time.monotonic() + 2.0 + len(line) / 200
-        while time.monotonic() < deadline:
-            if self.console.try_expect(line, quiet) is not None:
-                return True
-            pending = len(self.console.pending_text)
-            if pending == seen > before:
-                return False  # an echo came, then nothing new for `quiet` s, and not the line
-            seen = pending
-        return False
-
-    def run(self, cmd: str, timeout: float = 30.0) -> str:
-        """Run ``cmd`` with an echo-checked line; return its output; raise on status != 0.
-
-        When the prompt comes back but the status marker is garbled, the command is run again:
-        every command the flash sends is idempotent (set, load, write or read the same thing).
-        """
-        for _ in range(self.attempts):
-            nonce = secrets.token_hex(3)
-            line = f"echo rk-b''eg.{nonce}; {cmd}; echo rk-rc=$?.{nonce}"
-            if not self.type_checked(line):
-                self.recover()
-                continue
-            self.console.write(b"\n")
-            marker = re.compile(rf"rk-rc=(\d+)\.{nonce}(?=\n)")
-            found = self.console.try_expect([marker, self.uboot.prompt_pattern], timeout)
-            if found is None or found.index != 0:
-                self.recover()
-                continue
-            self.console.try_expect(self.uboot.prompt_pattern, 5.0)
-            text = found.before
-            begin = text.find(f"rk-beg.{nonce}\n")
-            output = text[begin + len(nonce) + 8 :] if begin >= 0 else text
-            status = int(found.match.group(1))
-            if status != 0:
-                raise DeviceCommandError(
-                    f"U-Boot command {cmd!r} failed (status {status})", last_output=output
-                )
-            return output
-        raise DeviceTimeout(
-            f"U-Boot did not run {cmd!r} cleanly after {self.attempts} tries (a noisy line?)",
-            last_output=self.console.tail(),
-        )
+        self.uboot.recover()
 
     def crc32(self, addr: int, length: int) -> int:
-        output = self.run(f"crc32 {addr:#x} {length:#x}", timeout=60.0)
-        match = _CRC.search(output)
-        if match is None:
-            raise DeviceCommandError("no crc32 result in U-Boot's answer", last_output=output)
-        return int(match.group(1), 16)
+        return self.uboot.crc32(addr, length, timeout=60.0)
 
     def crc32_is(self, addr: int, length: int, expected: int) -> bool:
         """True if RAM holds ``expected``; a mismatch is asked twice (noise on the answer)."""
-        for _ in range(2):
-            try:
-                if self.crc32(addr, length) == expected:
-                    return True
-            except DeviceCommandError:
-                continue
-        return False
+        return self.uboot.crc32_is(addr, length, expected, timeout=60.0)
 
     # --- slots -------------------------------------------------------------------------
 
@@ -210,7 +141,7 @@ class Device:
         try:
             self.run(f"fatload {self._fat()} {self.scratch_addr:#x} {state}")
             self.run(f"env import -t {self.scratch_addr:#x} ${{filesize}} {' '.join(STATE_VARS)}")
-            values = parse_state_env(self.run("printenv rk_active"))
+            values = parse_state_env(self.uboot.read("printenv rk_active"))
         except DeviceCommandError:
             return "A"  # boot.scr's rule: no state file (or no rk_active in it) means slot A
         slot = values.get("rk_active", "A")
@@ -257,7 +188,7 @@ class Device:
 
     def dump(self, addr: int, length: int) -> bytes:
         """RAM bytes through ``md.b`` (U-Boot has no binary upload)."""
-        output = self.run(f"md.b {addr:#x} {length:#x}", timeout=30.0)
+        output = self.uboot.read(f"md.b {addr:#x} {length:#x}", timeout=30.0)
         data = bytearray()
         for match in _MD_LINE.finditer(output):
             data += bytes.fromhex(match.group(1).replace(" ", ""))
@@ -268,7 +199,7 @@ class Device:
     def load_serial(self, data: bytes, addr: int, protocol: str, progress: xymodem.Progress | None) -> int:
         """Send ``data`` to RAM by ``loady``/``loadx``; returns bytes put on the line."""
         command = {"ymodem": "loady", "xmodem": "loadx"}[protocol]
-        if not self.type_checked(f"{command} {addr:#x}"):
+        if not self.uboot.type_checked(f"{command} {addr:#x}"):
             self.recover()
             raise TransferError(f"could not type {command} (line noise?)")
         self.console.write(b"\n")
@@ -293,9 +224,11 @@ class Device:
             self.abort_transfer()
             raise
         # U-Boot says "## Total Size = 0x... = N Bytes" (or why it stopped) and gives the prompt back.
-        found = self.console.try_expect(self.uboot.prompt_pattern, 10.0)
-        said = found.before if found is not None else self.console.tail()
-        if found is None or "incomplete" in said or "aborted" in said:
+        said = self.uboot.wait_prompt(10.0)
+        if said is None:
+            said = self.console.tail()
+            self.recover()
+        elif "incomplete" in said or "aborted" in said:
             self.recover()
         total = _TOTAL.search(said)
         if protocol == "ymodem" and (total is None or int(total.group(1)) != len(data)):

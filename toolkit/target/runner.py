@@ -139,6 +139,12 @@ class Runner:
             last_output=self.console.tail(),
         ) from last
 
+    def wait_prompt(self, timeout: float) -> str | None:
+        """Wait for the prompt to come back at the end of the output; the text before it
+        (``None`` if it did not come within ``timeout``)."""
+        found = self.console.try_expect(self.prompt_end, timeout)
+        return None if found is None else found.before
+
     def wait_quiet_prompt(self, timeout: float) -> bool:
         """Wait for the prompt as the last thing received, with nothing after it for a moment."""
         deadline = time.monotonic() + timeout
