@@ -109,3 +109,20 @@ def test_firmware_inspect_shows_a_dev_image_loudly(tmp_path: Path) -> None:
     result = build_image("7.4.0", out=tmp_path, epoch=EPOCH, source_revision="r", dev=True)
     out = CliRunner().invoke(cli, ["firmware", "inspect", str(result.path)])
     assert "DEVELOPMENT IMAGE" in out.output
+
+
+def test_device_trust_adds_a_key_the_device_accepts(tmp_path: Path) -> None:
+    """Key rotation: an image signed by the old key can make the device trust the new one."""
+    from toolkit.firmware import keys
+
+    new = keys.generate("next-release", trust=False)
+    pub = tmp_path / "next.pub"
+    pub.write_bytes(new.public_key().to_bytes())
+    result = build_image("7.5.0", out=tmp_path, epoch=EPOCH, source_revision="r",
+                         device_trust=(pub,))
+    files, problems = _scan(result.path, tmp_path)
+    meta = parse(result.path).metadata
+    assert problems == []
+    assert meta["device_trusted_keys"] == [meta["signer"], new.keyid]
+    assert f"etc/routerkit/trusted-keys/{new.keyid}.pub" in files
+    assert files[f"etc/routerkit/trusted-keys/{new.keyid}.pub"][4] == pub.read_bytes()

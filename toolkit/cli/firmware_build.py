@@ -20,9 +20,13 @@ from toolkit.cli._app import App, emit, get_app, output_options
 @click.option("--dev", is_flag=True,
               help="DEVELOPMENT image: the committed test key may log in as root. Local dev key "
                    "only; marked in the metadata; never for a real device.")
+@click.option("--device-trust", "device_trust", multiple=True, metavar="KEY.pub",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Another signing key the flashed device will accept upgrades from "
+                   "(repeatable): how a fleet moves to a new key.")
 @output_options
 def build(version: str, board: str, out: Path | None, key: str | None, refresh: bool,
-          dev: bool) -> None:
+          dev: bool, device_trust: tuple[Path, ...]) -> None:
     """Build the reference firmware image VERSION for BOARD, reproducibly.
 
     The same inputs give a byte-identical image. The first build downloads the arm64 guest
@@ -40,7 +44,7 @@ def build(version: str, board: str, out: Path | None, key: str | None, refresh: 
 
     app = get_app()
     result = build_image(version, board, out=out, key=key, reporter=app.reporter(),
-                         refresh=refresh, dev=dev)
+                         refresh=refresh, dev=dev, device_trust=device_trust)
     data = result.to_dict()
 
     def human(_app: App) -> None:

@@ -178,6 +178,20 @@ def prune(directory: Path, pattern: str, keep: int) -> None:
             sibling.unlink(missing_ok=True)
 
 
+def _device_keys(signer: Any, extra: tuple[Path, ...]) -> tuple[tuple[str, bytes], ...]:
+    """(keyid, signify public key file) for the signer, then each extra key, no duplicates."""
+    from toolkit.firmware.signify import PublicKey
+
+    keys = {signer.keyid: signer.public_key().to_bytes()}
+    for path in extra:
+        try:
+            public = PublicKey.from_bytes(Path(path).read_bytes(), str(path))
+        except OSError as exc:
+            raise BuildError(f"--device-trust {path}: {exc.strerror or exc}") from None
+        keys.setdefault(public.keyid, public.to_bytes())
+    return tuple(keys.items())
+
+
 def build_image(
     version: str,
     board: str | Board = "es-virt",
@@ -190,13 +204,15 @@ def build_image(
     use_cache: bool = True,
     refresh: bool = False,
     dev: bool = False,
+    device_trust: tuple[Path, ...] = (),
 ) -> BuildResult:
     """Build and sign the reference firmware ``version`` for ``board``.
 
     ``out`` is a directory (the image is ``<board>-<version>.img`` in it) or a file path
     ending in ``.img``; default: the firmware cache. ``key`` is a secret key name or path
     (default: this machine's development key); the device will accept upgrades signed by that
-    same key. ``dev=True`` also lets the committed TEST client key log in as root: only with
+    same key, and by the keys in ``device_trust`` (signify ``.pub`` files: how devices move to
+    a new signing key, through an image signed by the old one). ``dev=True`` also lets the committed TEST client key log in as root: only with
     the development key, and marked in the metadata (``"development": true``), so that
     ``inspect`` and ``flash`` show and police it. ``use_cache=False`` rebuilds the kernel
     and FIT from the guest packages (the reproducibility test uses it); ``refresh=True``
@@ -221,7 +237,7 @@ def build_image(
         )
     signer = load_secret(key) if key is not None else dev_key()
     trust = initramfsmod.DeviceTrust(
-        signing_keys=((signer.keyid, signer.public_key().to_bytes()),),
+        signing_keys=_device_keys(signer, device_trust),
         dev_authorized_key=test_client_public_key() if dev else None,
     )
     guest = fetch_guest(reporter, refresh=refresh)
@@ -238,7 +254,7 @@ def build_image(
         "source_revision": source_revision or default_revision(),
         "kernel": info["kernel_abi"],
         # The keys the device will accept sysupgrade images from (it checks them itself).
-        "device_trusted_keys": [signer.keyid],
+        "device_trusted_keys": [name for name, _ in trust.signing_keys],
     }
     if dev:
         metadata["development"] = True
