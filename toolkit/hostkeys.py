@@ -375,9 +375,12 @@ def read_console_host_keys(shell: _Shell, *, timeout: float = 20.0) -> list[str]
     """The device's SSH host public key line(s), read over its serial console.
 
     This is the one place that reads a host key from a device. A serial line can garble
-    a byte, and a garbled key must not look like a man-in-the-middle: ``rk-settings hostkey``
-    prints the key line and the sha256 of that line, and a read counts only when they agree
-    (else it is read again). Firmware without ``rk-settings`` is read until two reads agree.
+    a byte, and a garbled key must not look like a man-in-the-middle. ``shell`` is the shell
+    driver (:class:`toolkit.target.shell.LinuxShell`), whose every answer is checked against a
+    sha256 the device computed and read again on a mismatch; on top of that
+    ``rk-settings hostkey`` prints the key line and the sha256 of that line, and a read counts
+    only when they agree (else it is read again). Firmware without ``rk-settings`` is read
+    until two reads agree.
     Raises :class:`DeviceCommandError` when no clean read comes within a few tries.
     """
     import hmac

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-import shlex
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,29 +12,33 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from toolkit.cli import root
+from toolkit.testing.fake_shell import FakeShell
 from toolkit.testing.fake_ssh import FakeSSHDevice
 
-PROMPT = b"# "  # es-virt's console.linux_prompt
-RUN = re.compile(r"echo '__rk''_beg_(\w+)__'; eval (.*); echo \"__rk_rc=\$\?__\w+\"")
+PROMPT = "# "  # es-virt's console.linux_prompt
 
 
 @contextlib.contextmanager
 def fake_console() -> Iterator[int]:
-    """A serial console on socket://: a root shell answering from an in-memory device."""
+    """A serial console on socket://: a root shell (toolkit.testing's FakeShell: echo, Ctrl-C,
+    framed commands) answering from an in-memory device."""
     device = FakeSSHDevice(version="1.0.0")
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
 
+    def run(command: str) -> tuple[str, int]:
+        status, out, err = device.execute(command)
+        return out + err, status
+
     def serve() -> None:
+        shell = FakeShell(commands=run, prompt=PROMPT)
         with contextlib.suppress(OSError):
             conn, _ = server.accept()
             with conn:
-                pending = b""
                 while chunk := conn.recv(4096):
-                    pending += chunk
-                    while b"\n" in pending:
-                        line, pending = pending.split(b"\n", 1)
-                        conn.sendall(line + b"\r\n" + _answer(device, line.decode().strip()) + PROMPT)
+                    shell.write(chunk)
+                    if answer := shell.read(1 << 20, 0):
+                        conn.sendall(answer)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -45,15 +47,6 @@ def fake_console() -> Iterator[int]:
     finally:
         server.close()
         thread.join(timeout=5)
-
-
-def _answer(device: FakeSSHDevice, line: str) -> bytes:
-    found = RUN.fullmatch(line)
-    if not found:
-        return b""
-    nonce, (command,) = found.group(1), shlex.split(found.group(2))
-    status, out, err = device.execute(command)
-    return f"__rk_beg_{nonce}__\r\n{out}{err}__rk_rc={status}__{nonce}\r\n".replace("\n", "\r\n").encode()
 
 
 def test_trace_file_has_both_directions_and_vv_logs_go_to_stderr_only(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import pytest
 from toolkit import sample
 from toolkit.boards import load_board
 from toolkit.protocol.console import Console
-from toolkit.protocol.shell import LinuxShell
 from toolkit.sample.watch import connect, wait_ssh_banner, watch_boot
+from toolkit.target.shell import LinuxShell
 
 pytestmark = pytest.mark.hil
 

@@ -26,7 +26,7 @@ from toolkit.targets import Target
 
 if TYPE_CHECKING:
     from toolkit.hostkeys import HostKeyContext
-    from toolkit.protocol.shell import LinuxShell
+    from toolkit.target.shell import LinuxShell
     from toolkit.transport.ssh import SSHConnection
 
 #: One round trip: fwinfo, a separator, selftest. ``command -v`` first tries the profile's
@@ -34,12 +34,12 @@ if TYPE_CHECKING:
 MARK = "@@routerkit-selftest@@"
 
 
+FWINFO = "f=$(command -v /sbin/fwinfo || command -v fwinfo) && $f"
+SELFTEST = "s=$(command -v /usr/bin/selftest || command -v selftest) && $s"
+
+
 def _probe_command() -> str:
-    return (
-        "f=$(command -v /sbin/fwinfo || command -v fwinfo) && $f; "
-        f"echo {MARK}; "
-        "s=$(command -v /usr/bin/selftest || command -v selftest) && $s"
-    )
+    return f"{FWINFO}; echo {MARK}; {SELFTEST}"
 
 
 def verify(
@@ -91,9 +91,25 @@ def _over_ssh(target: Target, ssh: SSHConnection | None, accept_new: bool, repor
 
 
 def _over_serial(target: Target) -> tuple[str, int]:
+    """fwinfo and selftest, each read as JSON through the shell driver: its answers carry a
+    checksum the device computed, so a flipped bit is read again, never reported (a garbled
+    answer once made the board look like another one). What is not JSON is passed on as the
+    device printed it, for the report to say so."""
     with open_shell(target) as shell:
-        result = shell.run(_probe_command(), timeout=120)
-    return result.output, result.exit_status
+        fw, fw_ok = _json_answer(shell, FWINFO)
+        selftest, selftest_ok = _json_answer(shell, SELFTEST)
+    return f"{fw}\n{MARK}\n{selftest}", 0 if fw_ok and selftest_ok else 1
+
+
+def _json_answer(shell: LinuxShell, cmd: str) -> tuple[str, bool]:
+    """``cmd``'s JSON as one line (True), or its output as printed (False)."""
+    from toolkit.errors import DeviceCommandError
+
+    try:
+        value = shell.read_json(cmd, timeout=120)
+    except (DeviceCommandError, VerifyError) as exc:
+        return exc.last_output or "", False
+    return json.dumps(value), True
 
 
 def build_report(target: Target, via: str, output: str, status: int) -> dict[str, Any]:
@@ -165,10 +181,10 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def open_shell(target: Target, timeout: float = 20.0) -> Iterator[LinuxShell]:
-    """A root shell on ``target``'s serial console (engineer H2's LinuxShell over Console)."""
+    """A root shell on ``target``'s serial console (the shell driver of ``toolkit.target``)."""
     from toolkit.boards import load_board
     from toolkit.protocol.console import Console
-    from toolkit.protocol.shell import LinuxShell
+    from toolkit.target.shell import LinuxShell
     from toolkit.transport.serial import SerialTransport
 
     if not target.serial_url:
