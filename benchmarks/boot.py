@@ -37,7 +37,8 @@ from toolkit import sample  # noqa: E402
 from toolkit.boards import Board, load_board  # noqa: E402
 from toolkit.protocol.console import Console  # noqa: E402
 from toolkit.sample import qemu  # noqa: E402
-from toolkit.sample.watch import connect, wait_linux_prompt, wait_ssh_banner  # noqa: E402
+from toolkit.sample.watch import connect, wait_ssh_banner  # noqa: E402
+from toolkit.target.shell import LinuxShell  # noqa: E402
 
 STAGES = ("uboot_banner", "uboot_prompt", "kernel_start", "linux_shell", "ssh_ready")
 
@@ -93,7 +94,7 @@ def _peer(board: Board, work: Path, disk: Path, direct: tuple[Path, Path] | None
             def kernel() -> None:
                 marks["kernel_start"] = time.monotonic() - t0
 
-            wait_linux_prompt(con, watch, deadline, on_kernel=kernel)
+            LinuxShell(con, watch).wait_boot(deadline - time.monotonic(), on_kernel=kernel)
             marks["linux_shell"] = time.monotonic() - t0
             wait_ssh_banner("127.0.0.1", ssh_port, deadline)
             marks["ssh_ready"] = time.monotonic() - t0

@@ -17,7 +17,8 @@ import pytest
 
 from toolkit.boards import load_board
 from toolkit.errors import DeviceCommandError, PortError
-from toolkit.protocol import Console, UBoot
+from toolkit.protocol.console import Console
+from toolkit.target.uboot import UBoot
 from toolkit.transport import SerialTransport
 
 pytestmark = pytest.mark.hil

@@ -3,7 +3,8 @@
 :func:`sample_device` turns a running virtual sample (``toolkit.sample`` state: ``serial_url``,
 QMP socket) into a :class:`toolkit.guide.checks.Device`: the console is the sample's serial line
 (``toolkit.transport.open_serial``), reset is QMP ``system_reset`` (``toolkit.target.power``)
-and the shell is a Linux shell on that console (``toolkit.protocol.shell.LinuxShell``), so no
+and the shell is the Linux shell driver on that console (``toolkit.target.shell.LinuxShell``,
+every answer checksummed on the device), so no
 SSH host key is involved. A sample that is not running gives a Device whose checks fail with
 the reason, instead of an exception.
 """
@@ -50,7 +51,6 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
         )
     board = board or load_board(state.board)
     url = state.serial_url
-    prompt = str(board.get("console.linux_prompt", "# "))
 
     def open_console() -> _TransportLink:
         from toolkit.transport import open_serial
@@ -64,7 +64,8 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
     def shell(command: str, timeout: float) -> tuple[int, str]:
         from toolkit.errors import DeviceError
         from toolkit.protocol.console import Console
-        from toolkit.protocol.shell import LinuxShell
+        from toolkit.target.shell import LinuxShell
+        from toolkit.target.uboot import UBoot
         from toolkit.transport import open_serial
 
         if not state.firmware:
@@ -72,21 +73,20 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
                               hint="flash an image first (`routerkit flash`)")
         deadline = time.monotonic() + timeout
         with Console(open_serial(url), name=f"sample {shown}") as console:
+            linux = LinuxShell(console, board)
+            uboot = UBoot(console, board)
+            booting = re.compile(r"Starting kernel|Booting Linux|Linux version")
             # Never press Enter while the device is still in U-Boot: any key stops autoboot
             # and it would sit at `=> ` forever. If output is streaming (a boot after the
             # reset of an earlier check), wait for the kernel to take over first.
             if console.try_expect(re.compile(r"\S"), 1.5) is not None:
-                kernel = re.compile(r"Starting kernel|Booting Linux|Linux version|(?<!#)" + re.escape(prompt) + r"\Z")
-                console.expect(kernel, timeout=max(1.0, deadline - time.monotonic()))
+                console.expect([booting, linux.prompt_end], timeout=max(1.0, deadline - time.monotonic()))
             else:
                 # Idle: a Linux shell, or U-Boot left at its prompt by someone. One Enter tells.
                 console.sendline()
-                uboot = str(board.get("console.uboot_prompt", "=> "))
-                if console.try_expect(re.compile(r"(?<!=)" + re.escape(uboot) + r"\Z"), 2.0) is not None:
+                if uboot.wait_prompt(2.0) is not None:
                     console.sendline(str(board.get("console.boot_command", "boot")))
-                    console.expect(re.compile(r"Starting kernel|Booting Linux|Linux version"),
-                                   timeout=max(1.0, deadline - time.monotonic()))
-            linux = LinuxShell(console, board)
+                    console.expect(booting, timeout=max(1.0, deadline - time.monotonic()))
             linux.wait_for_shell(timeout=max(1.0, deadline - time.monotonic()))
             result = linux.run(command, timeout=max(5.0, deadline - time.monotonic()))
             return result.exit_status, result.output

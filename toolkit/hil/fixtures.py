@@ -4,8 +4,8 @@ Fixtures (function-scoped handles on ONE target per session)::
 
     sample          the target, set up on first use (by default a virtual sample started for
                     the session); a HilSession: .target, .strategy, .sample_state, .lease
-    uboot           toolkit.protocol.uboot.UBoot at a synced U-Boot prompt
-    shell           toolkit.protocol.shell.LinuxShell on the serial console
+    uboot           toolkit.target.uboot.UBoot at a synced U-Boot prompt
+    shell           toolkit.target.shell.LinuxShell on the serial console
     ssh             toolkit.transport.ssh.SSHConnection, host key checked (never auto-added)
     flashed_sample  the target with --routerkit-image flashed and verified once per session
 
@@ -160,7 +160,7 @@ def sample(routerkit_hil: HilSession) -> HilSession:
 
 @pytest.fixture
 def uboot(routerkit_hil: HilSession) -> Any:
-    """``toolkit.protocol.uboot.UBoot`` at a synced U-Boot prompt of the session's target."""
+    """``toolkit.target.uboot.UBoot`` at a synced U-Boot prompt of the session's target."""
     return _attempt(
         f"cannot bring {routerkit_hil.name} to the U-Boot prompt", lambda: routerkit_hil.ensure().uboot()
     )
@@ -168,7 +168,7 @@ def uboot(routerkit_hil: HilSession) -> Any:
 
 @pytest.fixture
 def shell(routerkit_hil: HilSession) -> Any:
-    """``toolkit.protocol.shell.LinuxShell`` on the target's serial console (booted to Linux)."""
+    """``toolkit.target.shell.LinuxShell`` on the target's serial console (booted to Linux)."""
     return _attempt(
         f"cannot bring {routerkit_hil.name} to a Linux shell", lambda: routerkit_hil.ensure().shell()
     )

@@ -1,8 +1,8 @@
 """The target's state machine: OFF → UBOOT → LINUX (→ SSH ready), with explicit transitions.
 
 Tests ask for a state (``transition(Status.UBOOT)``); the strategy decides how to get there
-from where the board is, using only the console dialogues of ``toolkit.protocol`` and the
-target's :mod:`power <toolkit.target.power>` switch:
+from where the board is, using only the target's drivers (:mod:`toolkit.target.uboot`,
+:mod:`toolkit.target.shell`) and its :mod:`power <toolkit.target.power>` switch:
 
 ================  ===========================================================================
 to UBOOT          already there and the prompt answers a sync echo → nothing to do;
@@ -24,7 +24,6 @@ hardware), so the tests after the failure say why they cannot run instead of tim
 from __future__ import annotations
 
 import enum
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +32,9 @@ from pathlib import Path
 from toolkit.boards import Board
 from toolkit.errors import DeviceError, DeviceTimeout, TargetBrokenError
 from toolkit.protocol.console import Console
-from toolkit.protocol.shell import LinuxShell
-from toolkit.protocol.uboot import UBoot
 from toolkit.target.power import Power
+from toolkit.target.shell import LinuxShell
+from toolkit.target.uboot import UBoot
 
 
 class Status(enum.Enum):
@@ -99,11 +98,6 @@ class Strategy:
         self._ssh_address = ssh_address
         self._console: Console | None = None
         self._console_url: str | None = None
-        # A shell prompt is the last thing on its line and nothing follows it (yet); U-Boot's
-        # "## Loading ..." cut after "## " by a read is not one.
-        self._linux_prompt_at_end = re.compile(
-            r"(?<!#)" + re.escape(str(board.require("console.linux_prompt"))) + r"\Z"
-        )
 
     # --- the console ----------------------------------------------------------------------
 
@@ -260,8 +254,7 @@ class Strategy:
         console.sendline(str(self.board.get("console.boot_command", "boot")))
         # U-Boot's own FIT messages ("## Loading kernel ...") end in "# " too: a prompt
         # seen before the kernel starts is not a shell. Wait for the hand-over first.
-        console.expect(str(self.board.get("console.kernel_banner", "Starting kernel")),
-                       timeout=shell.boot_timeout)
+        console.expect(shell.kernel_banner, timeout=shell.boot_timeout)
         while True:
             try:
                 shell.wait_for_shell(timeout=max(1.0, deadline - time.monotonic()))
@@ -274,30 +267,18 @@ class Strategy:
         self.status = Status.LINUX
 
     def _uboot_answers(self) -> bool:
-        try:
-            UBoot(self.console, self.board).sync_prompt(timeout=CHECK_TIMEOUT, attempts=1)
-        except DeviceTimeout:
-            return False
-        return True
+        return UBoot(self.console, self.board).answers(CHECK_TIMEOUT)
 
     def _shell_answers(self) -> bool:
-        """Ctrl-C at a shell gives a fresh prompt (and stops anything a test left running).
-
-        A third of the cost of a marker-echo command: busybox ash on this console takes
-        ~100 ms to echo and run a marker line, ~35 ms to answer Ctrl-C with a prompt.
-        """
-        console = self.console
-        console.flush_input()
-        console.write(b"\x03")
-        return console.try_expect(self._linux_prompt_at_end, CHECK_TIMEOUT) is not None
+        return LinuxShell(self.console, self.board).answers(CHECK_TIMEOUT)
 
     def _probe(self, limit: float | None = None) -> Status:
         """Press Enter until a U-Boot or Linux prompt answers; UNKNOWN if none does in time.
 
         Enter also stops a U-Boot countdown (any key does), which is what we want here.
         """
-        uboot_prompt = "\n" + str(self.board.require("console.uboot_prompt"))
-        linux_prompt = self._linux_prompt_at_end
+        uboot_prompt = UBoot(self.console, self.board).prompt_pattern
+        linux_prompt = LinuxShell(self.console, self.board).prompt_end
         if limit is None:
             limit = min(10.0, float(self.board.get("console.interrupt_timeout", 10.0)))
         console = self.console

@@ -10,12 +10,12 @@
   ``bootcmd`` autoboot would have run.
 - ``ssh``: as ``linux``, then an SSH server's banner on the forwarded port.
 
-The dialogues themselves are ``toolkit.protocol``'s (UBoot, LinuxShell over a Console).
+The dialogues themselves are the target drivers' (:mod:`toolkit.target.uboot`,
+:mod:`toolkit.target.shell`, over a Console).
 """
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -23,8 +23,8 @@ from collections.abc import Callable
 from toolkit.boards import Board
 from toolkit.errors import DeviceTimeout, PortError
 from toolkit.protocol.console import Console
-from toolkit.protocol.shell import LinuxShell
-from toolkit.protocol.uboot import UBoot
+from toolkit.target.shell import LinuxShell
+from toolkit.target.uboot import UBoot
 from toolkit.transport import Transport, open_serial
 
 
@@ -72,38 +72,13 @@ def watch_boot(
         return marks
     deadline = time.monotonic() + linux_limit
     console.sendline(str(board.get("console.boot_command", "boot")))
-    wait_linux_prompt(console, board, deadline, on_kernel=lambda: mark("kernel_start"))
+    LinuxShell(console, board).wait_boot(linux_limit, on_kernel=lambda: mark("kernel_start"))
     mark("linux_shell")
     if wait == "linux":
         return marks
     wait_ssh_banner("127.0.0.1", ssh_port, deadline)
     mark("ssh_ready")
     return marks
-
-
-def wait_linux_prompt(
-    console: Console, board: Board, deadline: float, on_kernel: Callable[[], None] | None = None
-) -> None:
-    """Wait for the shell's first prompt during a boot we watched from the start, then sync.
-
-    A prompt is only believed at the end of the output, after the kernel started, and when
-    nothing follows it for a moment: boot output such as U-Boot's ``virtio read: ... block # ``
-    ends in ``# `` whenever a read happens to stop right there. Nothing is typed before the
-    prompt: keys pressed during the boot would be echoed into the shell's first line.
-    """
-    prompt = str(board.get("console.linux_prompt", "# "))
-    at_end = re.compile(re.escape(prompt) + r"\Z")
-    never = re.compile(r"(?!)")
-    kernel = str(board.get("console.kernel_banner", "Starting kernel"))
-    console.expect(kernel, timeout=max(0.1, deadline - time.monotonic()))
-    if on_kernel is not None:
-        on_kernel()
-    while True:
-        console.expect(at_end, timeout=max(0.1, deadline - time.monotonic()))
-        console.try_expect(never, 0.3)  # read for a moment; anything new means "not yet"
-        if not console.pending_text.strip():
-            break
-    LinuxShell(console, board).sync(timeout=max(2.0, min(10.0, deadline - time.monotonic())))
 
 
 def wait_ssh_banner(host: str, port: int, deadline: float) -> str:

@@ -1,4 +1,4 @@
-"""The U-Boot dialogue against the simulated U-Boot shipped in toolkit.testing.fake."""
+"""The U-Boot driver against the simulated U-Boot shipped in toolkit.testing.fake."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from toolkit.boards import Board, load_board
 from toolkit.errors import DeviceCommandError, DeviceTimeout
-from toolkit.protocol import Console, UBoot
+from toolkit.protocol.console import Console
+from toolkit.target.uboot import UBoot
 from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 
@@ -94,8 +95,9 @@ def test_run_returns_output_without_echo_or_prompt(at_prompt: tuple[UBoot, FakeU
 
 def test_run_unknown_command_raises(at_prompt: tuple[UBoot, FakeUBoot]) -> None:
     uboot, _ = at_prompt
-    with pytest.raises(DeviceCommandError, match="Unknown command 'sha256sum'"):
+    with pytest.raises(DeviceCommandError, match="status 1") as info:
         uboot.run("sha256sum 0x50000000 0x10")
+    assert "Unknown command 'sha256sum'" in (info.value.last_output or "")
 
 
 def test_run_status_and_run_ok(at_prompt: tuple[UBoot, FakeUBoot]) -> None:

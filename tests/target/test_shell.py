@@ -1,0 +1,115 @@
+"""The Linux shell driver against a fake busybox shell: getting to the shell during a boot,
+exit status and exact output, and what is not a prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolkit.boards import Board, load_board
+from toolkit.errors import DeviceCommandError, DeviceTimeout
+from toolkit.protocol.console import Console
+from toolkit.target.shell import LinuxShell
+from toolkit.testing.fake import FakeTransport
+from toolkit.testing.fake_shell import FakeShell
+
+COMMANDS = {
+    "true": ("", 0),
+    "cat /etc/firmware-version": ("1.2.0\n", 0),
+    "printf abc": ("abc", 0),
+    "ls /nope": ("ls: /nope: No such file or directory\n", 1),
+    "sha256sum /tmp/x  # checksum": ("e3b0c442  /tmp/x\n", 0),
+}
+
+
+@pytest.fixture
+def board() -> Board:
+    return load_board("es-virt")
+
+
+class BootingShell(FakeShell):
+    """Ignores keys until ``ready`` lines were typed (init has not handed the tty over yet)."""
+
+    def __init__(self, ready: int = 0, **kw: object) -> None:
+        super().__init__(commands=COMMANDS, **kw)  # type: ignore[arg-type]
+        self.ignored = ready
+
+    def _type(self, char: str) -> None:
+        if self.ignored:
+            if char == "\n":
+                self.ignored -= 1
+            return
+        super()._type(char)
+
+
+def test_wait_for_shell_presses_enter_until_the_prompt_answers(board: Board) -> None:
+    fake = BootingShell(ready=3)
+    fake.feed(b"[    3.141] Run /init as init process\r\n", delay=0.1)
+    shell = LinuxShell(Console(fake), board)
+    shell.wait_for_shell(timeout=10, poke_interval=0.1)
+    assert fake.sent.startswith(b"\n")
+    assert shell.run("cat /etc/firmware-version").output == "1.2.0"
+
+
+def test_wait_for_shell_recovers_from_a_sync_line_that_got_lost(
+    board: Board, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first sync line went to the kernel's tty, not the shell: it is typed again (with
+    Ctrl-C first, which also drops half a line ash may hold at "> ")."""
+    from toolkit.target import shell as shell_module
+
+    monkeypatch.setattr(shell_module, "_SYNC_RETRY", 0.3)
+    fake = BootingShell()
+    lost = {"left": 1}
+    original = fake._execute
+
+    def execute(line: str) -> str:
+        if line.startswith("echo rk-sync") and lost["left"]:
+            lost["left"] -= 1
+            return ""
+        return original(line)
+
+    fake._execute = execute  # type: ignore[method-assign]
+    shell = LinuxShell(Console(fake), board)
+    shell.wait_for_shell(timeout=10, poke_interval=0.1)
+    assert fake.sent.count(b"echo rk-sync") >= 2
+    assert shell.run("cat /etc/firmware-version").output == "1.2.0"
+
+
+def test_uboot_fit_messages_are_not_a_shell_prompt(board: Board) -> None:
+    fake = FakeTransport()
+    fake.feed(b"## Loading kernel from FIT Image at 50000000 ...\r\n## ")  # a read cut after "## "
+    shell = LinuxShell(Console(fake), board)
+    with pytest.raises(DeviceTimeout):
+        shell.wait_for_shell(timeout=0.5, poke_interval=0.1)
+    assert b"echo" not in fake.sent  # nothing typed into U-Boot's boot
+
+
+def test_run_captures_exit_status_and_output(board: Board) -> None:
+    shell = LinuxShell(Console(FakeShell(commands=COMMANDS)), board)
+    failed = shell.run("ls /nope")
+    assert failed.exit_status == 1
+    assert failed.output == "ls: /nope: No such file or directory"
+    assert shell.run("nosuch").exit_status == 127
+    assert shell.run("printf abc").output == "abc"  # no trailing newline before the marker
+
+
+def test_run_survives_a_wrapped_echo_and_comments(board: Board) -> None:
+    shell = LinuxShell(Console(FakeShell(commands=COMMANDS, width=40)), board)
+    assert shell.check("sha256sum /tmp/x  # checksum") == "e3b0c442  /tmp/x"
+
+
+def test_check_raises_with_output_on_failure(board: Board) -> None:
+    shell = LinuxShell(Console(FakeShell(commands=COMMANDS)), board)
+    with pytest.raises(DeviceCommandError) as info:
+        shell.check("ls /nope")
+    assert "status 1" in str(info.value)
+    assert "No such file" in (info.value.last_output or "")
+
+
+def test_wait_for_shell_times_out_with_the_boot_log(board: Board) -> None:
+    fake = FakeTransport()
+    fake.feed(b"[    1.0] Kernel panic - not syncing: VFS\r\n")
+    shell = LinuxShell(Console(fake), board)
+    with pytest.raises(DeviceTimeout) as info:
+        shell.wait_for_shell(timeout=0.3, poke_interval=0.1)
+    assert "Kernel panic" in (info.value.last_output or "")
