@@ -43,13 +43,6 @@ PLACES: dict[str, str] = {
 
 #: Known upward imports, each with the reason it stays for now: (importer, imported) → why.
 KNOWN: dict[tuple[str, str], str] = {
-    ("toolkit.protocol.uboot", "toolkit.boards"): (
-        "board profiles are data (DESIGN §3 draws them beside the transports): the U-Boot "
-        "dialogue reads its prompt, keys and timeouts from the profile"
-    ),
-    ("toolkit.protocol.shell", "toolkit.boards"): (
-        "board profiles are data: the shell dialogue reads its prompt and timeouts from the profile"
-    ),
     ("toolkit.transport.ssh", "toolkit.hostkeys"): (
         "connect_target and the paramiko policy apply the one trust rule (hostkeys.check) inside "
         "the handshake; moving connect_target above the transports is a follow-up of issue 12"
