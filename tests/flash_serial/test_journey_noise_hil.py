@@ -45,7 +45,7 @@ import pytest
 
 from tests.flash_serial._hil import running, target_for
 from tests.flash_serial.conftest import SampleHolder, _private_env, ensure_running
-from toolkit.errors import HostKeyError, RouterkitError
+from toolkit.errors import HostKeyError, Interrupted, RouterkitError
 from toolkit.firmware.image import parse
 from toolkit.journeys.flash import FlashOptions, flash
 from toolkit.journeys.verify import verify
@@ -209,6 +209,8 @@ def journey(bench: Bench, path: str, ber: float, index: int) -> Run:
     bench.proxy.faults = noise(ber)
     try:
         result = flash(image, bench.noisy(), options)
+    except Interrupted:  # Ctrl-C of the campaign itself (the flash turns it into this)
+        raise
     except RouterkitError as exc:
         outcome, reason = "clean abort", f"flash: {type(exc).__name__}: {exc}"
     except Exception as exc:
