@@ -178,3 +178,17 @@ def test_wait_boot_does_not_take_hash_hash_for_the_shell(board: Board) -> None:
     assert fake.sent.startswith(b"\x03")  # nothing was typed before the prompt (Ctrl-C: the sync)
     assert "[    1.0] init" in shell.console.transcript_text()
     assert shell.check("echo done") == "done"
+
+
+def test_boot_is_typed_echo_checked_and_entered_once(board: Board) -> None:
+    fake = NoisyUBoot(at_prompt=True, bad_echo_at=2)
+    uboot = UBoot(Console(fake, name="fake"), board)
+    uboot.boot()
+    uboot.wait_prompt(2.0)
+    boots = [
+        line
+        for line in fake.lines
+        if line.strip() == str(board.get("console.boot_command", "boot"))
+    ]
+    assert len(boots) == 1  # the garbled first try got Ctrl-C, never Enter
+    assert fake.sent.count(b"\x03") >= 1

@@ -85,7 +85,7 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
                 # Idle: a Linux shell, or U-Boot left at its prompt by someone. One Enter tells.
                 console.sendline()
                 if uboot.wait_prompt(2.0) is not None:
-                    console.sendline(str(board.get("console.boot_command", "boot")))
+                    uboot.boot()
                     console.expect(booting, timeout=max(1.0, deadline - time.monotonic()))
             linux.wait_for_shell(timeout=max(1.0, deadline - time.monotonic()))
             result = linux.run(command, timeout=max(5.0, deadline - time.monotonic()))

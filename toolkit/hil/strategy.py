@@ -204,7 +204,7 @@ class Strategy:
         if where is Status.UBOOT:
             return "found"
         if where is Status.LINUX:
-            self.console.sendline("reboot")
+            LinuxShell(self.console, self.board).reboot()
         self._interrupt()
         return "soft-reboot" if where is Status.LINUX else "interrupt"
 
@@ -251,7 +251,7 @@ class Strategy:
         console = self.console
         shell = LinuxShell(console, self.board)
         deadline = time.monotonic() + shell.boot_timeout
-        console.sendline(str(self.board.get("console.boot_command", "boot")))
+        UBoot(console, self.board).boot()
         # U-Boot's own FIT messages ("## Loading kernel ...") end in "# " too: a prompt
         # seen before the kernel starts is not a shell. Wait for the hand-over first.
         console.expect(shell.kernel_banner, timeout=shell.boot_timeout)

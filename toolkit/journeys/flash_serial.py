@@ -346,9 +346,9 @@ def reset_and_boot(run: _Run) -> None:
     from toolkit.target.shell import LinuxShell
 
     limit = run.options.timeout or float(run.board.get("console.linux_boot_timeout", 90.0))
-    run.console.sendline("reset")
+    run.device.uboot.reset()
     run.device.uboot.interrupt_autoboot()
-    run.console.sendline(str(run.board.get("console.boot_command", "boot")))
+    run.device.uboot.boot()
     LinuxShell(run.console, run.board).wait_boot(timeout=limit)
 
 

@@ -66,13 +66,16 @@ def watch_boot(
     # always there; waiting for it first gives the breakdown its first milestone.
     console.expect(banner, timeout=uboot_limit)
     mark("uboot_banner")
-    UBoot(console, board).interrupt_autoboot(timeout=max(1.0, deadline - time.monotonic()))
+    uboot = UBoot(console, board)
+    uboot.interrupt_autoboot(timeout=max(1.0, deadline - time.monotonic()))
     mark("uboot_prompt")
     if wait == "uboot":
         return marks
     deadline = time.monotonic() + linux_limit
-    console.sendline(str(board.get("console.boot_command", "boot")))
-    LinuxShell(console, board).wait_boot(linux_limit, on_kernel=lambda: mark("kernel_start"))
+    uboot.boot()
+    LinuxShell(console, board).wait_boot(
+        max(0.1, deadline - time.monotonic()), on_kernel=lambda: mark("kernel_start")
+    )
     mark("linux_shell")
     if wait == "linux":
         return marks

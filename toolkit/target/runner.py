@@ -180,6 +180,21 @@ class Runner:
             seen = pending
         return False
 
+    def enter(self, line: str) -> None:
+        """Type ``line`` and press Enter once its echo came back exactly (else Ctrl-C and type
+        it again): for lines that do not come back to the prompt (``boot``, ``reset``,
+        ``reboot``), so they cannot be framed, but a garbled one must still never run."""
+        for _ in range(self.attempts):
+            if self.type_checked(line):
+                self.console.write(b"\n")
+                return
+            self.recover()
+        raise DeviceTimeout(
+            f"{self.what}: could not type {line!r} cleanly in {self.attempts} tries (a noisy line?)",
+            hint="check the serial cable and its baud rate",
+            last_output=self.console.tail(),
+        )
+
     # --- running ------------------------------------------------------------------------------
 
     def execute(self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True) -> CommandResult:

@@ -123,6 +123,10 @@ class LinuxShell(Runner):
         self.console.write(b"\x03")
         self.sync()
 
+    def reboot(self) -> None:
+        """``reboot``, echo-checked; returns as soon as Enter is pressed."""
+        self.enter("reboot")
+
     # --- the runner's framing ------------------------------------------------------------------
 
     def frame(self, cmd: str, nonce: str) -> Frame:

@@ -120,6 +120,15 @@ class UBoot(Runner):
             return False
         return True
 
+    def boot(self) -> None:
+        """Type the board's ``console.boot_command`` (the same ``bootcmd`` autoboot runs),
+        echo-checked; returns as soon as Enter is pressed (U-Boot hands over to Linux)."""
+        self.enter(str(self.board.get("console.boot_command", "boot")))
+
+    def reset(self) -> None:
+        """``reset``, echo-checked: the board restarts from its first stage."""
+        self.enter("reset")
+
     # --- the runner's framing ------------------------------------------------------------------
 
     def frame(self, cmd: str, nonce: str) -> Frame:
