@@ -1,8 +1,10 @@
 """Board profiles: the data that makes one router different from another.
 
-A profile is a TOML file in ``firmware/boards/`` (see ``es-virt.toml``). Code asks the profile,
-never ``if board == ...``. Loading validates the keys every journey relies on and reports a
-broken file with its path, line (for syntax errors) and the dotted key at fault.
+A profile is a TOML file (see ``firmware/boards/es-virt.toml``), looked up in
+``ROUTERKIT_BOARDS``, the user's ``<config>/boards``, then among the shipped ones
+(:func:`toolkit.paths.board_dirs`). Code asks the profile, never ``if board == ...``. Loading
+validates the keys every journey relies on and reports a broken file with its path, line (for
+syntax errors) and the dotted key at fault; ``toolkit.boardkit`` lints a profile in full.
 """
 
 from __future__ import annotations
@@ -150,21 +152,61 @@ def load_board_file(path: Path) -> Board:
     return Board(id=data["board"]["id"], path=path, data=data)
 
 
+@dataclass(frozen=True)
+class BoardSource:
+    """Where the profile of one board id was found (``origin``: env, user or bundled), and the
+    profiles of the same id further down the lookup order that it hides."""
+
+    id: str
+    path: Path
+    origin: str
+    shadows: tuple[Path, ...] = ()
+
+
+def board_sources() -> list[BoardSource]:
+    """Every board id in the lookup order of :func:`toolkit.paths.board_dirs`, first match wins."""
+    found: dict[str, BoardSource] = {}
+    for origin, directory in paths.board_dirs():
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.toml")):
+            seen = found.get(path.stem)
+            if seen is None:
+                found[path.stem] = BoardSource(path.stem, path, origin)
+            else:
+                found[path.stem] = BoardSource(seen.id, seen.path, seen.origin, (*seen.shadows, path))
+    return [found[k] for k in sorted(found)]
+
+
+def find_board(board_id: str) -> BoardSource | None:
+    """The profile ``load_board(board_id)`` would read, or None."""
+    for origin, directory in paths.board_dirs():
+        path = directory / f"{board_id}.toml"
+        if path.is_file():
+            return BoardSource(board_id, path, origin)
+    return None
+
+
 def available_boards() -> list[str]:
-    directory = paths.boards_dir()
-    return sorted(p.stem for p in directory.glob("*.toml")) if directory.is_dir() else []
+    return [source.id for source in board_sources()]
 
 
 def load_board(board_id: str = DEFAULT_BOARD) -> Board:
-    """Load a board profile by id (the file name without ``.toml``) or by path."""
+    """Load a board profile by id (the file name without ``.toml``, looked up in
+    ``ROUTERKIT_BOARDS``, the user's config dir, then the shipped profiles) or by path."""
     candidate = Path(board_id)
     if candidate.suffix == ".toml" and candidate.exists():
         return load_board_file(candidate)
-    path = paths.boards_dir() / f"{board_id}.toml"
-    if not path.exists():
+    source = find_board(board_id)
+    if source is None:
         known = ", ".join(available_boards()) or "none"
-        raise NotFoundError(f"unknown board {board_id!r} (known boards: {known})")
-    board = load_board_file(path)
+        looked = ", ".join(str(d) for _, d in paths.board_dirs())
+        raise NotFoundError(
+            f"unknown board {board_id!r} (known boards: {known}; looked in {looked})"
+        )
+    board = load_board_file(source.path)
     if board.id != board_id:
-        raise ConfigError(f"{path}: key 'board.id' is {board.id!r} but the file is {board_id!r}")
+        raise ConfigError(
+            f"{source.path}: key 'board.id' is {board.id!r} but the file is {board_id!r}"
+        )
     return board

@@ -16,7 +16,8 @@ from pathlib import Path
 
 APP = "routerkit"
 
-#: The source checkout (``pip install -e``) that holds firmware/ and assembly_guide/.
+#: Where this module's package sits; the source checkout only in an editable install. Tests and
+#: developer tools may use it; the package itself reads what it ships through toolkit.resources.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -62,10 +63,27 @@ def sessions_dir() -> Path:
     return private_dir(data_dir() / "sessions")
 
 
-def boards_dir() -> Path:
-    """Board profiles (TOML). ``ROUTERKIT_BOARDS`` overrides the checkout's firmware/boards."""
-    return Path(os.environ.get("ROUTERKIT_BOARDS", REPO_ROOT / "firmware" / "boards"))
+#: Where a board profile or guide was found, in lookup order.
+ORIGINS = ("env", "user", "bundled")
 
 
-def guides_dir() -> Path:
-    return Path(os.environ.get("ROUTERKIT_GUIDES", REPO_ROOT / "assembly_guide"))
+def _search(env: str, user: Path, bundled: Path) -> list[tuple[str, Path]]:
+    dirs = [("env", Path(d)) for d in os.environ.get(env, "").split(os.pathsep) if d]
+    return [*dirs, ("user", user), ("bundled", bundled)]
+
+
+def board_dirs() -> list[tuple[str, Path]]:
+    """Where board profiles (``<id>.toml``) are looked up, first match wins, as (origin, dir):
+    each directory of ``ROUTERKIT_BOARDS`` (an os.pathsep-separated list), then the user's
+    ``<config>/boards``, then the profiles routerkit ships. Directories need not exist."""
+    from toolkit import resources
+
+    return _search("ROUTERKIT_BOARDS", config_dir() / "boards", resources.bundled_boards_dir())
+
+
+def guide_dirs() -> list[tuple[str, Path]]:
+    """Where assembly guides (``<board>/guide.yaml``) are looked up, in the same order as
+    :func:`board_dirs`: ``ROUTERKIT_GUIDES``, ``<config>/guides``, the shipped guides."""
+    from toolkit import resources
+
+    return _search("ROUTERKIT_GUIDES", config_dir() / "guides", resources.bundled_guides_dir())

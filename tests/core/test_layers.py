@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
 
 #: Which layer each top-level module or package of ``toolkit`` belongs to.
 PLACES: dict[str, str] = {
-    "__init__": "core", "errors": "core", "paths": "core", "events": "core",
+    "__init__": "core", "errors": "core", "paths": "core", "events": "core", "resources": "core",
     "transport": "transport",
     "protocol": "protocol",
     # domain: the device model and everything a journey composes

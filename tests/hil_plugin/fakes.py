@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from toolkit import paths
+from toolkit import resources
 from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 
@@ -22,7 +22,7 @@ def free_port() -> int:
 
 def short_board(tmp: Path, interrupt: float = 1.0, linux: float = 3.0) -> Path:
     """es-virt with short console timeouts, so a failing transition fails in seconds."""
-    text = (paths.boards_dir() / "es-virt.toml").read_text()
+    text = (resources.bundled_boards_dir() / "es-virt.toml").read_text()
     text = text.replace("interrupt_timeout = 30.0", f"interrupt_timeout = {interrupt}")
     text = text.replace("linux_boot_timeout = 90.0", f"linux_boot_timeout = {linux}")
     assert f"interrupt_timeout = {interrupt}" in text, "es-virt.toml changed: update short_board"

@@ -16,21 +16,24 @@ def guide() -> None:
 
 
 @guide.command("lint")
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path), required=False)
 @output_options
-def lint(target: Path) -> None:
+def lint(target: Path | None) -> None:
     """Check every guide under TARGET (a folder or one YAML file): schema, ids, illustrations.
+    Without TARGET, every guide routerkit finds (ROUTERKIT_GUIDES, your config dir, the
+    shipped ones; see `routerkit board list`).
 
     Each problem is printed as FILE:LINE: FIELD: message.
 
     \b
     Examples:
+      routerkit guide lint
       routerkit guide lint assembly_guide
       routerkit guide lint assembly_guide/es-virt/guide.yaml --json
     """
-    from toolkit.guide.loader import guide_files, lint_file
+    from toolkit.guide.loader import guide_files, guide_sources, lint_file
 
-    files = guide_files(target)
+    files = [path for _, _, path in guide_sources()] if target is None else guide_files(target)
     issues = [issue for path in files for issue in lint_file(path)]
     payload = {
         "ok": not issues,

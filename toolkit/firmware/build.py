@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toolkit import paths
+from toolkit import paths, resources
 from toolkit.boards import Board, load_board
 from toolkit.errors import BuildError
 from toolkit.events import NullReporter, Reporter, step
@@ -65,9 +65,13 @@ def firmware_cache() -> Path:
 
 
 def _git(*args: str) -> str | None:
+    """git in the source checkout; None when routerkit is installed from a wheel."""
+    checkout = resources.checkout_root()
+    if checkout is None:
+        return None
     try:
         proc = subprocess.run(
-            ["git", "-C", str(paths.REPO_ROOT), *args],
+            ["git", "-C", str(checkout), *args],
             capture_output=True, text=True, check=False, timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
@@ -117,9 +121,16 @@ def _inputs_key(
     h.update(board.path.read_bytes())
     here = Path(__file__).parent
     sources = [here / name for name in _RECIPE_FILES]
-    sources += sorted(p for p in initramfsmod.ROOTFS_SRC.rglob("*") if p.is_file())
-    for path in sources:
-        h.update(str(path.relative_to(paths.REPO_ROOT)).encode() + b"\0")
+    # Named as in the checkout ("toolkit/firmware/x.py", "firmware/rootfs/init") wherever the
+    # package lives, so an installed routerkit and the checkout share cached builds.
+    named = [(f"toolkit/firmware/{path.name}", path) for path in sources]
+    rootfs = resources.rootfs_dir()
+    named += [
+        (f"firmware/rootfs/{path.relative_to(rootfs)}", path)
+        for path in sorted(p for p in rootfs.rglob("*") if p.is_file())
+    ]
+    for name, path in named:
+        h.update(name.encode() + b"\0")
         h.update(str(os.access(path, os.X_OK)).encode() + path.read_bytes() + b"\0")
     busybox = subprocess.run([need_tool("busybox"), "--list-full"], capture_output=True, check=True)
     h.update(busybox.stdout)
@@ -291,7 +302,7 @@ def build_image(
 
 def test_client_public_key() -> bytes:
     """The committed TEST-ONLY client public key that ``--dev`` images authorize."""
-    return (paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519.pub").read_bytes()
+    return resources.test_key("test_id_ed25519.pub").read_bytes()
 
 
 test_client_public_key.__test__ = False  # type: ignore[attr-defined]
@@ -300,7 +311,7 @@ test_client_public_key.__test__ = False  # type: ignore[attr-defined]
 def sample_client_key() -> Path:
     """A 0600 copy of the committed TEST-ONLY client key (git does not keep 0600, and
     OpenSSH refuses a private key that others can read)."""
-    src = paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519"
+    src = resources.test_key("test_id_ed25519")
     dest = paths.data_dir() / "firmware" / "test_id_ed25519"
     data = src.read_bytes()
     if not dest.exists() or dest.read_bytes() != data:

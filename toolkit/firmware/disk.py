@@ -15,13 +15,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from toolkit import paths
+from toolkit import resources
 from toolkit.boards import Board, load_board
 from toolkit.errors import BuildError, ImageTooLargeError
 from toolkit.events import NullReporter, Reporter, step
 from toolkit.firmware.guest import need_tool
 
-BOOT_CMD = paths.REPO_ROOT / "firmware" / "boot" / "boot.cmd"
 #: Fixed identifiers so two disks made from the same images are byte-identical.
 MBR_ID = "0x524b5631"
 FAT_VOLUME_ID = "524b4254"
@@ -50,11 +49,12 @@ def boot_script_source(board: Board) -> str:
     for name, slot in board.slots.items():
         values[f"{name}_START"] = hex(slot.start_block)
         values[f"{name}_COUNT"] = hex(slot.blocks)
-    text = BOOT_CMD.read_text()
+    template = resources.boot_script()
+    text = template.read_text()
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     if "@" in "".join(line for line in text.splitlines() if not line.lstrip().startswith("#")):
-        raise BuildError(f"{BOOT_CMD}: a placeholder has no value in board {board.id}")
+        raise BuildError(f"{template}: a placeholder has no value in board {board.id}")
     return text
 
 

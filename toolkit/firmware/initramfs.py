@@ -23,12 +23,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit import paths
+from toolkit import resources
 from toolkit.boards import Board
 from toolkit.errors import BuildError
 from toolkit.firmware.guest import GuestRoot, elf_needed, modinfo, need_tool
 
-ROOTFS_SRC = paths.REPO_ROOT / "firmware" / "rootfs"
 MULTIARCH = "lib/aarch64-linux-gnu"
 LOADER = "ld-linux-aarch64.so.1"
 #: Programs copied from the guest packages, with their shared libraries: the SSH server, its
@@ -141,7 +140,7 @@ def _routerkit_conf(board: Board) -> str:
 
 def stage(guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, dest: Path) -> None:
     """Lay out the initramfs tree in ``dest`` (an empty directory)."""
-    shutil.copytree(ROOTFS_SRC, dest, dirs_exist_ok=True, symlinks=True)
+    shutil.copytree(resources.rootfs_dir(), dest, dirs_exist_ok=True, symlinks=True)
     for sub in ("proc", "sys", "dev", "tmp", "run", "boot", "root/.ssh", "etc/routerkit/trusted-keys",
                 "var/log", "bin", "sbin", "usr/bin", "usr/sbin", MULTIARCH):
         (dest / sub).mkdir(parents=True, exist_ok=True)

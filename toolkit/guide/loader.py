@@ -497,11 +497,25 @@ def load_guide(path: Path, registry: CheckRegistry | None = None) -> Guide:
 
 
 def guide_path(board: str) -> Path:
-    """Where the guide of ``board`` lives (``ROUTERKIT_GUIDES`` overrides the checkout)."""
-    path = paths.guides_dir() / board / "guide.yaml"
-    if not path.is_file():
-        raise GuideError(f"no assembly guide for board {board!r} (looked for {path})")
-    return path
+    """Where the guide of ``board`` lives: the first ``<dir>/<board>/guide.yaml`` of
+    :func:`toolkit.paths.guide_dirs` (``ROUTERKIT_GUIDES``, the user's config, the shipped ones)."""
+    looked = []
+    for _, directory in paths.guide_dirs():
+        path = directory / board / "guide.yaml"
+        if path.is_file():
+            return path
+        looked.append(str(path))
+    raise GuideError(f"no assembly guide for board {board!r} (looked for {', '.join(looked)})")
+
+
+def guide_sources() -> list[tuple[str, str, Path]]:
+    """Every board's guide as (board, origin, path), first match of each board wins."""
+    found: dict[str, tuple[str, str, Path]] = {}
+    for origin, directory in paths.guide_dirs():
+        if directory.is_dir():
+            for path in sorted(directory.glob("*/guide.yaml")):
+                found.setdefault(path.parent.name, (path.parent.name, origin, path))
+    return [found[k] for k in sorted(found)]
 
 
 def load_board_guide(board: str, registry: CheckRegistry | None = None) -> Guide:

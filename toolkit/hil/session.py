@@ -379,13 +379,13 @@ def auto_flash_path(target: Any) -> str:
 def target_of_state(state: Any) -> Any:
     """A Target for a SampleState held by this session (``targets.from_sample`` looks the
     sample up by name in the caller's data dir, which is not where the session keeps it)."""
-    from toolkit import paths
+    from toolkit import resources
     from toolkit.targets import QEMU_GUEST_IP, QEMU_HOST_IP, Target
 
     return Target(
         name=state.name, board=state.board, serial_url=state.serial_url, ssh_host=state.ssh_host,
         ssh_port=state.ssh_port, ssh_user="root",
-        identity=str(paths.REPO_ROOT / "firmware" / "keys" / "test_id_ed25519"),
+        identity=str(resources.test_key("test_id_ed25519")),
         power={"kind": "qmp", "socket": state.qmp, "sample": state.name},
         tftp_dir=state.tftp_dir, tftp_server_ip=QEMU_HOST_IP, device_ip=QEMU_GUEST_IP,
         sample=state.name,

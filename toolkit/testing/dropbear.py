@@ -29,10 +29,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from toolkit import paths
+from toolkit import resources
 from toolkit.errors import ToolMissingError
 
-ROOTFS = paths.REPO_ROOT / "firmware" / "rootfs"
 SLOT_BYTES = 32 * 1024 * 1024
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
@@ -143,7 +142,7 @@ class LoopbackDevice:
             shutil.copyfile(key.path, trusted / f"{key.keyid}.pub")
         # The firmware's own scripts, copied into the device: its private mount namespace
         # hides /tmp (and the checkout may live there, as CI clones often do).
-        shutil.copytree(ROOTFS, d / "rootfs", dirs_exist_ok=True)
+        shutil.copytree(resources.rootfs_dir(), d / "rootfs", dirs_exist_ok=True)
         scripts = {"fwinfo": "sbin/fwinfo"}
         if self.sysupgrade:
             scripts["sysupgrade"] = "sbin/sysupgrade"
@@ -336,7 +335,7 @@ class LoopbackDevice:
     def fwinfo(self) -> dict[str, Any]:
         """The real ``fwinfo`` run against this device's files (host side, for tests)."""
         env = dict(self._env(), PATH="/usr/sbin:/usr/bin:/sbin:/bin")  # not the device's fault injectors
-        out = subprocess.run(["sh", str(ROOTFS / "sbin/fwinfo")], env=env, capture_output=True, text=True)
+        out = subprocess.run(["sh", str(resources.rootfs_dir() / "sbin/fwinfo")], env=env, capture_output=True, text=True)
         try:
             data = json.loads(out.stdout)
         except ValueError:
