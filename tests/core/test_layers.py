@@ -34,7 +34,8 @@ PLACES: dict[str, str] = {
     "protocol": "protocol",
     # domain: the device model and everything a journey composes
     "firmware": "domain", "guide": "domain", "community": "domain", "record": "domain",
-    "hostkeys": "domain", "boards": "domain", "target": "domain", "sample": "domain",
+    "hostkeys": "domain", "boards": "domain", "boardkit": "domain", "target": "domain",
+    "sample": "domain",
     "lab": "domain", "targets": "domain", "identity": "domain", "coordinator": "domain",
     # journeys, and what drives whole journeys: the HIL sessions and the shipped test doubles
     "journeys": "journeys", "hil": "journeys", "testing": "journeys",

@@ -25,6 +25,7 @@ from toolkit.errors import DeviceError, Interrupted, RouterkitError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "assemble": ("toolkit.cli.assemble", "assemble", "Walk through assembling a sample, step by step."),
     "guide": ("toolkit.cli.guide", "guide", "Check and show assembly guides."),
+    "board": ("toolkit.cli.board", "board", "List, start and check board profiles (your own boards too)."),
     "sample": ("toolkit.cli.sample", "sample", "Start, stop and talk to the virtual sample."),
     "firmware": ("toolkit.cli.firmware", "firmware", "Build, inspect, verify, publish and pull images."),
     "keys": ("toolkit.cli.keys", "keys", "Manage image signing keys and trusted keys."),
