@@ -2,6 +2,8 @@
 
 - :mod:`toolkit.testing.fake`: scripted serial transports (``FakeTransport``, a receive queue
   and a transmit log with pattern responders) and ``FakeUBoot``, a tiny simulated U-Boot.
+- :mod:`toolkit.testing.fake_shell`: ``FakeShell``, a tiny busybox shell that answers the
+  shell driver's framed commands (with faults: a garbled echo, output or end marker).
 - :mod:`toolkit.testing.fake_ssh`: ``FakeSSHDevice``, an in-memory device behind SSH (files,
   A/B slots, fwinfo, sysupgrade) whose ``connect`` is a drop-in ``connect_target`` factory.
 - :mod:`toolkit.testing.dropbear`: a light SSH device on loopback (a real dropbear running the
@@ -11,6 +13,15 @@
 """
 
 from toolkit.testing.fake import FakeTransport, FakeUBoot, Responder
+from toolkit.testing.fake_shell import FakeShell
 from toolkit.testing.serial_proxy import Faults, ProxyStats, SerialFaultProxy
 
-__all__ = ["FakeTransport", "FakeUBoot", "Faults", "ProxyStats", "Responder", "SerialFaultProxy"]
+__all__ = [
+    "FakeShell",
+    "FakeTransport",
+    "FakeUBoot",
+    "Faults",
+    "ProxyStats",
+    "Responder",
+    "SerialFaultProxy",
+]
