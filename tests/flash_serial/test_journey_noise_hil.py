@@ -376,21 +376,27 @@ def test_three_noisy_tftp_journeys_succeed_or_abort_cleanly(bench: Bench, tmp_pa
 @pytest.mark.parametrize("path", ["tftp", "ymodem"])
 def test_campaign_of_noisy_journeys(bench: Bench, path: str, tmp_path: Path) -> None:
     """``ROUTERKIT_NOISY_JOURNEYS`` runs per level (default 20), the levels in turn so a
-    campaign cut short by ``ROUTERKIT_JOURNEY_MINUTES`` still covers each level evenly."""
+    campaign cut short by ``ROUTERKIT_JOURNEY_MINUTES`` (or Ctrl-C) still covers each level
+    evenly and still writes its summary. ``ROUTERKIT_JOURNEY_LEVELS=1e-5,1e-4`` picks levels."""
     per_level = int(os.environ.get("ROUTERKIT_NOISY_JOURNEYS", "20"))
     minutes = float(os.environ.get("ROUTERKIT_JOURNEY_MINUTES", "0"))
+    chosen = os.environ.get("ROUTERKIT_JOURNEY_LEVELS")
+    levels = [float(x) for x in chosen.split(",")] if chosen else list(LEVELS)
+    assert set(levels) <= set(LEVELS), f"levels are among {LEVELS}"
     stop_at = time.monotonic() + minutes * 60 if minutes > 0 else float("inf")
     commit = _commit()
     _start(bench)
-    total = per_level * len(LEVELS)
+    total = per_level * len(levels)
     runs: list[Run] = []
-    for i in range(total):
-        if time.monotonic() >= stop_at:
-            print(f"time budget of {minutes:g} min reached after {len(runs)} runs", flush=True)
-            break
-        runs.append(journey(bench, path, LEVELS[i % len(LEVELS)], i))
-        _print_run(i + 1, total, runs[-1])
-    rows = report(runs, tmp_path, (commit, _commit()))
+    try:
+        for i in range(total):
+            if time.monotonic() >= stop_at:
+                print(f"time budget of {minutes:g} min reached after {len(runs)} runs", flush=True)
+                break
+            runs.append(journey(bench, path, levels[i % len(levels)], i))
+            _print_run(i + 1, total, runs[-1])
+    finally:  # an interrupted campaign still says what it measured
+        rows = report(runs, tmp_path, (commit, _commit()))
     _assert_safe(rows, runs)
     for row in rows:
         goal = GOALS.get(row["ber"]) if path == "tftp" else None
