@@ -192,3 +192,17 @@ def test_boot_is_typed_echo_checked_and_entered_once(board: Board) -> None:
     ]
     assert len(boots) == 1  # the garbled first try got Ctrl-C, never Enter
     assert fake.sent.count(b"\x03") >= 1
+
+
+def test_the_shell_helper_is_typed_once_and_again_after_a_reboot(board: Board) -> None:
+    from toolkit.target.shell import HELPER
+
+    fake = FakeShell(commands={"true": ("", 0), "touch /tmp/x": ("", 0)})
+    shell = LinuxShell(Console(fake, name="fake"), board)
+    assert shell.run("true").ok and shell.run("true").ok
+    assert fake.lines.count(HELPER) == 1
+    assert all(len(line) < 60 for line in fake.lines if line != HELPER)  # short lines
+    fake.forget()  # the device rebooted: a new shell without the helper
+    assert shell.run("touch /tmp/x", idempotent=False).ok  # it never ran, so it may be typed again
+    assert fake.lines.count(HELPER) == 2
+    assert fake.ran == ["true", "true", "touch /tmp/x"]

@@ -67,7 +67,15 @@ class Frame:
 
 
 class Corrupted(Exception):
-    """A framed answer that did not arrive intact (internal: leads to a re-run or an error)."""
+    """A framed answer that did not arrive intact (internal: leads to a re-run or an error).
+
+    ``ran`` is False only when the command certainly did not run (the device said it does not
+    know the line's first word), so even a command that is not idempotent may be typed again.
+    """
+
+    def __init__(self, problem: str, *, ran: bool = True) -> None:
+        super().__init__(problem)
+        self.ran = ran
 
 
 class Runner:
@@ -94,6 +102,13 @@ class Runner:
     def parse(self, frame: Frame, before: str, end: re.Match[str]) -> CommandResult:
         """The result from the text before the end marker; :class:`Corrupted` if damaged."""
         raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Called before each try of a command (a driver may set up its helper here)."""
+
+    def did_not_run(self, text: str) -> bool:
+        """True if ``text`` (what came back, no end marker) proves the line never ran."""
+        return False
 
     # --- prompts ----------------------------------------------------------------------------
 
@@ -207,6 +222,7 @@ class Runner:
         """
         problem = "its echo never came back intact"
         for _ in range(self.attempts):
+            self.prepare()
             frame = self.frame(cmd, secrets.token_hex(4))
             if not self.type_checked(frame.line):
                 self.recover()
@@ -217,7 +233,7 @@ class Runner:
             except Corrupted as exc:
                 problem = str(exc)
                 self.recover()
-                if not idempotent:
+                if exc.ran and not idempotent:
                     raise DeviceCommandError(
                         f"{self.what} ran {cmd!r} but its answer was damaged on the line "
                         f"({problem}); not running it again",
@@ -281,4 +297,7 @@ class Runner:
                     raise DeviceCommandError(
                         f"{self.what}: syntax error in {frame.line!r}", last_output=text
                     )
-                raise Corrupted("the prompt came back without an intact end marker")
+                raise Corrupted(
+                    "the prompt came back without an intact end marker",
+                    ran=not self.did_not_run(text),
+                )

@@ -1,18 +1,22 @@
 """The Linux shell driver: a root shell on the serial console, every answer checksummed.
 
 Commands run through the one :class:`~toolkit.target.runner.Runner` (echo checked before
-Enter). The framed line (``N`` a fresh random nonce)::
+Enter). Each shell first gets a small helper function, typed (echo-checked) once::
 
-    echo '_rk''b_N'; { eval 'CMD'; } >/tmp/.rkN 2>&1; r_=$?; cat /tmp/.rkN; echo;
-    h_=$(sha256sum </tmp/.rkN); rm -f /tmp/.rkN; echo "_rk_e_N_${r_}_${h_%% *}_"
+    rk_(){ echo "_rkb_$1";{ eval "$2";}>/tmp/.rk$1 2>&1;r_=$?;cat /tmp/.rk$1;echo;
+    h_=$(sha256sum</tmp/.rk$1);rm -f /tmp/.rk$1;echo "_rk_e_$1_${r_}_${h_%% *}_";}
 
-runs the command in the shell itself (``cd`` and variables persist), keeps its output (stdout
-and stderr, as the console showed them before) in a file, prints it, and then an end marker with
-the exit status and the sha256 of the output **as the device computed it**. The host hashes what
-it received; any flipped, lost or doubled byte in the output, or in the marker, means the answer
-is read again (every read is idempotent), never believed. ``eval`` keeps a trailing
-``# comment``, a ``&`` or a syntax error in ``CMD`` from swallowing the end marker. Needs
-``sha256sum`` and a writable ``/tmp`` on the device (busybox and OpenWrt have both).
+and every command is then the short line ``rk_ N 'CMD'`` (``N`` a fresh random nonce): fewer
+bytes on the line, fewer garbled tries. The helper runs the command in the shell itself (``cd``
+and variables persist), keeps its output (stdout and stderr, as the console showed them before)
+in a file, prints it, and then an end marker with the exit status and the sha256 of the output
+**as the device computed it**. The host hashes what it received; any flipped, lost or doubled
+byte in the output, or in the marker, means the answer is read again (every read is
+idempotent), never believed. ``eval`` keeps a trailing ``# comment``, a ``&`` or a syntax error
+in ``CMD`` from swallowing the end marker. A shell that lost the helper (a reboot, another
+shell) answers ``rk_: not found``: the helper is typed again and the command, which never ran,
+with it. Needs ``sha256sum`` and a writable ``/tmp`` on the device (busybox and OpenWrt have
+both).
 
 Reads of device state go through here: :meth:`LinuxShell.read_json` (fwinfo, selftest, slots),
 :meth:`LinuxShell.read_file` (``/etc/firmware-version``), :meth:`LinuxShell.check`. The prompt
@@ -36,6 +40,12 @@ from toolkit.target.runner import Corrupted, Frame, Runner
 
 _SYNC_RETRY = 5.0  # seconds a sync line may take before it is typed again during a boot
 _JSON_READS = 3
+#: The helper every command runs through (see the module docstring); its echo cannot be taken
+#: for a marker (``$1`` is a nonce only once it runs).
+HELPER = (
+    'rk_(){ echo "_rkb_$1";{ eval "$2";}>/tmp/.rk$1 2>&1;r_=$?;cat /tmp/.rk$1;echo;'
+    'h_=$(sha256sum</tmp/.rk$1);rm -f /tmp/.rk$1;echo "_rk_e_$1_${r_}_${h_%% *}_";}'
+)
 
 
 class LinuxShell(Runner):
@@ -50,6 +60,7 @@ class LinuxShell(Runner):
         self.board = board
         self.boot_timeout = float(board.get("console.linux_boot_timeout", 90.0))
         self.kernel_banner = str(board.get("console.kernel_banner", "Starting kernel"))
+        self._helper = False  # typed into this shell yet?
 
     # --- getting to the shell -------------------------------------------------------------
 
@@ -129,13 +140,30 @@ class LinuxShell(Runner):
 
     # --- the runner's framing ------------------------------------------------------------------
 
-    def frame(self, cmd: str, nonce: str) -> Frame:
-        out = f"/tmp/.rk{nonce}"
-        line = (
-            f"echo '_rk''b_{nonce}'; {{ eval {shlex.quote(cmd)}; }} >{out} 2>&1; r_=$?; "
-            f"cat {out}; echo; h_=$(sha256sum <{out}); rm -f {out}; "
-            f'echo "_rk_e_{nonce}_${{r_}}_${{h_%% *}}_"'
+    def prepare(self) -> None:
+        """Type the helper into the shell, once (and again when the shell lost it)."""
+        if self._helper:
+            return
+        for _ in range(self.attempts):
+            self.enter(HELPER)
+            if self.wait_prompt(3.0) is not None:
+                self._helper = True
+                return
+            self.recover()
+        raise DeviceTimeout(
+            f"{self.console.name}: the shell did not take routerkit's helper function",
+            hint="a noisy line, or not a POSIX shell?",
+            last_output=self.console.tail(),
         )
+
+    def did_not_run(self, text: str) -> bool:
+        if "rk_: not found" in text:
+            self._helper = False  # a new shell since: type the helper again, then the command
+            return True
+        return False
+
+    def frame(self, cmd: str, nonce: str) -> Frame:
+        line = f"rk_ {nonce} {shlex.quote(cmd)}"
         return Frame(line, re.compile(rf"_rk_e_{nonce}_(\d+)_([0-9a-f]{{64}})_(?=\n)"), nonce)
 
     def parse(self, frame: Frame, before: str, end: re.Match[str]) -> CommandResult:

@@ -5,9 +5,10 @@ line editor does on a console that reports no size), answers Enter with a prompt
 ash's ``ESC[6n``, drops the line on Ctrl-C, and understands two kinds of line:
 
 - ``echo WORD`` (the prompt sync of :class:`toolkit.target.runner.Runner`), with shell quotes;
-- the framed line of :class:`toolkit.target.shell.LinuxShell` (begin marker, ``eval 'CMD'``,
-  output, end marker with the status and the sha256 of the output), answered as a real shell
-  would answer it.
+- the helper function of :class:`toolkit.target.shell.LinuxShell` and its calls
+  ``rk_ N 'CMD'`` (begin marker, output, end marker with the status and the sha256 of the
+  output), answered as a real shell would answer them (``rk_: not found`` before the helper
+  was typed; :meth:`FakeShell.forget` is a reboot).
 
 Commands are ``{command line: (output, status)}`` or a callable ``(cmd) -> (output, status)``.
 Faults for the noisy-line tests, each a count of how many times it happens:
@@ -23,12 +24,11 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from toolkit.target.shell import HELPER
 from toolkit.testing.fake import FakeTransport
 
 ShellCommand = Callable[[str], tuple[str, int]]
-_FRAMED = re.compile(
-    r"echo '_rk''b_(?P<nonce>\w+)'; \{ eval (?P<cmd>.*); \} >/tmp/\.rk\w+ 2>&1; r_=\$\?; .*"
-)
+_CALL = re.compile(r"rk_ (?P<nonce>\w+) (?P<cmd>.*)")
 
 
 def _flip(text: str, at: int) -> str:
@@ -52,6 +52,11 @@ class FakeShell(FakeTransport):
         self.lines: list[str] = []  # every line executed (after Enter), for assertions
         self.ran: list[str] = []  # every framed command run, for assertions
         self._line = ""
+        self.helper = False  # the helper function was defined in this shell
+
+    def forget(self) -> None:
+        """A new shell (a reboot): the helper function is gone."""
+        self.helper = False
 
     def on_write(self, data: bytes) -> None:
         for char in data.decode("latin-1"):
@@ -90,8 +95,13 @@ class FakeShell(FakeTransport):
         if not line.strip():
             return ""
         self.lines.append(line)
-        framed = _FRAMED.fullmatch(line)
+        if line == HELPER:
+            self.helper = True
+            return ""
+        framed = _CALL.fullmatch(line)
         if framed is not None:
+            if not self.helper:
+                return "sh: rk_: not found\n"
             cmd = shlex.split(framed.group("cmd"))[0]
             self.ran.append(cmd)
             output, status = self._run(cmd)
