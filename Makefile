@@ -6,6 +6,7 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV   ?= .venv
+LINT_PATHS := toolkit tests benchmarks examples
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -15,14 +16,14 @@ APT_PACKAGES := qemu-system-arm qemu-utils u-boot-qemu u-boot-tools device-tree-
 	busybox-static dropbear-bin ser2net socat lrzsz cpio e2fsprogs dosfstools mtools \
 	signify-openbsd openssh-client openssh-server tmux chromium fdisk iproute2 ca-certificates
 
-.PHONY: help setup apt venv demo test test-fast bench reliability lint typecheck clean
+.PHONY: help setup apt venv demo test check test-fast bench reliability lint typecheck clean
 
 help:
 	@echo "make demo         set up, then run the whole journey on the virtual sample"
 	@echo "make test         set up, then run every test (unit + hil)"
 	@echo "make bench        run every benchmark in benchmarks/"
 	@echo "make reliability  long fault-injection runs"
-	@echo "make lint         ruff + mypy"
+	@echo "make lint         ruff check, ruff format --check, mypy (also run by make test)"
 
 setup: apt venv
 
@@ -49,8 +50,15 @@ venv: $(VENV)/.installed
 demo: setup
 	$(BIN)/routerkit demo
 
-test: setup
+# Lint first (seconds), then every test; pytest's summary closes the log.
+test: setup check
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# ruff (lint + formatting) and mypy, as CI runs them.
+check: setup
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not hil" $(PYTEST_ARGS)
@@ -62,9 +70,7 @@ bench: setup
 reliability: setup
 	ROUTERKIT_RELIABILITY=1 $(BIN)/python -m pytest -q -m reliability $(PYTEST_ARGS)
 
-lint: setup
-	$(BIN)/ruff check toolkit tests benchmarks
-	$(BIN)/mypy
+lint: check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

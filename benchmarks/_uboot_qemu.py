@@ -33,7 +33,9 @@ class BareUBoot:
                "-netdev", net, "-device", "virtio-net-device,netdev=n0",
                "-chardev", f"socket,id=ser0,host=127.0.0.1,port={self.port},server=on,wait=on,nodelay=on",
                "-serial", "chardev:ser0"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         # Bytes that came in the same read as an expected text (loady's first "C" arrives
         # with its banner): a transfer must get them, or it waits ~3 s for the next "C".
         self.pending = b""

@@ -51,9 +51,9 @@ def _ours(name: str) -> dict[str, float]:
         sample.down(name)
 
 
-def _start(board: Board, work: Path, disk: Path, extra: list[str], no_uboot: bool) -> tuple[
-    subprocess.Popen[bytes], int, int, float
-]:
+def _start(
+    board: Board, work: Path, disk: Path, extra: list[str], no_uboot: bool
+) -> tuple[subprocess.Popen[bytes], int, int, float]:
     serial_port, ssh_port = qemu.free_port(), qemu.free_port()
     spec = qemu.QemuSpec(
         disk=disk, qmp=work / "qmp.sock", tftp_dir=work, ssh_port=ssh_port,
@@ -70,14 +70,23 @@ def _start(board: Board, work: Path, disk: Path, extra: list[str], no_uboot: boo
     return proc, serial_port, ssh_port, t0
 
 
-def _peer(board: Board, work: Path, disk: Path, direct: tuple[Path, Path] | None) -> dict[str, float]:
+def _peer(
+    board: Board, work: Path, disk: Path, direct: tuple[Path, Path] | None
+) -> dict[str, float]:
     """Boot without typing anything (stock autoboot), or straight into the kernel."""
     extra: list[str] = []
     watch = board
     if direct is not None:
         kernel, initrd = direct
         console = str(board.get("firmware.console", "ttyAMA0"))
-        extra = ["-kernel", str(kernel), "-initrd", str(initrd), "-append", f"console={console} rk.slot=A"]
+        extra = [
+            "-kernel",
+            str(kernel),
+            "-initrd",
+            str(initrd),
+            "-append",
+            f"console={console} rk.slot=A",
+        ]
         data = copy.deepcopy(board.data)
         data["console"]["kernel_banner"] = "Booting Linux"  # no U-Boot "Starting kernel" here
         watch = Board(id=board.id, path=board.path, data=data)
@@ -148,7 +157,9 @@ def main() -> int:
 
         builder = factory_builder()
         if builder is None:
-            print("boot: the reference firmware (toolkit.firmware.disk) is missing", file=sys.stderr)
+            print(
+                "boot: the reference firmware (toolkit.firmware.disk) is missing", file=sys.stderr
+            )
             return 1
         disk = work / "factory.img"
         print("# preparing the factory disk (not measured) ...", file=sys.stderr, flush=True)
@@ -165,7 +176,9 @@ def main() -> int:
             print(f"# round {n + 1}: ours {_fmt(results['ours'][-1])}", file=sys.stderr, flush=True)
         med = {name: {k: _median(r, k) for k in STAGES} for name, r in results.items()}
         load = os.getloadavg()[0]
-        print(f"# median of {args.rounds} rounds, times from QEMU start ({os.cpu_count()} cpus, load {load:.2f})")
+        print(
+            f"# median of {args.rounds} rounds, times from QEMU start ({os.cpu_count()} cpus, load {load:.2f})"
+        )
         print(f"boot_breakdown: ours {_fmt(med['ours'])}")
         print(f"boot_breakdown: peer(stock autoboot) {_fmt(med['autoboot'])}")
         print(f"boot_breakdown: peer(direct kernel, no U-Boot) {_fmt(med['direct'])}")
@@ -174,10 +187,14 @@ def main() -> int:
             for peer, label in (("autoboot", "stock autoboot"), ("direct", "qemu -kernel/-initrd")):
                 other = med[peer][stage]
                 if ours and other:
-                    print(f"boot_{stage}: ours {ours:.2f} s, peer({label}) {other:.2f} s, ratio {ours / other:.2f}")
+                    print(
+                        f"boot_{stage}: ours {ours:.2f} s, peer({label}) {other:.2f} s, ratio {ours / other:.2f}"
+                    )
         prompt = med["ours"]["uboot_prompt"]
         if prompt:
-            print(f"boot_uboot_prompt: ours {prompt:.2f} s, peer none (DESIGN prototype 0.7-1.2 s, reference only)")
+            print(
+                f"boot_uboot_prompt: ours {prompt:.2f} s, peer none (DESIGN prototype 0.7-1.2 s, reference only)"
+            )
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

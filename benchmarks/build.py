@@ -43,13 +43,27 @@ def main() -> None:
     trust = DeviceTrust(signing_keys=((signer.keyid, signer.public_key().to_bytes()),))
     stage(guest, board, "9.9.9", trust, tree)
     (work / "Image").write_bytes(fitmod.raw_arm64_image(guest.kernel.read_bytes()))
-    its = fitmod.its_source(description="peer", kernel="kernel.gz",
-                            initramfs="initramfs.cpio.gz", load="0x40400000")
+    its = fitmod.its_source(
+        description="peer", kernel="kernel.gz", initramfs="initramfs.cpio.gz", load="0x40400000"
+    )
     (work / "image.its").write_text(its)
     routerkit = REPO / ".venv" / "bin" / "routerkit"
     # Warm our kernel cache once (a developer's second build), untimed.
-    subprocess.run([str(routerkit), "firmware", "build", "--version", "0.0.0-warm", "--out",
-                    str(work / "out"), "--json"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(routerkit),
+            "firmware",
+            "build",
+            "--version",
+            "0.0.0-warm",
+            "--out",
+            str(work / "out"),
+            "--json",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     peer_script = (
         f"cd {tree} && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0 "
         f"| gzip -n > {work}/initramfs.cpio.gz && gzip -n -c {work}/Image > "
@@ -59,9 +73,21 @@ def main() -> None:
     ours, peer = [], []
     for i in range(RUNS):
         t = time.perf_counter()
-        subprocess.run([str(routerkit), "firmware", "build", "--version", f"0.0.{i}-bench",
-                        "--out", str(work / "out"), "--json"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                str(routerkit),
+                "firmware",
+                "build",
+                "--version",
+                f"0.0.{i}-bench",
+                "--out",
+                str(work / "out"),
+                "--json",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         ours.append(time.perf_counter() - t)
         t = time.perf_counter()
         subprocess.run(["bash", "-c", peer_script], check=True)

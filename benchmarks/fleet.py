@@ -47,7 +47,9 @@ def main() -> None:
     from toolkit.testing.dropbear import LoopbackDevice, make_image
     from toolkit.transport.ssh import connect_target
 
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id")], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id")], check=True
+    )
     old = make_image("1.0.0", tmp / "img", payload_bytes=1 << 20)
     new = make_image("1.1.0", tmp / "img", payload_bytes=4 << 20)
     devices = []
@@ -56,14 +58,22 @@ def main() -> None:
             dev = LoopbackDevice(tmp / f"d{i}", tmp / "id.pub")
             dev.start()
             dev.install(old, "A")
-            connect_target(Target(name=f"t{i}", ssh_host="127.0.0.1", ssh_port=dev.port,
-                                  identity=str(tmp / "id")), accept_new=True).close()
+            connect_target(
+                Target(
+                    name=f"t{i}", ssh_host="127.0.0.1", ssh_port=dev.port, identity=str(tmp / "id")
+                ),
+                accept_new=True,
+            ).close()
             devices.append(dev)
 
         def lab(names: range, path: Path) -> Path:
-            path.write_text("".join(
-                f'[targets.t{i}]\nboard = "es-virt"\nssh_host = "127.0.0.1"\nssh_port = {devices[i].port}\n'
-                f'identity = "{tmp / "id"}"\n' for i in names))
+            path.write_text(
+                "".join(
+                    f'[targets.t{i}]\nboard = "es-virt"\nssh_host = "127.0.0.1"\nssh_port = {devices[i].port}\n'
+                    f'identity = "{tmp / "id"}"\n'
+                    for i in names
+                )
+            )
             return path
 
         one_lab, all_lab = lab(range(1), tmp / "one.toml"), lab(range(N), tmp / "all.toml")
@@ -80,11 +90,15 @@ def main() -> None:
             cpu.append([b - a for a, b in zip(c0, c1, strict=True)] + [eights[-1]])
             assert r1.ok and r8.ok, (r1.to_dict(), r8.to_dict())
         one, eight = statistics.median(ones), statistics.median(eights)
-        print(f"fleet_{N}_vs_1: ours {eight:.2f} s, peer {one:.2f} s (one target), ratio {eight / one:.2f}")
+        print(
+            f"fleet_{N}_vs_1: ours {eight:.2f} s, peer {one:.2f} s (one target), ratio {eight / one:.2f}"
+        )
         me, kids, busy, wall = (statistics.median(c[i] for c in cpu) for i in range(4))
-        print(f"  during the {N}-target runs (medians): routerkit {me:.2f} CPU-s, light devices "
-              f"~{kids:.2f} CPU-s (reaped dropbears), whole machine busy {busy / wall:.2f} of "
-              f"{os.cpu_count()} cores for {wall:.2f} s")
+        print(
+            f"  during the {N}-target runs (medians): routerkit {me:.2f} CPU-s, light devices "
+            f"~{kids:.2f} CPU-s (reaped dropbears), whole machine busy {busy / wall:.2f} of "
+            f"{os.cpu_count()} cores for {wall:.2f} s"
+        )
     finally:
         for dev in devices:
             dev.stop()

@@ -83,8 +83,11 @@ def main() -> None:
         paths = sorted(src.glob("IMG_*.jpg"))[: args.count]
         if len(paths) < args.count:
             paths = generate(src, args.count)
-        print(f"# {len(paths)} photos {SIZE[0]}x{SIZE[1]} ready in {time.perf_counter() - t0:.1f} s, "
-              f"{os.cpu_count()} cores", file=sys.stderr)
+        print(
+            f"# {len(paths)} photos {SIZE[0]}x{SIZE[1]} ready in {time.perf_counter() - t0:.1f} s, "
+            f"{os.cpu_count()} cores",
+            file=sys.stderr,
+        )
         originals = sum(p.stat().st_size for p in paths)
         (Path(tmp) / "peer").mkdir()
         (Path(tmp) / "ours").mkdir()
@@ -93,9 +96,13 @@ def main() -> None:
             p.read_bytes()
         peer_s = peer(paths, Path(tmp) / "peer")
         ours_s, ours_bytes = ours(paths, Path(tmp) / "ours")
-    print(f"photos_{len(paths)}x12mp: ours {ours_s:.2f} s, peer {peer_s:.2f} s, ratio {ours_s / peer_s:.2f}")
-    print(f"photos_upload_bytes: ours {ours_bytes / 1e6:.1f} MB, originals {originals / 1e6:.1f} MB, "
-          f"ratio {ours_bytes / originals:.3f}")
+    print(
+        f"photos_{len(paths)}x12mp: ours {ours_s:.2f} s, peer {peer_s:.2f} s, ratio {ours_s / peer_s:.2f}"
+    )
+    print(
+        f"photos_upload_bytes: ours {ours_bytes / 1e6:.1f} MB, originals {originals / 1e6:.1f} MB, "
+        f"ratio {ours_bytes / originals:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -78,15 +78,27 @@ def main() -> None:
         (work / "kernel").write_bytes(os.urandom(KERNEL_SIZE))
         (work / "initrd").write_bytes(os.urandom(INITRD_SIZE))
         (work / "fit.its").write_text(ITS)
-        subprocess.run(["mkimage", "-f", "fit.its", "fit.itb"], cwd=work, check=True, capture_output=True)
+        subprocess.run(
+            ["mkimage", "-f", "fit.its", "fit.itb"], cwd=work, check=True, capture_output=True
+        )
         fit = (work / "fit.itb").read_bytes()
         key = keys.generate("bench")
         repo = work / "repo"
         for day in (21, 22):
             version = f"1.3.0-nightly.202611{day}"
             image = work / f"{version}.img"
-            image.write_bytes(seal(fit, {"board": "es-virt", "supported_devices": ["es-virt"],
-                                         "version": version, "compat_version": "1.0"}, key))
+            image.write_bytes(
+                seal(
+                    fit,
+                    {
+                        "board": "es-virt",
+                        "supported_devices": ["es-virt"],
+                        "version": version,
+                        "compat_version": "1.0",
+                    },
+                    key,
+                )
+            )
             publish(image, "nightly", repo, keys_dir=work / "channel-keys")
 
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(repo)))
@@ -100,14 +112,19 @@ def main() -> None:
             target_url = url + str(target.relative_to(repo))
 
             def ours() -> None:
-                result = channels.pull("nightly", "es-virt", url=url, root=trusted_root, cache=cache)
+                result = channels.pull(
+                    "nightly", "es-virt", url=url, root=trusted_root, cache=cache
+                )
                 assert result.image.version.endswith("20261122")
 
             def clear() -> None:
                 shutil.rmtree(cache, ignore_errors=True)
 
             def peer() -> None:
-                with urllib.request.urlopen(target_url) as response, open(work / "peer.img", "wb") as out:
+                with (
+                    urllib.request.urlopen(target_url) as response,
+                    open(work / "peer.img", "wb") as out,
+                ):
                     shutil.copyfileobj(response, out, 1 << 20)
 
             ours(), peer()  # warm imports, page cache and the server's threads
@@ -119,10 +136,14 @@ def main() -> None:
             httpd.shutdown()
             httpd.server_close()
         mib = target.stat().st_size / (1 << 20)
-        print(f"pull_nightly_cold: ours {t_cold:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_cold:.2f}"
-              f"  ({mib:.1f} MiB; TUF + verify vs plain urllib download)")
-        print(f"pull_nightly_warm: ours {t_warm:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_warm:.2f}"
-              "  (cached image: TUF refresh + verify, no download)")
+        print(
+            f"pull_nightly_cold: ours {t_cold:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_cold:.2f}"
+            f"  ({mib:.1f} MiB; TUF + verify vs plain urllib download)"
+        )
+        print(
+            f"pull_nightly_warm: ours {t_warm:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_warm:.2f}"
+            "  (cached image: TUF refresh + verify, no download)"
+        )
 
 
 if __name__ == "__main__":

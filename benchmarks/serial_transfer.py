@@ -117,11 +117,21 @@ def main() -> None:
         }, runs=int(os.environ.get("RUNS", "3")))  # fmt: skip
         raw, ours, saw, xm = rates["raw"], rates["ours"], rates["stop-and-wait"], rates["xmodem"]
         sz = median(lambda: sz_rate(ub, data, ub.port), runs=1)
-        print(f"serial raw line capacity into loady (kB/s): ours {raw / 1e3:.1f}, peer {raw / 1e3:.1f}, ratio 1.00")
-        print(f"serial ymodem payload vs raw line (kB/s): ours {ours / 1e3:.1f}, peer {raw / 1e3:.1f}, ratio {ours / raw:.2f}")
-        print(f"serial ymodem window 2 vs stop-and-wait (kB/s): ours {ours / 1e3:.1f}, peer {saw / 1e3:.1f}, ratio {ours / saw:.2f}")
-        print(f"serial ymodem vs lrzsz sz (kB/s): ours {ours / 1e3:.1f}, peer {sz / 1e3:.1f}, ratio {ours / sz:.2f}")
-        print(f"serial ymodem vs xmodem package (kB/s): ours {ours / 1e3:.1f}, peer {xm / 1e3:.1f}, ratio {ours / xm:.2f}")
+        print(
+            f"serial raw line capacity into loady (kB/s): ours {raw / 1e3:.1f}, peer {raw / 1e3:.1f}, ratio 1.00"
+        )
+        print(
+            f"serial ymodem payload vs raw line (kB/s): ours {ours / 1e3:.1f}, peer {raw / 1e3:.1f}, ratio {ours / raw:.2f}"
+        )
+        print(
+            f"serial ymodem window 2 vs stop-and-wait (kB/s): ours {ours / 1e3:.1f}, peer {saw / 1e3:.1f}, ratio {ours / saw:.2f}"
+        )
+        print(
+            f"serial ymodem vs lrzsz sz (kB/s): ours {ours / 1e3:.1f}, peer {sz / 1e3:.1f}, ratio {ours / sz:.2f}"
+        )
+        print(
+            f"serial ymodem vs xmodem package (kB/s): ours {ours / 1e3:.1f}, peer {xm / 1e3:.1f}, ratio {ours / xm:.2f}"
+        )
         # The same line at a real 115200 baud: a throttling proxy in front of the chardev.
         ub.sock.close()
         with SerialFaultProxy(("127.0.0.1", ub.port), Faults(rate=11_520)) as proxy:
@@ -132,16 +142,24 @@ def main() -> None:
             line = raw_rate(ub, 48 << 10)
             paced = ours_rate(ub, small)
             paced_saw = ours_rate(ub, small, window=1)
-            print(f"serial ymodem at 115200 baud (B/s): ours {paced:.0f}, peer {line:.0f}, ratio {paced / line:.2f}")
+            print(
+                f"serial ymodem at 115200 baud (B/s): ours {paced:.0f}, peer {line:.0f}, ratio {paced / line:.2f}"
+            )
             # The goal is against the line rate itself (esptool ~91%, loady/128 B ~67%).
-            print(f"serial ymodem at 115200 vs the nominal 11,520 B/s (B/s): ours {paced:.0f}, peer 11520, ratio {paced / 11_520:.2f}")
-            print(f"serial ymodem at 115200, window 2 vs stop-and-wait (B/s): ours {paced:.0f}, peer {paced_saw:.0f}, ratio {paced / paced_saw:.2f}")
+            print(
+                f"serial ymodem at 115200 vs the nominal 11,520 B/s (B/s): ours {paced:.0f}, peer 11520, ratio {paced / 11_520:.2f}"
+            )
+            print(
+                f"serial ymodem at 115200, window 2 vs stop-and-wait (B/s): ours {paced:.0f}, peer {paced_saw:.0f}, ratio {paced / paced_saw:.2f}"
+            )
             # A USB-serial adapter adds latency each way (FTDI: up to its 16 ms latency timer):
             # a stop-and-wait sender pays it twice per 1 KiB block, a window hides it.
             proxy.faults = Faults(rate=11_520, latency=0.016)
             usb = ours_rate(ub, small)
             usb_saw = ours_rate(ub, small, window=1)
-            print(f"serial ymodem at 115200 + 16 ms USB latency, window 2 vs stop-and-wait (B/s): ours {usb:.0f}, peer {usb_saw:.0f}, ratio {usb / usb_saw:.2f}")
+            print(
+                f"serial ymodem at 115200 + 16 ms USB latency, window 2 vs stop-and-wait (B/s): ours {usb:.0f}, peer {usb_saw:.0f}, ratio {usb / usb_saw:.2f}"
+            )
             proxy.faults = Faults(rate=11_520)
             text = (b"routerkit compressible firmware block " * 4000)[: 128 << 10]
             packed = gzip.compress(text, mtime=0)
@@ -155,7 +173,9 @@ def main() -> None:
             if f"==> {zlib.crc32(text):08x}" not in out:
                 raise SystemExit(f"gzip path corrupted: {out}")
             effective = len(text) / elapsed
-            print(f"serial gzip path effective rate at 115200 (B/s): ours {effective:.0f}, peer {line:.0f}, ratio {effective / line:.2f}")
+            print(
+                f"serial gzip path effective rate at 115200 (B/s): ours {effective:.0f}, peer {line:.0f}, ratio {effective / line:.2f}"
+            )
             ub.sock.close()
             ub.port = ub.port_direct
 

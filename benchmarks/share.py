@@ -43,13 +43,19 @@ def photo(seed: int, size: tuple[int, int], quality: int) -> bytes:
     d = ImageDraw.Draw(im)
     for _ in range(30):
         x, y = rnd.randrange(base[0]), rnd.randrange(base[1])
-        d.ellipse([x, y, x + rnd.randrange(20, base[0] // 3), y + rnd.randrange(20, base[1] // 3)],
-                  fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)))
+        d.ellipse(
+            [x, y, x + rnd.randrange(20, base[0] // 3), y + rnd.randrange(20, base[1] // 3)],
+            fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)),
+        )
     im = im.filter(ImageFilter.BoxBlur(2))
     if size != base:
         im = im.resize(size, Image.BICUBIC)
     # a half-size noise field scaled up (full-size effect_noise is slow)
-    noise = Image.effect_noise((size[0] // 2, size[1] // 2), 24).convert("RGB").resize(size, Image.NEAREST)
+    noise = (
+        Image.effect_noise((size[0] // 2, size[1] // 2), 24)
+        .convert("RGB")
+        .resize(size, Image.NEAREST)
+    )
     im = Image.blend(im, noise, 0.12)
     out = io.BytesIO()
     im.save(out, "JPEG", quality=quality)
@@ -67,17 +73,38 @@ def make_session(originals: list[bytes], processed: list[bytes]):  # type: ignor
             n = s * 4 + k
             op = j.store_bytes(f"originals/{n}.jpg", originals[n])
             pp = j.store_bytes(f"photos/{n}.jpg", processed[n])
-            j.append("photo", step=sid, sha256=hashlib.sha256(originals[n]).hexdigest(), original=str(op),
-                     path=j.relpath(pp), bytes=len(processed[n]), width=1280, height=960)
+            j.append(
+                "photo",
+                step=sid,
+                sha256=hashlib.sha256(originals[n]).hexdigest(),
+                original=str(op),
+                path=j.relpath(pp),
+                bytes=len(processed[n]),
+                width=1280,
+                height=960,
+            )
         j.append("step_finished", step=sid, ok=True, seconds=60.0)
     return j
 
 
 def ours(session: str, env: dict[str, str], pub) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", "from toolkit.cli import main; main()",
-                           "share", "--session", session, "--yes", "--json"],
-                          env=env, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from toolkit.cli import main; main()",
+            "share",
+            "--session",
+            session,
+            "--yes",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
     if out.get("state") != "sent":
         raise SystemExit(f"share failed: {proc.stdout} {proc.stderr[-2000:]}")
@@ -88,20 +115,37 @@ def ours(session: str, env: dict[str, str], pub) -> float:  # type: ignore[no-un
 
 def _multipart(fields: dict[str, str], name: str, data: bytes, mime: str) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{name}"\r\n'
-                 f"Content-Type: {mime}\r\n\r\n".encode() + data + b"\r\n")
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{name}"\r\n'
+        f"Content-Type: {mime}\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def peer(url: str, token: str, blobs: list[tuple[str, bytes, str]], body: str, title: str) -> float:
     origin = url.split("/routerkit")[0]
-    headers = {"Authorization": f"Bearer {token}", "Origin": origin, "Referer": url, "X-Requested-With": "rest",
-               "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Origin": origin,
+        "Referer": url,
+        "X-Requested-With": "rest",
+        "Accept": "application/json",
+    }
 
     def post(path: str, data: bytes, ctype: str) -> dict:  # one new connection per request (urllib)
-        req = urllib.request.Request(url + "rest/data/" + path, data=data, method="POST", headers={**headers, "Content-Type": ctype})
+        req = urllib.request.Request(
+            url + "rest/data/" + path,
+            data=data,
+            method="POST",
+            headers={**headers, "Content-Type": ctype},
+        )
         with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read())["data"]
 
@@ -110,8 +154,14 @@ def peer(url: str, token: str, blobs: list[tuple[str, bytes, str]], body: str, t
     for name, data, mime in blobs:
         payload, ctype = _multipart({"name": name, "type": mime}, name, data, mime)
         ids.append(post("file", payload, ctype)["id"])
-    msg = post("msg", json.dumps({"content": body, "files": ids}).encode(), "application/json")["id"]
-    issue = post("issue", json.dumps({"title": title, "messages": [msg], "files": ids}).encode(), "application/json")["id"]
+    msg = post("msg", json.dumps({"content": body, "files": ids}).encode(), "application/json")[
+        "id"
+    ]
+    issue = post(
+        "issue",
+        json.dumps({"title": title, "messages": [msg], "files": ids}).encode(),
+        "application/json",
+    )["id"]
     req = urllib.request.Request(url + f"rest/data/issue/{issue}", headers=headers)
     with urllib.request.urlopen(req, timeout=60):
         pass
@@ -132,7 +182,9 @@ def main() -> None:
     try:
         token = tracker.issue_token()
         (tmp / "config").mkdir(parents=True, exist_ok=True)
-        (tmp / "config" / "config.toml").write_text(f'[community]\nconsent = true\nroundup_url = "{info.url}"\n')
+        (tmp / "config" / "config.toml").write_text(
+            f'[community]\nconsent = true\nroundup_url = "{info.url}"\n'
+        )
         env = dict(os.environ, ROUTERKIT_TOKEN=token, ROUTERKIT_TOKEN_URL=info.url)
         pub = RoundupPublisher(info.url, token)
         t_ours, t_peer = [], []
@@ -145,12 +197,16 @@ def main() -> None:
             t_peer.append(peer(info.url, token, blobs, plan.item.body, plan.item.title + " (peer)"))
         assert plan is not None
         o, p = statistics.median(t_ours), statistics.median(t_peer)
-        print(f"share_40_photos: ours {o:.2f} s, peer {p:.2f} s, ratio {o / p:.2f}"
-              f"  (peer: urllib, one connection per request; runs ours={[round(x, 2) for x in t_ours]} peer={[round(x, 2) for x in t_peer]})")
+        print(
+            f"share_40_photos: ours {o:.2f} s, peer {p:.2f} s, ratio {o / p:.2f}"
+            f"  (peer: urllib, one connection per request; runs ours={[round(x, 2) for x in t_ours]} peer={[round(x, 2) for x in t_peer]})"
+        )
         sent = plan.total_bytes
         orig = sum(len(x) for x in originals)
-        print(f"share_bytes: ours {sent / 1e6:.2f} MB, peer {orig / 1e6:.2f} MB, ratio {sent / orig:.3f}"
-              f"  (peer: the 40 camera originals attached as they are; ours: stripped photos + HTML page + text)")
+        print(
+            f"share_bytes: ours {sent / 1e6:.2f} MB, peer {orig / 1e6:.2f} MB, ratio {sent / orig:.3f}"
+            f"  (peer: the 40 camera originals attached as they are; ours: stripped photos + HTML page + text)"
+        )
         pub.close()
     finally:
         tracker.remove()

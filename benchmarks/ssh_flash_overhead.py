@@ -75,15 +75,38 @@ class DeviceClock:
 OVERHEAD_STEPS = ("check image", "connect", "check device", "check upload", "sysupgrade", "verify")
 
 
-def _ssh(state: object, identity: Path, command: str, clock: DeviceClock | None = None, *,
-         stdin: Any = None, timeout: float = 600) -> tuple[int, str]:
+def _ssh(
+    state: object,
+    identity: Path,
+    command: str,
+    clock: DeviceClock | None = None,
+    *,
+    stdin: Any = None,
+    timeout: float = 600,
+) -> tuple[int, str]:
     # A hand flash: no routerkit host-key store, and the reflash changes the host key.
-    cmd = ["ssh", "-p", str(state.ssh_port), "-i", str(identity), "-o", "BatchMode=yes",  # type: ignore[attr-defined]
-           "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
-           "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "root@127.0.0.1",
-           "exec 2>&1; " + _wrap(command) if clock else command]
-    proc = subprocess.Popen(cmd, stdin=stdin or subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        "ssh",
+        "-p",
+        str(state.ssh_port),
+        "-i",
+        str(identity),
+        "-o",
+        "BatchMode=yes",  # type: ignore[attr-defined]
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=5",
+        "root@127.0.0.1",
+        "exec 2>&1; " + _wrap(command) if clock else command,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdin=stdin or subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     assert proc.stdout is not None
     out = []
     deadline = time.monotonic() + timeout
@@ -112,8 +135,10 @@ def peer(state: object, identity: Path, image: Path) -> tuple[float, dict[str, f
         steps[step] = steps.get(step, 0.0) + time.monotonic() - t
         return res
 
-    _, out = run("check device", f"cat {BOOT_ID}; command -v sysupgrade; df -Pk /tmp | tail -n 1; "
-                                 "cat /etc/firmware-version")
+    _, out = run(
+        "check device",
+        f"cat {BOOT_ID}; command -v sysupgrade; df -Pk /tmp | tail -n 1; cat /etc/firmware-version",
+    )
     old_boot = out.split()[0]
     t = time.monotonic()
     with open(image, "rb") as fh:
@@ -182,7 +207,9 @@ def timed_runs(clock: DeviceClock) -> None:
         finally:
             clock.close()
         result.command = command
-        result.stderr = "".join(ln for ln in result.stderr.splitlines(True) if not ln.startswith(MARK))
+        result.stderr = "".join(
+            ln for ln in result.stderr.splitlines(True) if not ln.startswith(MARK)
+        )
         return result
 
     SSHConnection.run = run  # type: ignore[assignment,method-assign]
@@ -218,20 +245,28 @@ def main() -> None:
 
         ours_clock = DeviceClock()
         timed_runs(ours_clock)
-        result = flash(ours_image, target, FlashOptions(via="ssh", timeout=300),
-                       reporter=StepReporter(ours_clock))
+        result = flash(
+            ours_image,
+            target,
+            FlashOptions(via="ssh", timeout=300),
+            reporter=StepReporter(ours_clock),
+        )
         assert result.ok, result
         s = result.steps
         ours = result.seconds - s.get("reboot", 0.0) - s.get("upload", 0.0)
 
         total, steps, peer_clock = peer(state, Path(target.identity or ""), peer_image)
         theirs = total - steps["reboot"] - steps["upload"]
-        print(f"ssh_flash_overhead: ours {ours:.2f} s, peer {theirs:.2f} s, ratio {ours / theirs:.2f}")
+        print(
+            f"ssh_flash_overhead: ours {ours:.2f} s, peer {theirs:.2f} s, ratio {ours / theirs:.2f}"
+        )
         dev_ours, dev_peer = ours_clock.total(OVERHEAD_STEPS), peer_clock.total(OVERHEAD_STEPS)
         host_ours, host_peer = ours - dev_ours, theirs - dev_peer
-        print(f"ssh_flash_host_overhead: ours {host_ours:.2f} s, peer {host_peer:.2f} s, "
-              f"ratio {host_ours / host_peer:.2f} (overhead minus the device's own run time of "
-              f"the same commands: ours {dev_ours:.2f} s, peer {dev_peer:.2f} s)")
+        print(
+            f"ssh_flash_host_overhead: ours {host_ours:.2f} s, peer {host_peer:.2f} s, "
+            f"ratio {host_ours / host_peer:.2f} (overhead minus the device's own run time of "
+            f"the same commands: ours {dev_ours:.2f} s, peer {dev_peer:.2f} s)"
+        )
         print(f"  ours  total {result.seconds:.2f} s: {_fmt(s)}")
         print(f"        device: {_fmt(ours_clock.seconds)}")
         print(f"  peer  total {total:.2f} s: {_fmt(steps)}")

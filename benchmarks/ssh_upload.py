@@ -52,9 +52,21 @@ def ours(target: Target, data: bytes, cipher: str | None = None) -> float:
 
 def openssh(target: Target, ident: str, src: Path, cipher: str | None = None) -> float:
     store = HostKeyStore()
-    cmd = ["ssh", "-p", str(target.ssh_port), "-i", str(target.identity), "-o", "BatchMode=yes",
-           "-o", f"UserKnownHostsFile={store.known_hosts}", "-o", f"HostKeyAlias={ident}",
-           "-o", "StrictHostKeyChecking=yes"]
+    cmd = [
+        "ssh",
+        "-p",
+        str(target.ssh_port),
+        "-i",
+        str(target.identity),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={store.known_hosts}",
+        "-o",
+        f"HostKeyAlias={ident}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+    ]
     if cipher:
         cmd += ["-c", cipher, "-m", "hmac-sha2-256"]
     cmd += [f"{target.ssh_user}@{target.ssh_host}", "cat > /tmp/ossh-bench.bin"]
@@ -83,27 +95,37 @@ def compare(where: str, target: Target, size: int, device_pid: int | None = None
     runs: dict[str, list[float]] = {"ours": [], "peer": [], "ours_aes": [], "peer_aes": []}
     device: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(RUNS):  # interleaved, so all four see the same machine load
-        for key, run in (("ours", lambda: ours(target, data)),
-                         ("peer", lambda: openssh(target, ident, src)),
-                         ("ours_aes", lambda: ours(target, data, AES)),
-                         ("peer_aes", lambda: openssh(target, ident, src, AES))):
+        for key, run in (
+            ("ours", lambda: ours(target, data)),
+            ("peer", lambda: openssh(target, ident, src)),
+            ("ours_aes", lambda: ours(target, data, AES)),
+            ("peer_aes", lambda: openssh(target, ident, src, AES)),
+        ):
             before = _cpu_seconds(device_pid)
             runs[key].append(run())
             device[key].append(_cpu_seconds(device_pid) - before)
     mbps = {k: size / statistics.median(v) / 1e6 for k, v in runs.items()}
     x, y = mbps["ours"], mbps["peer"]
-    print(f"ssh_upload_{where}: ours {x:.1f} MB/s, peer(openssh defaults) {y:.1f} MB/s, "
-          f"ratio {x / y:.2f}", flush=True)
+    print(
+        f"ssh_upload_{where}: ours {x:.1f} MB/s, peer(openssh defaults) {y:.1f} MB/s, "
+        f"ratio {x / y:.2f}",
+        flush=True,
+    )
     x, y = mbps["ours_aes"], mbps["peer_aes"]
-    print(f"ssh_upload_{where}_aes128ctr: ours {x:.1f} MB/s, peer(openssh -c aes128-ctr) "
-          f"{y:.1f} MB/s, ratio {x / y:.2f}", flush=True)
+    print(
+        f"ssh_upload_{where}_aes128ctr: ours {x:.1f} MB/s, peer(openssh -c aes128-ctr) "
+        f"{y:.1f} MB/s, ratio {x / y:.2f}",
+        flush=True,
+    )
     if device_pid:
         # Wall figures swing with the load of a shared machine; the device's CPU per MB is the
         # cost the upload imposes where it is paid, and barely moves with the load.
         a, b = (statistics.median(device[k]) / (size / 1e6) for k in ("ours", "peer"))
-        print(f"ssh_upload_{where}_device_cpu: ours {a * 1000:.0f} ms/MB, peer(openssh defaults) "
-              f"{b * 1000:.0f} ms/MB, ratio {a / b:.2f} (QEMU CPU per MB uploaded; lower is better)",
-              flush=True)
+        print(
+            f"ssh_upload_{where}_device_cpu: ours {a * 1000:.0f} ms/MB, peer(openssh defaults) "
+            f"{b * 1000:.0f} ms/MB, ratio {a / b:.2f} (QEMU CPU per MB uploaded; lower is better)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -112,12 +134,22 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rk-bench-"))
     os.environ.setdefault("ROUTERKIT_CONFIG", str(tmp / "config"))
     os.environ.setdefault("ROUTERKIT_DATA", str(tmp / "data"))
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id")], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id")], check=True
+    )
     dev = dropbear.LoopbackDevice(tmp / "dev", tmp / "id.pub")
     dev.start()
     try:
-        compare("loopback_dropbear", Target(name="bench-light", ssh_host="127.0.0.1", ssh_port=dev.port,
-                                            identity=str(tmp / "id")), 32 << 20)
+        compare(
+            "loopback_dropbear",
+            Target(
+                name="bench-light",
+                ssh_host="127.0.0.1",
+                ssh_port=dev.port,
+                identity=str(tmp / "id"),
+            ),
+            32 << 20,
+        )
     finally:
         dev.stop()
     if os.environ.get("RK_BENCH_SAMPLE", "1") == "1":
@@ -135,8 +167,12 @@ def sample_bench() -> None:
         print(f"ssh_upload_virtual_sample: skipped ({exc})")
         return
     try:
-        target = Target(name=name, ssh_host=state.ssh_host, ssh_port=state.ssh_port,
-                        identity=str(test_client_key()))
+        target = Target(
+            name=name,
+            ssh_host=state.ssh_host,
+            ssh_port=state.ssh_port,
+            identity=str(test_client_key()),
+        )
         compare("virtual_sample", target, 8 << 20, device_pid=state.pid)
     finally:
         sample.down(state)

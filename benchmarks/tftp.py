@@ -35,10 +35,14 @@ def main() -> None:
         server = TftpServer(root, host=host, port=69).start()
         try:
             with bare_uboot(root) as ub:
-                ub.cmd("setenv ipaddr 10.0.2.15; setenv netmask 255.255.255.0; setenv gatewayip 10.0.2.2")
+                ub.cmd(
+                    "setenv ipaddr 10.0.2.15; setenv netmask 255.255.255.0; setenv gatewayip 10.0.2.2"
+                )
                 board = load_board("es-virt")
                 window = int(os.environ.get("WS", board.get("flash.tftp.windowsize", 8)))
-                ub.cmd(f"setenv tftpblocksize {os.environ.get('BS', board.get('flash.tftp.blocksize', 1468))}")
+                ub.cmd(
+                    f"setenv tftpblocksize {os.environ.get('BS', board.get('flash.tftp.blocksize', 1468))}"
+                )
                 runs = (("ours", host, window), ("qemu", "10.0.2.2", window), ("ours-w8", host, 8))
                 times: dict[str, list[float]] = {name: [] for name, _, _ in runs}
                 for _ in range(int(os.environ.get("RUNS", "5"))):
@@ -57,8 +61,12 @@ def main() -> None:
     ours = SIZE / statistics.median(times["ours"]) / 1e6
     peer = SIZE / statistics.median(times["qemu"]) / 1e6
     old = SIZE / statistics.median(times["ours-w8"]) / 1e6
-    print(f"tftp 8 MiB into U-Boot, window {window} (MB/s): ours {ours:.2f}, peer {peer:.2f}, ratio {ours / peer:.2f}")
-    print(f"tftp 8 MiB, ours with window 8 vs QEMU (MB/s): ours {old:.2f}, peer {peer:.2f}, ratio {old / peer:.2f}")
+    print(
+        f"tftp 8 MiB into U-Boot, window {window} (MB/s): ours {ours:.2f}, peer {peer:.2f}, ratio {ours / peer:.2f}"
+    )
+    print(
+        f"tftp 8 MiB, ours with window 8 vs QEMU (MB/s): ours {old:.2f}, peer {peer:.2f}, ratio {old / peer:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def main() -> None:
         boards = work / "boards"
         boards.mkdir()
         profile = (ROOT / "firmware" / "boards" / "es-virt.toml").read_text()
-        (boards / "es-virt.toml").write_text(re.sub(r"(?m)^blocks = 65536", "blocks = 262144", profile))
+        (boards / "es-virt.toml").write_text(
+            re.sub(r"(?m)^blocks = 65536", "blocks = 262144", profile)
+        )
         os.environ["ROUTERKIT_BOARDS"] = str(boards)
 
         from toolkit.firmware import keys
@@ -74,12 +76,23 @@ def main() -> None:
         (work / "kernel").write_bytes(payload[: SIZE // 4])
         (work / "initrd").write_bytes(payload[SIZE // 4 :])
         (work / "fit.its").write_text(ITS)
-        subprocess.run(["mkimage", "-f", "fit.its", "fit.itb"], cwd=work, check=True, capture_output=True)
+        subprocess.run(
+            ["mkimage", "-f", "fit.its", "fit.itb"], cwd=work, check=True, capture_output=True
+        )
         key = keys.generate("bench")
         image = work / "bench.img"
-        image.write_bytes(seal((work / "fit.itb").read_bytes(), {
-            "board": "es-virt", "supported_devices": ["es-virt"], "version": "1.0.0",
-            "compat_version": "1.0"}, key))
+        image.write_bytes(
+            seal(
+                (work / "fit.itb").read_bytes(),
+                {
+                    "board": "es-virt",
+                    "supported_devices": ["es-virt"],
+                    "version": "1.0.0",
+                    "compat_version": "1.0",
+                },
+                key,
+            )
+        )
         parsed = parse(image)
         assert parsed.signature is not None
         (work / "meta.json").write_bytes(parsed.meta_bytes)
@@ -91,21 +104,53 @@ def main() -> None:
 
         def peer() -> None:
             subprocess.run(["sha256sum", str(image)], check=True, capture_output=True)
-            subprocess.run(["signify-openbsd", "-V", "-q", "-p", "key.pub", "-x", "meta.json.sig",
-                            "-m", "meta.json"], cwd=work, check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "signify-openbsd",
+                    "-V",
+                    "-q",
+                    "-p",
+                    "key.pub",
+                    "-x",
+                    "meta.json.sig",
+                    "-m",
+                    "meta.json",
+                ],
+                cwd=work,
+                check=True,
+                capture_output=True,
+            )
 
         def ours_cli() -> None:
-            subprocess.run([sys.executable, "-m", "toolkit.cli", "firmware", "verify", str(image),
-                            "--board", "es-virt", "--running-version", "1.0.0"],
-                           check=True, capture_output=True, cwd=ROOT)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "toolkit.cli",
+                    "firmware",
+                    "verify",
+                    str(image),
+                    "--board",
+                    "es-virt",
+                    "--running-version",
+                    "1.0.0",
+                ],
+                check=True,
+                capture_output=True,
+                cwd=ROOT,
+            )
 
         ours(), peer()  # warm the page cache and imports for both sides
         t_ours, t_peer, t_cli = median_time(ours), median_time(peer), median_time(ours_cli)
         mib = image.stat().st_size / (1 << 20)
-        print(f"verify_64mib: ours {t_ours:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_ours:.2f}"
-              f"  ({mib:.0f} MiB; library call vs sha256sum + signify-openbsd -V)")
-        print(f"verify_64mib_cli: ours {t_cli:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_cli:.2f}"
-              "  (routerkit firmware verify as a process, start-up included)")
+        print(
+            f"verify_64mib: ours {t_ours:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_ours:.2f}"
+            f"  ({mib:.0f} MiB; library call vs sha256sum + signify-openbsd -V)"
+        )
+        print(
+            f"verify_64mib_cli: ours {t_cli:.3f} s, peer {t_peer:.3f} s, ratio {t_peer / t_cli:.2f}"
+            "  (routerkit firmware verify as a process, start-up included)"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 KEYS = Path(__file__).parent / "keys"
-SHARED_CACHE = Path(os.environ.get("ROUTERKIT_TEST_CACHE", Path.home() / ".cache" / "routerkit-test"))
+SHARED_CACHE = Path(
+    os.environ.get("ROUTERKIT_TEST_CACHE", Path.home() / ".cache" / "routerkit-test")
+)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -37,14 +37,23 @@ TEMPLATE_NEEDS: dict[str, tuple[str, ...]] = {
 # Keys read by code beyond those in the reference profile; with the reference profile's own
 # keys, a key that is not one of these but looks like one is reported as a probable typo.
 _EXTRA_KEYS = (
-    "console.boot_command", "console.interrupt_newline_interval", "console.uboot_errors",
-    "console.kernel_banner", "qemu.verified_boot", "qemu.cpus", "qemu.binary",
-    "flash.tftp.netmask", "flash.tftp.device_ip",
+    "console.boot_command",
+    "console.interrupt_newline_interval",
+    "console.uboot_errors",
+    "console.kernel_banner",
+    "qemu.verified_boot",
+    "qemu.cpus",
+    "qemu.binary",
+    "flash.tftp.netmask",
+    "flash.tftp.device_ip",
 )
 _ADDRESS_KEYS = ("flash.load_addr", "flash.scratch_addr", "firmware.kernel_load")
 _POSITIVE_NUMBERS = (
-    "console.interrupt_timeout", "console.interrupt_interval", "console.linux_boot_timeout",
-    "ssh.reboot_timeout", "flash.disk_size_mib",
+    "console.interrupt_timeout",
+    "console.interrupt_interval",
+    "console.linux_boot_timeout",
+    "ssh.reboot_timeout",
+    "flash.disk_size_mib",
 )
 
 
@@ -105,7 +114,7 @@ def key_lines(text: str) -> dict[str, int]:
         assign = _ASSIGN.match(line)
         if assign:
             lines.setdefault(".".join([*table, *_split_key(assign.group(1))]), number)
-            rest = line[assign.end():]
+            rest = line[assign.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) % 2 == 1:
                     in_string = quote
@@ -168,7 +177,9 @@ def _reference_profile() -> dict[str, Any] | None:
     from toolkit import resources
 
     try:
-        return tomllib.loads((resources.bundled_boards_dir() / f"{boards.DEFAULT_BOARD}.toml").read_text())
+        return tomllib.loads(
+            (resources.bundled_boards_dir() / f"{boards.DEFAULT_BOARD}.toml").read_text()
+        )
     except (OSError, tomllib.TOMLDecodeError):
         return None
 
@@ -215,7 +226,10 @@ def _check_identity(data: dict[str, Any], stem: str | None, add: _Add) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,47}", board_id):
             add("board.id", "must be lower-case letters, digits and '-' (at most 48)")
         if stem is not None and board_id != stem:
-            add("board.id", f"is {board_id!r} but the file is {stem}.toml (profiles are found by file name)")
+            add(
+                "board.id",
+                f"is {board_id!r} but the file is {stem}.toml (profiles are found by file name)",
+            )
     present, compatible = _get(data, "board.compatible")
     if present and isinstance(compatible, list):
         if not compatible or not all(isinstance(c, str) and c for c in compatible):
@@ -224,7 +238,7 @@ def _check_identity(data: dict[str, Any], stem: str | None, add: _Add) -> None:
             add("board.compatible", f"must include the board id {board_id!r} (images name it)")
     present, version = _get(data, "board.compat_version")
     if present and isinstance(version, str) and not re.fullmatch(r"\d+\.\d+", version):
-        add("board.compat_version", f"must be MAJOR.MINOR, like \"1.0\", not {version!r}")
+        add("board.compat_version", f'must be MAJOR.MINOR, like "1.0", not {version!r}')
     present, prompt = _get(data, "console.uboot_prompt")
     if present and prompt == "":
         add("console.uboot_prompt", "must not be empty")
@@ -239,14 +253,19 @@ def _check_numbers(data: dict[str, Any], add: _Add) -> None:
             if not isinstance(value, str) or int(value, 0) < 0:
                 raise ValueError
         except ValueError:
-            add(dotted, f"must be an address string such as \"0x50000000\", not {value!r}")
+            add(dotted, f'must be an address string such as "0x50000000", not {value!r}')
     for dotted in _POSITIVE_NUMBERS:
         present, value = _get(data, dotted)
-        if present and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+        if present and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
             add(dotted, f"must be a positive number, not {value!r}")
     present, block = _get(data, "flash.block_size")
-    if present and isinstance(block, int) and not isinstance(block, bool) and (
-        block <= 0 or block & (block - 1)
+    if (
+        present
+        and isinstance(block, int)
+        and not isinstance(block, bool)
+        and (block <= 0 or block & (block - 1))
     ):
         add("flash.block_size", f"must be a power of two, not {block}")
     present, port = _get(data, "ssh.port")
@@ -260,12 +279,19 @@ def _region(data: dict[str, Any], dotted: str, add: _Add) -> tuple[int, int, int
     if not present:
         return None
     if not isinstance(node, dict):
-        add(dotted, f"must be a table with partition, start_block and blocks, not {type(node).__name__}")
+        add(
+            dotted,
+            f"must be a table with partition, start_block and blocks, not {type(node).__name__}",
+        )
         return None
     values = []
     for key in ("partition", "start_block", "blocks"):
         value = node.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key != "start_block" else 0):
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < (1 if key != "start_block" else 0)
+        ):
             least = "a positive" if key != "start_block" else "a non-negative"
             add(f"{dotted}.{key}", f"must be {least} integer, not {value!r}")
             return None
@@ -288,12 +314,18 @@ def _check_layout(data: dict[str, Any], add: _Add) -> None:
         disk_blocks = int(disk_mib * 1024 * 1024) // block
         for dotted, (_, start, count) in known.items():
             if start + count > disk_blocks:
-                add(f"{dotted}.blocks", f"ends at block {start + count}, past the end of the disk "
-                    f"({disk_blocks} blocks of {block} bytes = flash.disk_size_mib {disk_mib})")
+                add(
+                    f"{dotted}.blocks",
+                    f"ends at block {start + count}, past the end of the disk "
+                    f"({disk_blocks} blocks of {block} bytes = flash.disk_size_mib {disk_mib})",
+                )
     ordered = sorted(known.items(), key=lambda kv: kv[1][1])
     for (a, (_, a_start, a_count)), (b, (_, b_start, _)) in zip(ordered, ordered[1:], strict=False):
         if b_start < a_start + a_count:
-            add(f"{b}.start_block", f"block {b_start} is inside {a} (blocks {a_start}..{a_start + a_count - 1})")
+            add(
+                f"{b}.start_block",
+                f"block {b_start} is inside {a} (blocks {a_start}..{a_start + a_count - 1})",
+            )
     numbers: dict[int, str] = {}
     for dotted, (partition, _, _) in known.items():
         if partition in numbers:
@@ -301,8 +333,11 @@ def _check_layout(data: dict[str, Any], add: _Add) -> None:
         numbers.setdefault(partition, dotted)
     if numbers and sorted(numbers) != list(range(1, len(numbers) + 1)):
         last = max(known, key=lambda k: known[k][0])
-        add(f"{last}.partition", "partitions must be numbered 1..n without gaps, "
-            f"got {', '.join(str(n) for n in sorted(numbers))}")
+        add(
+            f"{last}.partition",
+            "partitions must be numbered 1..n without gaps, "
+            f"got {', '.join(str(n) for n in sorted(numbers))}",
+        )
 
 
 def _check_templates(data: dict[str, Any], add: _Add) -> None:
@@ -311,7 +346,9 @@ def _check_templates(data: dict[str, Any], add: _Add) -> None:
         if not present or not isinstance(template, str):
             continue
         try:
-            used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+            used = {
+                field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+            }
             template.format(**values)
         except KeyError as exc:
             known = ", ".join(f"{{{k}}}" for k in values) or "none"
@@ -376,10 +413,26 @@ _PROFILE_HEADER = """\
 #   routerkit flash IMAGE --via serial --board {name} --port /dev/ttyUSB0
 """
 _MEASURE = {
-    "console": ("uboot_prompt", "autoboot_banner", "interrupt", "interrupt_timeout", "linux_prompt"),
+    "console": (
+        "uboot_prompt",
+        "autoboot_banner",
+        "interrupt",
+        "interrupt_timeout",
+        "linux_prompt",
+    ),
     "power": ("kind",),
-    "flash": ("interface", "device", "block_size", "load_addr", "scratch_addr", "write", "read",
-              "rescan", "linux_device", "disk_size_mib"),
+    "flash": (
+        "interface",
+        "device",
+        "block_size",
+        "load_addr",
+        "scratch_addr",
+        "write",
+        "read",
+        "rescan",
+        "linux_device",
+        "disk_size_mib",
+    ),
     "firmware": ("console", "kernel_load"),
     "flash.slots.A": ("start_block", "blocks"),
     "flash.slots.B": ("start_block", "blocks"),
@@ -473,7 +526,9 @@ def new_board(name: str, source: str = boards.DEFAULT_BOARD, *, force: bool = Fa
     """Write a commented profile of ``name`` (started from board ``source``) into
     ``<config>/boards/`` and a guide skeleton into ``<config>/guides/<name>/``."""
     if not _ID_RE.fullmatch(name):
-        raise ConfigError(f"board name {name!r}: use lower-case letters, digits and '-' (at most 48)")
+        raise ConfigError(
+            f"board name {name!r}: use lower-case letters, digits and '-' (at most 48)"
+        )
     src = boards.find_board(source)
     if src is None:
         known = ", ".join(boards.available_boards()) or "none"

@@ -139,9 +139,7 @@ def load_board_file(path: Path) -> Board:
                 if isinstance(expected, type)
                 else " or ".join(t.__name__ for t in expected)
             )
-            raise ConfigError(
-                f"{path}: key {dotted!r} must be {names}, not {type(node).__name__}"
-            )
+            raise ConfigError(f"{path}: key {dotted!r} must be {names}, not {type(node).__name__}")
     for name, slot in data["flash"]["slots"].items():
         for key in ("partition", "start_block", "blocks"):
             value = slot.get(key) if isinstance(slot, dict) else None
@@ -174,7 +172,9 @@ def board_sources() -> list[BoardSource]:
             if seen is None:
                 found[path.stem] = BoardSource(path.stem, path, origin)
             else:
-                found[path.stem] = BoardSource(seen.id, seen.path, seen.origin, (*seen.shadows, path))
+                found[path.stem] = BoardSource(
+                    seen.id, seen.path, seen.origin, (*seen.shadows, path)
+                )
     return [found[k] for k in sorted(found)]
 
 

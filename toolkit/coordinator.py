@@ -34,6 +34,7 @@ from toolkit.errors import (
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 
+
 @dataclass
 class Lease:
     place: str
@@ -80,7 +81,9 @@ def run_client(coordinator: str, place: str | None, *args: str, timeout: float =
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise PlaceError(f"labgrid coordinator {coordinator} did not answer in {timeout:.0f} s") from None
+        raise PlaceError(
+            f"labgrid coordinator {coordinator} did not answer in {timeout:.0f} s"
+        ) from None
     if proc.returncode != 0:
         raise PlaceError(_explain(proc.stderr or proc.stdout, coordinator, place))
     return proc.stdout

@@ -238,7 +238,9 @@ class PublishRetryableError(PublishError):
 
     exit_code = 41
 
-    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
 

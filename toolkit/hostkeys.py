@@ -144,9 +144,13 @@ class HostKeyStore:
                 del keys[ident]
             elif not keys[ident].matches(*lines[ident]):
                 keytype, b64 = lines[ident]
-                keys[ident] = HostKey(ident, keytype, b64, fingerprint(b64), "known_hosts", utcnow())
+                keys[ident] = HostKey(
+                    ident, keytype, b64, fingerprint(b64), "known_hosts", utcnow()
+                )
         for ident, (keytype, b64) in lines.items():
-            keys.setdefault(ident, HostKey(ident, keytype, b64, fingerprint(b64), "known_hosts", utcnow()))
+            keys.setdefault(
+                ident, HostKey(ident, keytype, b64, fingerprint(b64), "known_hosts", utcnow())
+            )
         return keys
 
     def _known_hosts_lines(self) -> dict[str, tuple[str, str]]:
@@ -163,7 +167,10 @@ class HostKeyStore:
 
     def _save(self, keys: dict[str, HostKey]) -> None:
         head = "# routerkit known_hosts: one line per device identity (use with ssh -o HostKeyAlias=ID)\n"
-        body = "".join(f"{k.identity} {k.keytype} {k.key}\n" for k in sorted(keys.values(), key=lambda k: k.identity))
+        body = "".join(
+            f"{k.identity} {k.keytype} {k.key}\n"
+            for k in sorted(keys.values(), key=lambda k: k.identity)
+        )
         atomic_write(self.known_hosts, (head + body).encode())
         self._save_meta(keys)
 
@@ -198,9 +205,16 @@ class HostKeyStore:
             if old and not old.matches(keytype, key):
                 replaced.append(old.fingerprint)
             record = HostKey(
-                identity=identity, keytype=keytype, key=key, fingerprint=fingerprint(key),
-                source=source, added=utcnow() if not (old and old.matches(keytype, key)) else old.added,
-                host=host, port=port, last_seen=utcnow(), replaced=replaced,
+                identity=identity,
+                keytype=keytype,
+                key=key,
+                fingerprint=fingerprint(key),
+                source=source,
+                added=utcnow() if not (old and old.matches(keytype, key)) else old.added,
+                host=host,
+                port=port,
+                last_seen=utcnow(),
+                replaced=replaced,
             )
             keys[identity] = record
             self._save(keys)
@@ -338,7 +352,9 @@ def check(
         if how is not None:
             source = f"{how} after flashing {ctx.image_version}" if ctx.image_version else how
             store.trust(identity, keytype, key, source=source, host=host, port=port)
-            return Decision(identity, fp, how, first_contact=False, changed=True, previous=stored.fingerprint)
+            return Decision(
+                identity, fp, how, first_contact=False, changed=True, previous=stored.fingerprint
+            )
         raise HostKeyError(
             f"host key: {identity} came back from the flash with key {fp}, but routerkit had "
             f"{stored.fingerprint} (devices keep their key across upgrades) and no serial console "
@@ -348,8 +364,10 @@ def check(
         )
     confirm = ""
     if serial and _in(serial, keytype, key):
-        confirm = (" Its serial console reports the same new key, so the device itself was "
-                   "probably reflashed or reset by someone else.")
+        confirm = (
+            " Its serial console reports the same new key, so the device itself was "
+            "probably reflashed or reset by someone else."
+        )
     raise HostKeyError(
         f"host key CHANGED for {identity} at {host}:{port}: it presents {keytype} {fp}, "
         f"routerkit trusted {stored.fingerprint} (since {stored.added}, via {stored.source}). "
@@ -365,9 +383,11 @@ class _Shell(Protocol):
 
 
 #: Where firmware without ``rk-settings`` keeps its host keys (fallback of the reader).
-LEGACY_HOST_KEY_FILES = ("/etc/dropbear/dropbear_ed25519_host_key",
-                         "/etc/dropbear/dropbear_ecdsa_host_key",
-                         "/etc/dropbear/dropbear_rsa_host_key")
+LEGACY_HOST_KEY_FILES = (
+    "/etc/dropbear/dropbear_ed25519_host_key",
+    "/etc/dropbear/dropbear_ecdsa_host_key",
+    "/etc/dropbear/dropbear_rsa_host_key",
+)
 CONSOLE_READS = 4
 
 
@@ -397,11 +417,13 @@ def read_console_host_keys(shell: _Shell, *, timeout: float = 20.0) -> list[str]
             files = " ".join(LEGACY_HOST_KEY_FILES)
             legacy = shell.run(
                 f"for k in {files}; do if [ -f $k.pub ]; then cat $k.pub; "
-                f"elif [ -f $k ]; then dropbearkey -y -f $k; fi; done", timeout=timeout,
+                f"elif [ -f $k ]; then dropbearkey -y -f $k; fi; done",
+                timeout=timeout,
             )
             last = str(legacy.output)
-            keys = [ln.strip() for ln in last.splitlines()
-                    if ln.strip().startswith(("ssh-", "ecdsa-"))]
+            keys = [
+                ln.strip() for ln in last.splitlines() if ln.strip().startswith(("ssh-", "ecdsa-"))
+            ]
             if keys and keys == previous:
                 return keys
             previous = keys or None
@@ -410,11 +432,14 @@ def read_console_host_keys(shell: _Shell, *, timeout: float = 20.0) -> list[str]
             if not line.startswith(("ssh-", "ecdsa-")):
                 continue
             check = lines[i + 1].split()
-            if len(check) == 2 and check[0] == "sha256" and hmac.compare_digest(
-                hashlib.sha256(line.encode()).hexdigest(), check[1]
+            if (
+                len(check) == 2
+                and check[0] == "sha256"
+                and hmac.compare_digest(hashlib.sha256(line.encode()).hexdigest(), check[1])
             ):
                 return [line]
     raise DeviceCommandError(
         f"could not read the SSH host key cleanly over the serial console in {CONSOLE_READS} "
-        "tries (a noisy line, or firmware without rk-settings)", last_output=last,
+        "tries (a noisy line, or firmware without rk-settings)",
+        last_output=last,
     )

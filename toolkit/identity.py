@@ -23,9 +23,15 @@ from toolkit import paths
 from toolkit.errors import ConfigError
 
 IDENTITY_ENV = "ROUTERKIT_SSH_IDENTITY"
-_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
-              "sk-ecdsa-sha2-nistp256@openssh.com")
+_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
 _B64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 
@@ -50,7 +56,8 @@ def _generate(path: Path) -> None:
 
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     )
     public = key.public_key().public_bytes(
@@ -59,8 +66,10 @@ def _generate(path: Path) -> None:
     comment = _COMMENT_UNSAFE.sub("_", f"routerkit@{socket.gethostname()}")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
-    for target, data, mode in ((path.with_name(path.name + ".pub"), public + b" " +
-                                comment.encode() + b"\n", 0o644), (path, private, 0o600)):
+    for target, data, mode in (
+        (path.with_name(path.name + ".pub"), public + b" " + comment.encode() + b"\n", 0o644),
+        (path, private, 0o600),
+    ):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.")
         try:
             os.fchmod(fd, mode)

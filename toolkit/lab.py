@@ -133,5 +133,9 @@ def load_lab(path: Path) -> Lab:
                 "serial_url or labgrid_place"
             )
         targets[name] = LabTarget(name=name, board=raw["board"], values=dict(raw))
-    lab_name = data.get("lab", {}).get("name", path.stem) if isinstance(data.get("lab"), dict) else path.stem
+    lab_name = (
+        data.get("lab", {}).get("name", path.stem)
+        if isinstance(data.get("lab"), dict)
+        else path.stem
+    )
     return Lab(path=path, name=str(lab_name), targets=targets)

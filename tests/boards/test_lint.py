@@ -20,16 +20,18 @@ def test_reference_profile_is_clean() -> None:
     assert boardkit.lint_file(resources.bundled_boards_dir() / "es-virt.toml") == []
 
 
-def test_broken_profile_reports_each_problem_at_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_profile_reports_each_problem_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copyfile(HERE / "broken-bench.toml", tmp_path / "bench-x.toml")
     monkeypatch.chdir(tmp_path)
     assert [str(i) for i in boardkit.lint_file(tmp_path / "bench-x.toml")] == [
         "bench-x.toml:4: board.compatible: must include the board id 'bench-x' (images name it)",
-        'bench-x.toml:5: board.compat_version: must be MAJOR.MINOR, like "1.0", not \'1\'',
+        "bench-x.toml:5: board.compat_version: must be MAJOR.MINOR, like \"1.0\", not '1'",
         "bench-x.toml:7: console.interrupt: missing (required, str)",
         "bench-x.toml:9: console.interupt: unknown key: did you mean 'console.interrupt'?",
         "bench-x.toml:18: flash.block_size: must be a power of two, not 500",
-        'bench-x.toml:19: flash.load_addr: must be an address string such as "0x50000000", not \'RAM\'',
+        "bench-x.toml:19: flash.load_addr: must be an address string such as \"0x50000000\", not 'RAM'",
         "bench-x.toml:20: flash.write: unknown placeholder {blok} (this command gets: {addr}, {block}, {count})",
         "bench-x.toml:21: flash.read: does not use {block}",
         "bench-x.toml:30: flash.slots.B.partition: partitions must be numbered 1..n without gaps, got 1, 3",
@@ -71,7 +73,9 @@ def test_new_board_writes_a_profile_and_guide_that_lint_clean() -> None:
     assert boardkit.lint_file(made.profile) == []
     assert lint_guide(made.guide) == []
     text = made.profile.read_text()
-    assert 'id = "my-bench"' in text and "MEASURE" in text and "routerkit board lint my-bench" in text
+    assert (
+        'id = "my-bench"' in text and "MEASURE" in text and "routerkit board lint my-bench" in text
+    )
     board = load_board("my-bench")
     assert board.compatible == ["my-bench"]
     assert board.slots == load_board("es-virt").slots  # the layout is copied, to be measured

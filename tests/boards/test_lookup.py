@@ -45,7 +45,9 @@ def test_routerkit_boards_adds_directories_before_the_user_dir(
     _profile(paths.config_dir() / "boards", "bench-a", "from the user dir")
     first = _profile(tmp_path / "kit1", "bench-a", "from kit1")
     _profile(tmp_path / "kit2", "bench-b", "from kit2")
-    monkeypatch.setenv("ROUTERKIT_BOARDS", os.pathsep.join([str(tmp_path / "kit1"), str(tmp_path / "kit2")]))
+    monkeypatch.setenv(
+        "ROUTERKIT_BOARDS", os.pathsep.join([str(tmp_path / "kit1"), str(tmp_path / "kit2")])
+    )
     # Adds, never replaces: the shipped board and the user's are still there.
     assert available_boards() == ["bench-a", "bench-b", "es-virt"]
     assert load_board("bench-a").name == "from kit1"
@@ -63,7 +65,9 @@ def test_unknown_board_says_where_it_looked() -> None:
     assert str(paths.config_dir() / "boards") in str(err.value)
 
 
-def test_user_guide_comes_before_the_shipped_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_guide_comes_before_the_shipped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shipped = resources.bundled_guides_dir() / "es-virt" / "guide.yaml"
     assert guide_path("es-virt") == shipped
     mine = paths.config_dir() / "guides" / "es-virt" / "guide.yaml"

@@ -52,12 +52,22 @@ def test_board_lint_of_a_broken_file_exits_non_zero_with_file_line_errors(
     result = CliRunner().invoke(root, ["board", "lint", "bench-x.toml"])
     assert result.exit_code == 3
     lines = result.stdout.splitlines()
-    assert lines[0] == "bench-x.toml:4: board.compatible: must include the board id 'bench-x' (images name it)"
-    assert "bench-x.toml:20: flash.write: unknown placeholder {blok} (this command gets: {addr}, {block}, {count})" in lines
+    assert (
+        lines[0]
+        == "bench-x.toml:4: board.compatible: must include the board id 'bench-x' (images name it)"
+    )
+    assert (
+        "bench-x.toml:20: flash.write: unknown placeholder {blok} (this command gets: {addr}, {block}, {count})"
+        in lines
+    )
     assert len(lines) == 12
-    payload = json.loads(CliRunner().invoke(root, ["board", "lint", "bench-x.toml", "--json"]).stdout.splitlines()[0])
+    payload = json.loads(
+        CliRunner().invoke(root, ["board", "lint", "bench-x.toml", "--json"]).stdout.splitlines()[0]
+    )
     assert payload["ok"] is False and payload["issues"][0] == {
-        "file": "bench-x.toml", "line": 4, "key": "board.compatible",
+        "file": "bench-x.toml",
+        "line": 4,
+        "key": "board.compatible",
         "message": "must include the board id 'bench-x' (images name it)",
     }
 

@@ -52,8 +52,20 @@ def fake_console() -> Iterator[int]:
 def test_trace_file_has_both_directions_and_vv_logs_go_to_stderr_only(tmp_path: Path) -> None:
     trace = tmp_path / "wire.trace"
     with fake_console() as port:
-        result = CliRunner().invoke(root, ["-vv", "--trace", str(trace), "--json", "verify", "--via", "serial",
-                                           "--port", f"socket://127.0.0.1:{port}"])
+        result = CliRunner().invoke(
+            root,
+            [
+                "-vv",
+                "--trace",
+                str(trace),
+                "--json",
+                "verify",
+                "--via",
+                "serial",
+                "--port",
+                f"socket://127.0.0.1:{port}",
+            ],
+        )
     assert result.exit_code == 0, (result.stdout, result.stderr)
     report = json.loads(result.stdout)  # exactly one JSON document on stdout
     assert report["ok"] and report["version"] == "1.0.0" and report["via"] == "serial"

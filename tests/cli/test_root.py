@@ -11,7 +11,9 @@ from toolkit.cli import root
 
 def test_help_lists_commands_without_importing_them() -> None:
     code = "import sys; from toolkit.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko','fabric','tuf','PIL','rich','httpx')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "flash" in out
     assert out.strip().splitlines()[-1] == "[]"
 

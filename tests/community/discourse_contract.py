@@ -34,8 +34,16 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class DiscourseContract:
-    def __init__(self, *, api_key: str = "k" * 64, username: str = "tester", user_api_key: str | None = None,
-                 rate_limit: int = 0, window: float = 1.0, max_upload: int = 4 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "k" * 64,
+        username: str = "tester",
+        user_api_key: str | None = None,
+        rate_limit: int = 0,
+        window: float = 1.0,
+        max_upload: int = 4 * 1024 * 1024,
+    ) -> None:
         self.api_key, self.username, self.user_api_key = api_key, username, user_api_key
         self.rate_limit, self.window, self.max_upload = rate_limit, window, max_upload
         self.recent: list[float] = []
@@ -70,19 +78,38 @@ class DiscourseContract:
                     contract.requests += 1
                     now = time.monotonic()
                     contract.recent = [t for t in contract.recent if now - t < contract.window]
-                    limited = bool(contract.rate_limit) and len(contract.recent) >= contract.rate_limit
+                    limited = (
+                        bool(contract.rate_limit) and len(contract.recent) >= contract.rate_limit
+                    )
                     if limited:
                         contract.rate_limited += 1
                         wait = max(1, math.ceil(contract.window - (now - contract.recent[0])))
                     else:
                         contract.recent.append(now)
                 if not contract.authorised(self.headers):
-                    return self.reply(403, {"errors": ["You are not permitted to view the requested resource. "
-                                                       "The API username or key is invalid."], "error_type": "invalid_access"})
+                    return self.reply(
+                        403,
+                        {
+                            "errors": [
+                                "You are not permitted to view the requested resource. "
+                                "The API username or key is invalid."
+                            ],
+                            "error_type": "invalid_access",
+                        },
+                    )
                 if limited:
                     w = wait
-                    return self.reply(429, {"errors": [f"You’ve performed this action too many times. Please wait {w} seconds before trying again."],
-                                            "error_type": "rate_limit", "extras": {"wait_seconds": w}}, {"Retry-After": str(w)})
+                    return self.reply(
+                        429,
+                        {
+                            "errors": [
+                                f"You’ve performed this action too many times. Please wait {w} seconds before trying again."
+                            ],
+                            "error_type": "rate_limit",
+                            "extras": {"wait_seconds": w},
+                        },
+                        {"Retry-After": str(w)},
+                    )
                 code, payload, headers = contract.route(self.command, self.path, self.headers, body)
                 self.reply(code, payload, headers)
 
@@ -104,7 +131,9 @@ class DiscourseContract:
 
     # --- routes ---------------------------------------------------------------------------
 
-    def route(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any, dict[str, str]]:
+    def route(
+        self, method: str, path: str, headers: Any, body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         url = urlsplit(path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         with self.lock:
@@ -116,26 +145,63 @@ class DiscourseContract:
             if method == "GET" and m:
                 t = next((t for t in self.topics.values() if t["external_id"] == m.group(1)), None)
                 if t is None:
-                    return 404, {"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}, {}
+                    return (
+                        404,
+                        {
+                            "errors": ["The requested URL or resource could not be found."],
+                            "error_type": "not_found",
+                        },
+                        {},
+                    )
                 return 301, {}, {"Location": f"/t/{t['slug']}/{t['id']}.json"}
             m = re.fullmatch(r"/t/(?:[^/]+/)?(\d+)\.json", url.path)
             if method == "GET" and m and int(m.group(1)) in self.topics:
-                return 200, self.topic_json(int(m.group(1)), query.get("include_raw") in ("true", "1")), {}
+                return (
+                    200,
+                    self.topic_json(int(m.group(1)), query.get("include_raw") in ("true", "1")),
+                    {},
+                )
             if method == "GET" and url.path == "/search.json":
                 q = query.get("q", "")
                 hits = [t for t in self.topics.values() if any(q in p["raw"] for p in t["posts"])]
-                return 200, {"posts": [], "topics": [{"id": t["id"], "title": t["title"], "slug": t["slug"]} for t in hits]}, {}
-        return 404, {"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}, {}
+                return (
+                    200,
+                    {
+                        "posts": [],
+                        "topics": [
+                            {"id": t["id"], "title": t["title"], "slug": t["slug"]} for t in hits
+                        ],
+                    },
+                    {},
+                )
+        return (
+            404,
+            {
+                "errors": ["The requested URL or resource could not be found."],
+                "error_type": "not_found",
+            },
+            {},
+        )
 
     def create_upload(self, headers: Any, body: bytes) -> tuple[int, Any, dict[str, str]]:
-        msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + headers["Content-Type"].encode() + b"\r\n\r\n" + body)
+        msg = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + headers["Content-Type"].encode() + b"\r\n\r\n" + body
+        )
         fields: dict[str, Any] = {}
         for part in msg.iter_parts():
             fields[part.get_param("name", header="content-disposition")] = part
         if "file" not in fields:
             return 422, {"errors": ["param is missing or the value is empty: file"]}, {}
         if fields.get("type") is None or fields["type"].get_content().strip() != "composer":
-            return 422, {"errors": ["type must be one of avatar, profile_background, card_background, custom_emoji, composer"]}, {}
+            return (
+                422,
+                {
+                    "errors": [
+                        "type must be one of avatar, profile_background, card_background, custom_emoji, composer"
+                    ]
+                },
+                {},
+            )
         part = fields["file"]
         data = part.get_payload(decode=True)
         if len(data) > self.max_upload:
@@ -154,10 +220,17 @@ class DiscourseContract:
                 pass
             uid = len(self.uploads) + 1
             self.uploads[sha1] = {
-                "id": uid, "url": f"/uploads/default/original/1X/{sha1}.{ext}", "original_filename": name,
-                "filesize": len(data), "width": width, "height": height, "extension": ext,
-                "short_url": f"upload://{sha1[:27]}.{ext}", "short_path": f"/uploads/short-url/{sha1[:27]}.{ext}",
-                "human_filesize": f"{len(data) // 1024} KB", "retain_hours": None,
+                "id": uid,
+                "url": f"/uploads/default/original/1X/{sha1}.{ext}",
+                "original_filename": name,
+                "filesize": len(data),
+                "width": width,
+                "height": height,
+                "extension": ext,
+                "short_url": f"upload://{sha1[:27]}.{ext}",
+                "short_path": f"/uploads/short-url/{sha1[:27]}.{ext}",
+                "human_filesize": f"{len(data) // 1024} KB",
+                "retain_hours": None,
             }
             self.upload_bytes[sha1] = data
         return 200, self.uploads[sha1], {}
@@ -170,8 +243,19 @@ class DiscourseContract:
         if "topic_id" in one:
             t = self.topics.get(int(one["topic_id"]))
             if t is None:
-                return 404, {"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}, {}
-            post = {"id": 1000 + sum(len(x["posts"]) for x in self.topics.values()), "post_number": len(t["posts"]) + 1, "raw": raw}
+                return (
+                    404,
+                    {
+                        "errors": ["The requested URL or resource could not be found."],
+                        "error_type": "not_found",
+                    },
+                    {},
+                )
+            post = {
+                "id": 1000 + sum(len(x["posts"]) for x in self.topics.values()),
+                "post_number": len(t["posts"]) + 1,
+                "raw": raw,
+            }
             t["posts"].append(post)
             return 200, {**post, "topic_id": t["id"], "topic_slug": t["slug"]}, {}
         title = one.get("title", "")
@@ -185,14 +269,35 @@ class DiscourseContract:
         tid = len(self.topics) + 1
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:50] or "topic"
         post = {"id": 1000 + tid * 100, "post_number": 1, "raw": raw}
-        self.topics[tid] = {"id": tid, "title": title, "slug": slug, "external_id": ext_id,
-                            "category_id": int(one["category"]) if "category" in one else None,
-                            "tags": form.get("tags[]", []), "posts": [post]}
+        self.topics[tid] = {
+            "id": tid,
+            "title": title,
+            "slug": slug,
+            "external_id": ext_id,
+            "category_id": int(one["category"]) if "category" in one else None,
+            "tags": form.get("tags[]", []),
+            "posts": [post],
+        }
         return 200, {**post, "topic_id": tid, "topic_slug": slug}, {}
 
     def topic_json(self, tid: int, include_raw: bool) -> dict[str, Any]:
         t = self.topics[tid]
-        posts = [{"id": p["id"], "post_number": p["post_number"], "cooked": f"<p>{p['raw'][:80]}</p>",
-                  **({"raw": p["raw"]} if include_raw else {})} for p in t["posts"]]
-        return {"id": t["id"], "title": t["title"], "slug": t["slug"], "external_id": t["external_id"],
-                "category_id": t["category_id"], "tags": t["tags"], "posts_count": len(posts), "post_stream": {"posts": posts}}
+        posts = [
+            {
+                "id": p["id"],
+                "post_number": p["post_number"],
+                "cooked": f"<p>{p['raw'][:80]}</p>",
+                **({"raw": p["raw"]} if include_raw else {}),
+            }
+            for p in t["posts"]
+        ]
+        return {
+            "id": t["id"],
+            "title": t["title"],
+            "slug": t["slug"],
+            "external_id": t["external_id"],
+            "category_id": t["category_id"],
+            "tags": t["tags"],
+            "posts_count": len(posts),
+            "post_stream": {"posts": posts},
+        }

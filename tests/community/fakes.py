@@ -11,17 +11,29 @@ from typing import Any
 from toolkit.record import Journal
 
 
-def jpeg(width: int, height: int, seed: int, *, quality: int = 90, exif: Any = None, comment: bytes | None = None) -> bytes:
+def jpeg(
+    width: int,
+    height: int,
+    seed: int,
+    *,
+    quality: int = 90,
+    exif: Any = None,
+    comment: bytes | None = None,
+) -> bytes:
     """A small, distinct JPEG (gradient + shapes; different for every seed)."""
     from PIL import Image, ImageDraw
 
     rnd = random.Random(seed)
-    im = Image.new("RGB", (width, height), (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)))
+    im = Image.new(
+        "RGB", (width, height), (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+    )
     draw = ImageDraw.Draw(im)
     for _ in range(12):
         x, y = rnd.randrange(width), rnd.randrange(height)
-        draw.rectangle([x, y, x + rnd.randrange(10, width // 2), y + rnd.randrange(10, height // 2)],
-                       fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)))
+        draw.rectangle(
+            [x, y, x + rnd.randrange(10, width // 2), y + rnd.randrange(10, height // 2)],
+            fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)),
+        )
     out = io.BytesIO()
     kw: dict[str, Any] = {"quality": quality}
     if exif is not None:
@@ -59,15 +71,39 @@ def assembly_session(
             path = j.store_bytes(f"photos/{n:03d}.jpg", processed)
             import hashlib
 
-            j.append("photo", step=sid, sha256=hashlib.sha256(original).hexdigest(), original=str(orig_path),
-                     path=j.relpath(path), bytes=len(processed), width=photo_px[0], height=photo_px[1])
+            j.append(
+                "photo",
+                step=sid,
+                sha256=hashlib.sha256(original).hexdigest(),
+                original=str(orig_path),
+                path=j.relpath(path),
+                bytes=len(processed),
+                width=photo_px[0],
+                height=photo_px[1],
+            )
         j.append("check", step=sid, name="confirm", ok=True, detail="looks right")
         j.append("step_finished", step=sid, ok=True, seconds=30.0 + s)
     if with_firmware:
-        j.append("flash", ok=True, via="serial", path="tftp", version_before="1.0.0", version_after="1.1.0",
-                 slot="B", bytes=9_000_000, seconds=12.5, last_output=console)
-        j.append("verify", ok=True, version_after="1.1.0", slot="B", seconds=3.2,
-                 selftest={"fan": "ok", "radio": "absent on the virtual sample"})
+        j.append(
+            "flash",
+            ok=True,
+            via="serial",
+            path="tftp",
+            version_before="1.0.0",
+            version_after="1.1.0",
+            slot="B",
+            bytes=9_000_000,
+            seconds=12.5,
+            last_output=console,
+        )
+        j.append(
+            "verify",
+            ok=True,
+            version_after="1.1.0",
+            slot="B",
+            seconds=3.2,
+            selftest={"fan": "ok", "radio": "absent on the virtual sample"},
+        )
     return j
 
 

@@ -22,7 +22,14 @@ import httpx
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, decide: Callable[[str, str], str], *, stall: float = 1.0, retry_after: str = "1") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        decide: Callable[[str, str], str],
+        *,
+        stall: float = 1.0,
+        retry_after: str = "1",
+    ) -> None:
         parts = urlsplit(upstream)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.decide = decide
@@ -56,12 +63,18 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "connection")
+                }
                 if "Origin" in headers:
                     headers["Origin"] = proxy.upstream_origin
                 if "Referer" in headers:
                     headers["Referer"] = proxy.upstream_origin + urlsplit(headers["Referer"]).path
-                resp = proxy._client.request(self.command, proxy.upstream_origin + self.path, headers=headers, content=body)
+                resp = proxy._client.request(
+                    self.command, proxy.upstream_origin + self.path, headers=headers, content=body
+                )
                 if action == "drop_after":
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -74,7 +87,12 @@ class FaultProxy:
                     time.sleep(proxy.stall)
                 self.send_response(resp.status_code)
                 for k, v in resp.headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(resp.content)))
                 self.end_headers()

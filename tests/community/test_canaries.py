@@ -18,7 +18,10 @@ CANARIES = {
     "bearer": ("Authorization: Bearer CanaryTok0abcdef123456", "CanaryTok0abcdef123456"),
     "jwt": ("eyJhbGciOiJIUzI1NiJ9.eyJjYW5hcnkiOjF9.Q2FuYXJ5U2ln", "eyJjYW5hcnkiOjF9"),
     "github": ("ghp_CanaryCanaryCanaryCanary1234", "ghp_CanaryCanaryCanaryCanary1234"),
-    "pem": ("-----BEGIN PRIVATE KEY-----\nCanaryPemBody\n-----END PRIVATE KEY-----", "CanaryPemBody"),
+    "pem": (
+        "-----BEGIN PRIVATE KEY-----\nCanaryPemBody\n-----END PRIVATE KEY-----",
+        "CanaryPemBody",
+    ),
     "mac": ("eth0 52:54:00:ca:fe:01", "52:54:00:ca:fe:01"),
     "mac upper": ("wlan0 52:54:00:CA:FE:02", "52:54:00:CA:FE:02"),
     "serial": ("serial: ESCANARY0042", "ESCANARY0042"),
@@ -41,11 +44,18 @@ def _planted_session(tmp: Path):
     exif = Image.Exif()
     exif[0x010E] = "serial: ESCANARY0042 52:54:00:ca:fe:01"
     exif.get_ifd(0x8825)[2] = (52.0, 31.0, 12.0)
-    leaky = journal.store_bytes("photos/leaky.jpg", jpeg(96, 64, seed=9, exif=exif, comment=b"CanaryPass5512"))
+    leaky = journal.store_bytes(
+        "photos/leaky.jpg", jpeg(96, 64, seed=9, exif=exif, comment=b"CanaryPass5512")
+    )
     journal.append("photo", step="step-3", path=journal.relpath(leaky), width=96, height=64)
     journal.append("check", step="step-3", name="uci", ok=False, detail=PLANTED)
-    journal.append("step_finished", step="step-3", ok=False, error="wpa_passphrase=CanaryPass5512 at 198.51.100.23",
-                   error_class="CheckFailed")
+    journal.append(
+        "step_finished",
+        step="step-3",
+        ok=False,
+        error="wpa_passphrase=CanaryPass5512 at 198.51.100.23",
+        error_class="CheckFailed",
+    )
     journal.store_bytes("console.log", PLANTED.encode())
     attached = tmp / "uci-wireless.txt"
     attached.write_text(PLANTED)
@@ -55,21 +65,33 @@ def _planted_session(tmp: Path):
 
 
 def _survivors(blobs: list[bytes]) -> list[str]:
-    return [name for name, (_, secret) in CANARIES.items() if any(secret.encode() in b for b in blobs)]
+    return [
+        name for name, (_, secret) in CANARIES.items() if any(secret.encode() in b for b in blobs)
+    ]
 
 
 def test_no_canary_survives_in_share_or_bug_payloads(tmp_path: Path) -> None:
     journal, attach = _planted_session(tmp_path)
     share = prepare_share(journal.id)
-    bug, _ = prepare_bug(f"Broken at 198.51.100.23 on canary-bench {PLANTED}", session_id=journal.id, attach=attach,
-                         remote=lambda cmd: PLANTED)
+    bug, _ = prepare_bug(
+        f"Broken at 198.51.100.23 on canary-bench {PLANTED}",
+        session_id=journal.id,
+        attach=attach,
+        remote=lambda cmd: PLANTED,
+    )
     assert share.redactions and bug.redactions  # something was found and removed
     payloads: list[bytes] = []
     for plan in (share, bug):
-        payloads += [plan.item.title.encode(), plan.item.body.encode(), *(b.data for b in plan.blobs)]
+        payloads += [
+            plan.item.title.encode(),
+            plan.item.body.encode(),
+            *(b.data for b in plan.blobs),
+        ]
         item = submit(plan, Outbox())
         payloads += [a.path.read_bytes() for a in item.attachments]
-    assert PLANTED.encode() in (journal.files_dir / "console.log").read_bytes()  # the canaries were there
+    assert (
+        PLANTED.encode() in (journal.files_dir / "console.log").read_bytes()
+    )  # the canaries were there
     assert _survivors(payloads) == []
 
 

@@ -39,7 +39,11 @@ def test_preview_shows_exact_payload_and_queues_nothing(configured) -> None:
     res = _run("share", "--preview", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["preview"] and len(out["attachments"]) == 4 and all(a["bytes"] > 0 for a in out["attachments"])
+    assert (
+        out["preview"]
+        and len(out["attachments"]) == 4
+        and all(a["bytes"] > 0 for a in out["attachments"])
+    )
     assert "step-step-1-1.jpg" in res.stderr and "total:" in res.stderr
     assert Outbox().list() == []
 
@@ -63,10 +67,16 @@ def test_share_yes_posts_and_prints_url(configured, roundup) -> None:
 
 def test_second_bug_with_same_signature_is_added_to_the_first(configured, roundup) -> None:
     journal = assembly_session(photos=0, steps=1)
-    journal.append("verify", ok=False, error="fan rpm 0", error_class="CheckFailed", version_after="1.1.0")
-    first = json.loads(_run("bug", "Fan stays silent", "--yes", "--json").stdout.strip().splitlines()[-1])
+    journal.append(
+        "verify", ok=False, error="fan rpm 0", error_class="CheckFailed", version_after="1.1.0"
+    )
+    first = json.loads(
+        _run("bug", "Fan stays silent", "--yes", "--json").stdout.strip().splitlines()[-1]
+    )
     assert first["state"] == "sent" and first["added_to"] is None
-    second = json.loads(_run("bug", "No fan here either", "--yes", "--json").stdout.strip().splitlines()[-1])
+    second = json.loads(
+        _run("bug", "No fan here either", "--yes", "--json").stdout.strip().splitlines()[-1]
+    )
     assert second["signature"] == first["signature"]
     issue_id = first["url"].rsplit("issue", 1)[1]
     assert second["added_to"] == issue_id
@@ -117,8 +127,16 @@ def test_login_without_keyring_backend_explains_alternatives(monkeypatch) -> Non
 
     keyring.core._keyring_backend = None  # let keyring re-read the environment
     try:
-        res = _run("community", "login", "--to", "discourse", "--url", "https://forum.invalid", "--token-stdin",
-                   input="secret\n")
+        res = _run(
+            "community",
+            "login",
+            "--to",
+            "discourse",
+            "--url",
+            "https://forum.invalid",
+            "--token-stdin",
+            input="secret\n",
+        )
     finally:
         keyring.core._keyring_backend = None
     assert res.exit_code == 42 and "keyrings.alt" in res.stderr and "secret" not in res.output

@@ -29,8 +29,17 @@ def test_build_log_has_steps_times_photos_and_firmware() -> None:
 def test_flash_session_recorded_after_assembly_is_folded_in() -> None:
     j = assembly_session(photos=1, steps=1, with_firmware=False)
     later = Journal.create("flash", board="es-virt")
-    later.append("flash", ok=True, via="ssh", path="cat", version_before="1.1.0", version_after="1.2.0", slot="A",
-                 bytes=1 << 20, seconds=4.0)
+    later.append(
+        "flash",
+        ok=True,
+        via="ssh",
+        path="cat",
+        version_before="1.1.0",
+        version_after="1.2.0",
+        slot="A",
+        bytes=1 << 20,
+        seconds=4.0,
+    )
     assert "1.1.0 → 1.2.0, via ssh/cat, slot A" in compose(j, R).markdown
 
 
@@ -43,7 +52,9 @@ def test_incomplete_journal_still_composes_with_warnings() -> None:
     j.append("mystery", anything=1)
     plan = prepare_share(j.id)
     assert [s.status for s in plan.log.steps] == ["started", "skipped"]  # type: ignore[union-attr]
-    assert any("missing" in w for w in plan.warnings) and any("no photos" in w for w in plan.warnings)
+    assert any("missing" in w for w in plan.warnings) and any(
+        "no photos" in w for w in plan.warnings
+    )
     assert [b.name for b in plan.blobs] == ["buildlog.html"]
 
 
@@ -52,7 +63,12 @@ def test_bug_context_names_failing_step_firmware_and_signature() -> None:
     j.append("step_started", step="step-3", title="Seat the fan")
     j.append("step_finished", step="step-3", ok=False, error="fan rpm 0", error_class="CheckFailed")
     ctx = collect(j)
-    assert (ctx.board, ctx.hardware_rev, ctx.firmware, ctx.slot) == ("es-virt", "virt-1", "1.1.0", "B")
+    assert (ctx.board, ctx.hardware_rev, ctx.firmware, ctx.slot) == (
+        "es-virt",
+        "virt-1",
+        "1.1.0",
+        "B",
+    )
     assert (ctx.step, ctx.error_class) == ("step-3", "CheckFailed")
     assert ctx.selftest == {"fan": "ok", "radio": "absent on the virtual sample"}
     assert ctx.signature == signature("es-virt", "1.1.0", "step-3", "CheckFailed")
@@ -84,13 +100,35 @@ def test_records_as_the_assembly_engine_writes_them_with_its_real_photo_pipeline
     exif = Image.Exif()
     exif[0x010E] = "serial: ESPIPE0001"
     src = j.store_bytes("originals/fan-top.jpg", jpeg(2000, 1500, seed=4, exif=exif))
-    (res,) = process_photos([PhotoJob(src, j.files_dir / "photos" / "fan-top.jpg")], longest_side=800)
+    (res,) = process_photos(
+        [PhotoJob(src, j.files_dir / "photos" / "fan-top.jpg")], longest_side=800
+    )
     assert not isinstance(res, Exception)
-    j.append("photo", step="fan", photo="fan-top", sha256=res.sha256, original=j.relpath(res.source),
-             processed=j.relpath(res.target), bytes=res.bytes, original_bytes=res.original_bytes,
-             width=res.width, height=res.height, source="path")
-    j.append("check", step="fan", check="fan-spins", kind="fan_rpm", automatic=True, ok=False,
-             detail="0 rpm", attempt=1, error_class="CheckFailed", error="0 rpm")
+    j.append(
+        "photo",
+        step="fan",
+        photo="fan-top",
+        sha256=res.sha256,
+        original=j.relpath(res.source),
+        processed=j.relpath(res.target),
+        bytes=res.bytes,
+        original_bytes=res.original_bytes,
+        width=res.width,
+        height=res.height,
+        source="path",
+    )
+    j.append(
+        "check",
+        step="fan",
+        check="fan-spins",
+        kind="fan_rpm",
+        automatic=True,
+        ok=False,
+        detail="0 rpm",
+        attempt=1,
+        error_class="CheckFailed",
+        error="0 rpm",
+    )
     j.append("step_finished", step="fan", index=3, seconds=75.5)
     plan = prepare_share(j.id)
     (photo,) = [b for b in plan.blobs if b.mime == "image/jpeg"]
@@ -98,6 +136,9 @@ def test_records_as_the_assembly_engine_writes_them_with_its_real_photo_pipeline
         assert sent.size == (res.width, res.height) and not sent.getexif()
     assert b"ESPIPE0001" not in photo.data
     assert plan.original_bytes == res.original_bytes
-    assert "### 1. Fit the fan — 1 min 16 s ✓" in plan.item.body and "check `fan-spins`: failed 0 rpm" in plan.item.body
+    assert (
+        "### 1. Fit the fan — 1 min 16 s ✓" in plan.item.body
+        and "check `fan-spins`: failed 0 rpm" in plan.item.body
+    )
     ctx = collect(j)
     assert (ctx.step, ctx.error_class) == ("fan", "CheckFailed")

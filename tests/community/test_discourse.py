@@ -25,7 +25,9 @@ def forum():
 
 
 def _pub(forum: DiscourseContract, **kw) -> DiscoursePublisher:
-    return DiscoursePublisher(forum.url, forum.api_key, username=forum.username, category=4, tags=["es"], **kw)
+    return DiscoursePublisher(
+        forum.url, forum.api_key, username=forum.username, category=4, tags=["es"], **kw
+    )
 
 
 def test_build_log_becomes_one_topic_with_uploads_despite_429s(forum) -> None:

@@ -23,7 +23,9 @@ def test_bad_token_is_an_auth_error_and_the_item_stays(roundup) -> None:
     with pytest.raises(PublishAuthError):
         forged.find("issue", idempotency_key="x")
     result = deliver(PublisherCache({"roundup": forged}), keys=[item.key])
-    assert [i.state for i in result.failed] == ["failed"] and "401" in (result.failed[0].last_error or "")
+    assert [i.state for i in result.failed] == ["failed"] and "401" in (
+        result.failed[0].last_error or ""
+    )
     assert Outbox().get(item.key) is not None  # kept for `outbox retry` after `community login`
 
 
@@ -35,12 +37,16 @@ def test_tracker_without_routerkit_properties_is_a_schema_error(roundup) -> None
 def test_too_large_is_refused_then_shrunk_photos_go_through(tmp_path) -> None:
     forum = DiscourseContract(max_upload=20_000)
     try:
-        journal = assembly_session(photos=2, steps=1, photo_px=(1600, 1200))  # > 20 kB even re-encoded
+        journal = assembly_session(
+            photos=2, steps=1, photo_px=(1600, 1200)
+        )  # > 20 kB even re-encoded
         item = submit(prepare_share(journal.id, "discourse"))
         pub = DiscoursePublisher(forum.url, forum.api_key, username=forum.username)
         result = deliver(PublisherCache({"discourse": pub}), keys=[item.key])
         assert "PayloadTooLargeError" in (result.failed[0].last_error or "") and not forum.topics
-        smaller = submit(prepare_share(journal.id, "discourse", max_photo_px=200))  # same key, new payload
+        smaller = submit(
+            prepare_share(journal.id, "discourse", max_photo_px=200)
+        )  # same key, new payload
         assert smaller.key == item.key and smaller.state == "queued"
         assert deliver(PublisherCache({"discourse": pub}), keys=[item.key]).sent
         assert len(forum.topics) == 1

@@ -24,8 +24,13 @@ def _bug_items(n: int, tag: str) -> list[Item]:
     outbox = Outbox()
     items = []
     for i in range(n):
-        item = Item(key=item_key(tag, str(i)), publisher="roundup", kind="bug", title=f"{tag} {i}",
-                    payload={"body": f"report {i}", "fields": {"kind": "bug", "signature": f"sig-{tag}"}})
+        item = Item(
+            key=item_key(tag, str(i)),
+            publisher="roundup",
+            kind="bug",
+            title=f"{tag} {i}",
+            payload={"body": f"report {i}", "fields": {"kind": "bug", "signature": f"sig-{tag}"}},
+        )
         items.append(outbox.enqueue(item))
     return items
 
@@ -71,7 +76,9 @@ def test_sigkill_after_server_accept_before_local_ack_posts_once(tracker, roundu
         "from toolkit.community.publishers.roundup import RoundupPublisher\n"
         "Outbox().drain(PublisherCache({'roundup': RoundupPublisher(sys.argv[1], sys.argv[2], timeout=600)}))\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", script, proxy.url, tracker.issue_token()], env=os.environ.copy())
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, proxy.url, tracker.issue_token()], env=os.environ.copy()
+    )
     try:
         assert proxy.accepted.wait(60), "the child never reached the issue POST"
         child.send_signal(signal.SIGKILL)
@@ -114,10 +121,14 @@ def test_random_failures_lose_nothing_and_duplicate_nothing(tracker, roundup, n:
     try:
         flaky = RoundupPublisher(proxy.url, tracker.issue_token(), timeout=0.5)
         outbox = Outbox(base_delay=0.02, max_delay=0.5)
-        result = outbox.drain(PublisherCache({"roundup": flaky}), deadline=__import__("time").monotonic() + 240)
+        result = outbox.drain(
+            PublisherCache({"roundup": flaky}), deadline=__import__("time").monotonic() + 240
+        )
     finally:
         proxy.close()
-    assert all(proxy.counts.get(a, 0) > 0 for a in ("503", "429", "drop_after", "slow_after")), proxy.counts
+    assert all(proxy.counts.get(a, 0) > 0 for a in ("503", "429", "drop_after", "slow_after")), (
+        proxy.counts
+    )
     assert len(result.sent) == n, [i.last_error for i in result.pending + result.failed][:5]
     counts = [_count(roundup, i.key) for i in items]
     assert counts.count(1) == n  # 0 lost, 0 duplicates

@@ -43,7 +43,9 @@ def _item(outbox: Outbox, key: str = "k1", with_file: bool = False) -> Item:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"hello")
         attachments = [Attachment("a.txt", path, 5, "0" * 64, "text/plain")]
-    return outbox.enqueue(Item(key, "scripted", "bug", f"title {key}", {"body": "text"}, attachments))
+    return outbox.enqueue(
+        Item(key, "scripted", "bug", f"title {key}", {"body": "text"}, attachments)
+    )
 
 
 def test_enqueue_is_idempotent_by_key(tmp_path: Path) -> None:
@@ -63,14 +65,19 @@ def test_transient_failures_back_off_honouring_retry_after(tmp_path: Path) -> No
     assert item.next_at - item.created >= 29  # not before the server's Retry-After
     slept: list[float] = []
     outbox.retry()  # the tester says: now
-    result = outbox.drain(lambda name: pub, deadline=__import__("time").monotonic() + 5, sleep=slept.append)
+    result = outbox.drain(
+        lambda name: pub, deadline=__import__("time").monotonic() + 5, sleep=slept.append
+    )
     assert [i.key for i in result.sent] == ["k1"] and pub.created == ["k1"]
 
 
 def test_backoff_grows_exponentially_and_is_capped(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path, base_delay=1.0, max_delay=8.0)
     delays = [outbox.backoff(n, None) for n in range(1, 8)]
-    assert all(0.5 * min(8, 2 ** (n - 1)) <= d <= min(8, 2 ** (n - 1)) for n, d in zip(range(1, 8), delays, strict=True))
+    assert all(
+        0.5 * min(8, 2 ** (n - 1)) <= d <= min(8, 2 ** (n - 1))
+        for n, d in zip(range(1, 8), delays, strict=True)
+    )
     assert outbox.backoff(1, 42.0) == 42.0
 
 
@@ -79,7 +86,9 @@ def test_permanent_refusal_marks_failed_and_retry_requeues(tmp_path: Path) -> No
     _item(outbox)
     pub = Scripted([PublishAuthError("401")])
     result = outbox.drain(lambda name: pub)
-    assert [i.state for i in result.failed] == ["failed"] and "PublishAuthError" in (result.failed[0].last_error or "")
+    assert [i.state for i in result.failed] == ["failed"] and "PublishAuthError" in (
+        result.failed[0].last_error or ""
+    )
     assert outbox.retry("k1") == 1
     assert [i.key for i in outbox.drain(lambda name: pub).sent] == ["k1"]
 

@@ -18,16 +18,22 @@ def test_forty_photo_build_log_reads_back_byte_for_byte(roundup) -> None:
     assert len([b for b in plan.blobs if b.mime == "image/jpeg"]) == 40
     item = submit(plan, Outbox())
     result = deliver(PublisherCache({"roundup": roundup}), Outbox(), keys=[item.key])
-    assert [i.key for i in result.sent] == [item.key], [i.last_error for i in result.pending + result.failed]
+    assert [i.key for i in result.sent] == [item.key], [
+        i.last_error for i in result.pending + result.failed
+    ]
     remote = result.sent[0].remote
     assert remote is not None and remote["url"].startswith(roundup.url)
 
     issue = roundup.get("issue", remote["id"])["attributes"]
     assert issue["idempotency_key"] == item.key
-    assert issue["kind"] == "buildlog" and issue["board"] == "es-virt" and issue["firmware"] == "1.1.0"
+    assert (
+        issue["kind"] == "buildlog" and issue["board"] == "es-virt" and issue["firmware"] == "1.1.0"
+    )
     file_ids = [f["id"] for f in issue["files"]]
     assert len(file_ids) == 41  # 40 photos + the HTML page
-    uploaded = {roundup.get("file", fid)["attributes"]["name"]: roundup.download(fid) for fid in file_ids}
+    uploaded = {
+        roundup.get("file", fid)["attributes"]["name"]: roundup.download(fid) for fid in file_ids
+    }
     for blob in plan.blobs:
         assert uploaded[blob.name] == blob.data, blob.name
     # every photo is rebuilt from its pixels on the way out: same pictures, fresh metadata-free JPEGs

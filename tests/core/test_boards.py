@@ -29,7 +29,11 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_the_key(tmp_path: Path) -> None:
-    text = Path(load_board("es-virt").path).read_text().replace("block_size = 512", 'block_size = "512"')
+    text = (
+        Path(load_board("es-virt").path)
+        .read_text()
+        .replace("block_size = 512", 'block_size = "512"')
+    )
     bad = tmp_path / "es-virt.toml"
     bad.write_text(text)
     with pytest.raises(ConfigError, match=r"'flash\.block_size' must be int"):

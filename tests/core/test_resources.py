@@ -11,7 +11,13 @@ from toolkit import paths, resources
 from toolkit.errors import NotFoundError
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-ON_DEVICE_PROGRAMS = ("init", "sbin/fwinfo", "sbin/rk-settings", "sbin/sysupgrade", "usr/bin/selftest")
+ON_DEVICE_PROGRAMS = (
+    "init",
+    "sbin/fwinfo",
+    "sbin/rk-settings",
+    "sbin/sysupgrade",
+    "usr/bin/selftest",
+)
 
 
 def test_in_the_checkout_the_data_is_the_top_level_source_of_truth() -> None:

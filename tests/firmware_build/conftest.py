@@ -28,24 +28,33 @@ def read_newc(data: bytes) -> dict[str, tuple[int, int, int, int, bytes]]:
     entries: dict[str, tuple[int, int, int, int, bytes]] = {}
     pos = 0
     while True:
-        assert data[pos:pos + 6] == b"070701", f"bad cpio magic at {pos}"
-        fields = [int(data[pos + 6 + i * 8:pos + 14 + i * 8], 16) for i in range(13)]
-        mode, uid, gid, mtime, filesize, namesize = (fields[1], fields[2], fields[3], fields[5],
-                                                     fields[6], fields[11])
+        assert data[pos : pos + 6] == b"070701", f"bad cpio magic at {pos}"
+        fields = [int(data[pos + 6 + i * 8 : pos + 14 + i * 8], 16) for i in range(13)]
+        mode, uid, gid, mtime, filesize, namesize = (
+            fields[1],
+            fields[2],
+            fields[3],
+            fields[5],
+            fields[6],
+            fields[11],
+        )
         name_start = pos + 110
-        name = data[name_start:name_start + namesize - 1].decode()
+        name = data[name_start : name_start + namesize - 1].decode()
         body = (name_start + namesize + 3) & ~3
         if name == "TRAILER!!!":
             return entries
-        entries[name] = (mode, uid, gid, mtime, data[body:body + filesize])
+        entries[name] = (mode, uid, gid, mtime, data[body : body + filesize])
         pos = (body + filesize + 3) & ~3
 
 
 def extract_initramfs(image: Path, workdir: Path) -> bytes:
     """The gzip'ed cpio inside an image's FIT (dumpimage reads the FIT part of the file)."""
     out = workdir / "initramfs.cpio.gz"
-    subprocess.run(["dumpimage", "-T", "flat_dt", "-p", "1", "-o", str(out), str(image)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dumpimage", "-T", "flat_dt", "-p", "1", "-o", str(out), str(image)],
+        check=True,
+        capture_output=True,
+    )
     return out.read_bytes()
 
 

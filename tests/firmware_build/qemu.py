@@ -43,14 +43,23 @@ class Qemu:
         board = load_board("es-virt")
         dtb = ["-dtb", str(self.dtb)] if self.dtb else verified_boot_args(board)
         cmd = [
-            "qemu-system-aarch64", *machine_args(board), *dtb, "-serial", "stdio",
-            "-drive", f"if=none,file={self.disk},format=raw,id=d0",
-            "-device", "virtio-blk-device,drive=d0",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
-            "-device", "virtio-net-device,netdev=n0",
+            "qemu-system-aarch64",
+            *machine_args(board),
+            *dtb,
+            "-serial",
+            "stdio",
+            "-drive",
+            f"if=none,file={self.disk},format=raw,id=d0",
+            "-device",
+            "virtio-blk-device,drive=d0",
+            "-netdev",
+            f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+            "-device",
+            "virtio-net-device,netdev=n0",
         ]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         threading.Thread(target=self._reader, daemon=True).start()
         return self
 
@@ -94,7 +103,7 @@ class Qemu:
         self.send(f"{command}; echo {marker}-$?-END\n")
         match = self.expect(rf"{marker}-(\d+)-END", timeout)
         start = self.transcript.rfind(command, 0, match.start())
-        out = self.transcript[start + len(command):match.start()]
+        out = self.transcript[start + len(command) : match.start()]
         out = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out)
         return out.split("\n", 1)[1] if "\n" in out else out
 

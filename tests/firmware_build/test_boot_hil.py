@@ -23,8 +23,10 @@ from toolkit.firmware.disk import ensure_factory_disk
 
 pytestmark = [
     pytest.mark.hil,
-    pytest.mark.skipif(not shutil.which("qemu-system-aarch64") or not UBOOT.exists(),
-                       reason="QEMU / u-boot-qemu missing (make setup)"),
+    pytest.mark.skipif(
+        not shutil.which("qemu-system-aarch64") or not UBOOT.exists(),
+        reason="QEMU / u-boot-qemu missing (make setup)",
+    ),
 ]
 BOARD = load_board("es-virt")
 FAT_OFFSET = BOARD.get("flash.bootstate.start_block") * BOARD.block_size
@@ -33,14 +35,25 @@ FAT_OFFSET = BOARD.get("flash.bootstate.start_block") * BOARD.block_size
 def _put_state(disk: Path, text: str, tmp: Path) -> None:
     state = tmp / "state.env"
     state.write_text(text)
-    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{FAT_OFFSET}", str(state), "::state.env"],
-                   env=dict(os.environ, MTOOLS_SKIP_CHECK="1"), check=True, capture_output=True)
+    subprocess.run(
+        ["mcopy", "-o", "-i", f"{disk}@@{FAT_OFFSET}", str(state), "::state.env"],
+        env=dict(os.environ, MTOOLS_SKIP_CHECK="1"),
+        check=True,
+        capture_output=True,
+    )
 
 
 def _get_state(disk: Path) -> str:
-    return subprocess.run(["mtype", "-i", f"{disk}@@{FAT_OFFSET}", "::state.env"],
-                          env=dict(os.environ, MTOOLS_SKIP_CHECK="1"), check=True,
-                          capture_output=True).stdout.decode().replace("\0", "")
+    return (
+        subprocess.run(
+            ["mtype", "-i", f"{disk}@@{FAT_OFFSET}", "::state.env"],
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"),
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .replace("\0", "")
+    )
 
 
 def test_corrupt_active_slot_falls_back_to_the_other(tmp_path: Path) -> None:
@@ -85,13 +98,32 @@ def _host_key(q: Qemu) -> str:
     return line
 
 
-def _ssh(port: int, known: Path, host_key: str, command: str, stdin: bytes | None = None,
-         ) -> subprocess.CompletedProcess[bytes]:
+def _ssh(
+    port: int,
+    known: Path,
+    host_key: str,
+    command: str,
+    stdin: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """OpenSSH with ONLY the expected host key trusted (StrictHostKeyChecking=yes)."""
     known.write_text(f"[127.0.0.1]:{port} {host_key}\n")
-    cmd = ["ssh", "-i", str(sample_client_key()), "-p", str(port),
-           "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
-           "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "root@127.0.0.1", command]
+    cmd = [
+        "ssh",
+        "-i",
+        str(sample_client_key()),
+        "-p",
+        str(port),
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=20",
+        "root@127.0.0.1",
+        command,
+    ]
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=120)
 
 
@@ -99,8 +131,9 @@ def test_first_boot_host_key_owner_login_and_signed_sysupgrade_to_slot_b(tmp_pat
     from toolkit.firmware import keys
 
     owner = test_client_public_key().decode().strip()
-    disk = ensure_factory_disk("es-virt", tmp_path / "disk.img", version="1.0.0",
-                               authorized_keys=[owner])
+    disk = ensure_factory_disk(
+        "es-virt", tmp_path / "disk.img", version="1.0.0", authorized_keys=[owner]
+    )
     new = build_image("1.0.1", out=tmp_path / "out")
     keys.generate("stranger", trust=False)
     # Signed (by a key the device does not trust), hashes right: only the signature is wrong.
@@ -120,8 +153,9 @@ def test_first_boot_host_key_owner_login_and_signed_sysupgrade_to_slot_b(tmp_pat
         assert selftest["storage"]["vda3"]["present"] is True
 
         # The device itself refuses an image whose signature it cannot check, hashes or not.
-        upload = _ssh(q.ssh_port, known, host_key, "cat > /tmp/foreign.img",
-                      foreign.path.read_bytes())
+        upload = _ssh(
+            q.ssh_port, known, host_key, "cat > /tmp/foreign.img", foreign.path.read_bytes()
+        )
         assert upload.returncode == 0, upload.stderr
         refused = _ssh(q.ssh_port, known, host_key, "sysupgrade -n /tmp/foreign.img")
         assert refused.returncode != 0 and b"does not trust" in refused.stderr, refused.stderr

@@ -16,10 +16,12 @@ from toolkit.firmware.image import parse
 
 
 def test_build_is_reproducible_without_any_cache(tmp_path: Path) -> None:
-    first = build_image("2.1.0", out=tmp_path / "a", epoch=EPOCH, source_revision="r",
-                        use_cache=False)
-    second = build_image("2.1.0", out=tmp_path / "b", epoch=EPOCH, source_revision="r",
-                         use_cache=False)
+    first = build_image(
+        "2.1.0", out=tmp_path / "a", epoch=EPOCH, source_revision="r", use_cache=False
+    )
+    second = build_image(
+        "2.1.0", out=tmp_path / "b", epoch=EPOCH, source_revision="r", use_cache=False
+    )
     cached = build_image("2.1.0", out=tmp_path / "c", epoch=EPOCH, source_revision="r")
     assert first.path.read_bytes() == second.path.read_bytes()
     assert first.sha256 == second.sha256 == cached.sha256
@@ -48,12 +50,26 @@ def test_metadata_carries_board_version_and_device_trust(built: Built) -> None:
 
 def test_initramfs_has_the_firmware_files(built: Built) -> None:
     files = built.initramfs
-    for name in ("init", "bin/busybox", "bin/sh", "sbin/init", "sbin/sysupgrade", "sbin/fwinfo",
-                 "usr/bin/selftest", "usr/sbin/dropbear", "lib/ld-linux-aarch64.so.1",
-                 "lib/aarch64-linux-gnu/libc.so.6", "lib/aarch64-linux-gnu/libgmp.so.10",
-                 "lib/aarch64-linux-gnu/libtomcrypt.so.1", "etc/inittab",
-                 "root/.ssh/authorized_keys", "sbin/rk-settings", "usr/bin/dropbearkey",
-                 "bin/signify-openbsd", "usr/share/udhcpc/default.script"):
+    for name in (
+        "init",
+        "bin/busybox",
+        "bin/sh",
+        "sbin/init",
+        "sbin/sysupgrade",
+        "sbin/fwinfo",
+        "usr/bin/selftest",
+        "usr/sbin/dropbear",
+        "lib/ld-linux-aarch64.so.1",
+        "lib/aarch64-linux-gnu/libc.so.6",
+        "lib/aarch64-linux-gnu/libgmp.so.10",
+        "lib/aarch64-linux-gnu/libtomcrypt.so.1",
+        "etc/inittab",
+        "root/.ssh/authorized_keys",
+        "sbin/rk-settings",
+        "usr/bin/dropbearkey",
+        "bin/signify-openbsd",
+        "usr/share/udhcpc/default.script",
+    ):
         assert name in files, name
     assert files["etc/firmware-version"][4] == b"2.0.0\n"
     board = json.loads(files["etc/board.json"][4])
@@ -66,8 +82,13 @@ def test_initramfs_has_the_firmware_files(built: Built) -> None:
     assert trusted == [f"etc/routerkit/trusted-keys/{signer}.pub"]
     assert stat.S_ISLNK(files["bin/sh"][0]) and files["bin/sh"][4] == b"busybox"
     assert stat.S_IMODE(files["init"][0]) == 0o755
-    for program in ("usr/sbin/dropbear", "usr/bin/dropbearkey", "bin/signify-openbsd",
-                    "sbin/rk-settings", "sbin/sysupgrade"):
+    for program in (
+        "usr/sbin/dropbear",
+        "usr/bin/dropbearkey",
+        "bin/signify-openbsd",
+        "sbin/rk-settings",
+        "sbin/sysupgrade",
+    ):
         assert stat.S_IMODE(files[program][0]) == 0o755, program
 
 
@@ -95,8 +116,9 @@ def test_cli_build_reports_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from toolkit.cli import root as cli
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
-    result = CliRunner().invoke(cli, ["firmware", "build", "--version", "2.0.0", "--out",
-                                      str(tmp_path), "--json"])
+    result = CliRunner().invoke(
+        cli, ["firmware", "build", "--version", "2.0.0", "--out", str(tmp_path), "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["version"] == "2.0.0" and data["board"] == "es-virt"
@@ -107,8 +129,9 @@ def test_cli_build_reports_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_cli_build_refuses_a_bad_version(tmp_path: Path) -> None:
     from toolkit.cli import root as cli
 
-    result = CliRunner().invoke(cli, ["firmware", "build", "--version", "1 0", "--out",
-                                      str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["firmware", "build", "--version", "1 0", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 18
     assert "invalid version" in result.output
 
@@ -126,7 +149,8 @@ def test_build_signs_with_the_given_key(tmp_path: Path) -> None:
     from toolkit.firmware import keys
 
     key = keys.generate("fw-build-test", trust=False)
-    result = build_image("2.0.0", out=tmp_path, key="fw-build-test", epoch=EPOCH,
-                         source_revision="r")
+    result = build_image(
+        "2.0.0", out=tmp_path, key="fw-build-test", epoch=EPOCH, source_revision="r"
+    )
     assert result.signer == key.keyid
     assert parse(result.path).metadata["signer"] == key.keyid

@@ -17,24 +17,32 @@ from toolkit.firmware.disk import boot_script_source, make_disk
 
 def mtype(disk: Path, offset: int, name: str) -> bytes:
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-    return subprocess.run(["mtype", "-i", f"{disk}@@{offset}", f"::{name}"], env=env,
-                          capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["mtype", "-i", f"{disk}@@{offset}", f"::{name}"], env=env, capture_output=True, check=True
+    ).stdout
 
 
 def test_disk_has_the_partition_table_of_the_profile(built: Built, tmp_path: Path) -> None:
     board = load_board("es-virt")
     disk = make_disk(board, tmp_path / "disk.img", built.path, None, active="B")
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True,
-                                      text=True, check=True).stdout)["partitiontable"]
+    table = json.loads(
+        subprocess.run(
+            ["sfdisk", "--json", str(disk)], capture_output=True, text=True, check=True
+        ).stdout
+    )["partitiontable"]
     assert table["label"] == "dos"
-    parts = {int(p["node"][len(str(disk)):]): p for p in table["partitions"]}
+    parts = {int(p["node"][len(str(disk)) :]): p for p in table["partitions"]}
     boot = board.get("flash.bootstate")
     assert (parts[boot["partition"]]["start"], parts[boot["partition"]]["size"]) == (
-        boot["start_block"], boot["blocks"])
+        boot["start_block"],
+        boot["blocks"],
+    )
     assert parts[boot["partition"]].get("bootable") is True
     for slot in board.slots.values():
         assert (parts[slot.partition]["start"], parts[slot.partition]["size"]) == (
-            slot.start_block, slot.blocks)
+            slot.start_block,
+            slot.blocks,
+        )
     assert disk.stat().st_size == board.get("flash.disk_size_mib") * 1024 * 1024
 
 
@@ -82,8 +90,9 @@ def test_cli_disk_writes_a_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     out = tmp_path / "d.img"
-    result = CliRunner().invoke(root, ["firmware", "disk", "--out", str(out), "--version",
-                                       "2.0.0", "--json"])
+    result = CliRunner().invoke(
+        root, ["firmware", "disk", "--out", str(out), "--version", "2.0.0", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["path"] == str(out) and data["active"] == "A" and out.is_file()

@@ -18,8 +18,10 @@ from toolkit.firmware.image import parse
 from toolkit.sample import dtb as dtbmod
 from toolkit.sample.qemu import machine_args
 
-pytestmark = pytest.mark.skipif(not shutil.which("mkimage") or not shutil.which("fdtput"),
-                                reason="u-boot-tools / device-tree-compiler missing (make setup)")
+pytestmark = pytest.mark.skipif(
+    not shutil.which("mkimage") or not shutil.which("fdtput"),
+    reason="u-boot-tools / device-tree-compiler missing (make setup)",
+)
 QEMU = shutil.which("qemu-system-aarch64")
 # PKCS#1 v1.5 DigestInfo prefix of a SHA-256 digest (RFC 8017, 9.2 note 1).
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -41,12 +43,17 @@ def _made_by(key: fitkeys.FitKey, signature: bytes) -> bool:
     n, e = public.public_numbers().n, public.public_numbers().e
     em = pow(int.from_bytes(signature, "big"), e, n).to_bytes(public.key_size // 8, "big")
     pad = em.index(b"\0", 2) if em[:2] == b"\0\1" else -1
-    return pad > 10 and set(em[2:pad]) == {0xFF} and em[pad + 1:-32] == SHA256_DIGEST_INFO
+    return pad > 10 and set(em[2:pad]) == {0xFF} and em[pad + 1 : -32] == SHA256_DIGEST_INFO
 
 
 def _small_fit(tmp_path: Path, key: fitkeys.FitKey | None, hint: str = "dev") -> bytes:
-    its = fitmod.its_source(description="t", kernel="k.gz", initramfs="r.gz", load="0x40400000",
-                            signed_by=hint if key else None)
+    its = fitmod.its_source(
+        description="t",
+        kernel="k.gz",
+        initramfs="r.gz",
+        load="0x40400000",
+        signed_by=hint if key else None,
+    )
     files = {"k.gz": b"kernel" * 100, "r.gz": b"ramdisk" * 100}
     return fitmod.make_fit(its, files, 1700000000, tmp_path, keys=[key] if key else [])
 
@@ -74,8 +81,9 @@ def test_the_signer_picks_the_fit_key_of_the_same_name() -> None:
 
 
 def test_its_signs_conf_1_over_kernel_and_ramdisk_and_keeps_the_hash_nodes() -> None:
-    signed = fitmod.its_source(description="d", kernel="k", initramfs="r", load="0x1",
-                               signed_by="dev")
+    signed = fitmod.its_source(
+        description="d", kernel="k", initramfs="r", load="0x1", signed_by="dev"
+    )
     assert 'algo = "sha256,rsa2048";' in signed and 'key-name-hint = "dev";' in signed
     assert 'sign-images = "kernel", "ramdisk";' in signed
     assert signed.count('algo = "sha256";') == 2
@@ -136,8 +144,11 @@ def test_control_dtb_requires_the_trusted_fit_key_as_mkimage_would_write_it(
     with fitkeys.mkimage_keydir([dev]) as keydir:
         fit = tmp_path / "t.fit"
         fit.write_bytes(_small_fit(tmp_path, dev))
-        subprocess.run(["mkimage", "-F", "-k", str(keydir), "-K", str(mkdtb), "-r", str(fit)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mkimage", "-F", "-k", str(keydir), "-K", str(mkdtb), "-r", str(fit)],
+            check=True,
+            capture_output=True,
+        )
     theirs = _node(parse_fdt(mkdtb.read_bytes()), "/signature/key-dev")
     assert set(theirs.props) == set(key.props)
     for prop in key.props:

@@ -19,8 +19,13 @@ from toolkit.firmware.build import build_image
 from toolkit.firmware.image import parse
 
 REPO = Path(__file__).parents[2]
-PRIVATE_MARKERS = (b"PRIVATE KEY", b"openssh-key-v1", b"untrusted comment: signify secret",
-                   b"BEGIN RSA", b"BEGIN EC ")
+PRIVATE_MARKERS = (
+    b"PRIVATE KEY",
+    b"openssh-key-v1",
+    b"untrusted comment: signify secret",
+    b"BEGIN RSA",
+    b"BEGIN EC ",
+)
 TEST_PUB = (REPO / "firmware" / "keys" / "test_id_ed25519.pub").read_text().split()[1]
 
 
@@ -33,7 +38,9 @@ def _dropbear_private(data: bytes) -> bool:
     return False
 
 
-def _scan(image: Path, workdir: Path) -> tuple[dict[str, tuple[int, int, int, int, bytes]], list[str]]:
+def _scan(
+    image: Path, workdir: Path
+) -> tuple[dict[str, tuple[int, int, int, int, bytes]], list[str]]:
     files = read_newc(gzip.decompress(extract_initramfs(image, workdir)))
     problems = []
     test_blob = base64.b64decode(TEST_PUB)
@@ -92,8 +99,11 @@ def test_a_dev_image_signed_by_a_release_key_is_refused_before_flashing(tmp_path
     with parsed.fit() as view:
         fit = bytes(view)
     release = keys.generate("release-signer")  # trusted on this machine, not a dev key
-    meta = {k: v for k, v in parsed.metadata.items()
-            if k not in ("format", "fit_size", "fit_sha256", "signer")}
+    meta = {
+        k: v
+        for k, v in parsed.metadata.items()
+        if k not in ("format", "fit_size", "fit_sha256", "signer")
+    }
     crafted = tmp_path / "crafted.img"
     crafted.write_bytes(seal(fit, meta, release))
     with pytest.raises(SignatureError, match="DEVELOPMENT image"):
@@ -118,8 +128,9 @@ def test_device_trust_adds_a_key_the_device_accepts(tmp_path: Path) -> None:
     new = keys.generate("next-release", trust=False)
     pub = tmp_path / "next.pub"
     pub.write_bytes(new.public_key().to_bytes())
-    result = build_image("7.5.0", out=tmp_path, epoch=EPOCH, source_revision="r",
-                         device_trust=(pub,))
+    result = build_image(
+        "7.5.0", out=tmp_path, epoch=EPOCH, source_revision="r", device_trust=(pub,)
+    )
     files, problems = _scan(result.path, tmp_path)
     meta = parse(result.path).metadata
     assert problems == []

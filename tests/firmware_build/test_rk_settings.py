@@ -25,15 +25,24 @@ class Device:
         self.root = root
         (root / "boot").mkdir(parents=True)
         self.env = {
-            "PATH": os.environ["PATH"], "RK_LIB": str(ROOTFS / "lib/routerkit/common.sh"),
-            "RK_CONF": str(root / "no-such.conf"), "RK_BOOT_DIR": str(root / "boot"),
-            "RK_RUN_DIR": str(root / "run"), "RK_DEV_KEYS": str(root / "dev-keys"),
+            "PATH": os.environ["PATH"],
+            "RK_LIB": str(ROOTFS / "lib/routerkit/common.sh"),
+            "RK_CONF": str(root / "no-such.conf"),
+            "RK_BOOT_DIR": str(root / "boot"),
+            "RK_RUN_DIR": str(root / "run"),
+            "RK_DEV_KEYS": str(root / "dev-keys"),
             "RK_DROPBEARKEY": DROPBEARKEY,
         }
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([BUSYBOX, "sh", str(ROOTFS / "sbin" / "rk-settings"), *args],
-                              env=self.env, capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [BUSYBOX, "sh", str(ROOTFS / "sbin" / "rk-settings"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     @property
     def authorized(self) -> str:
@@ -82,7 +91,9 @@ def test_no_key_can_log_in_until_someone_is_authorized(device: Device) -> None:
 
 def test_authorize_adds_a_key_once_and_refuses_a_garbled_line(device: Device) -> None:
     device.run("init")
-    line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB2c8ZyYkq1oa7b1Uu0xW7xqz4I0DqzC1cKkqkY7b2+x me@bench"
+    line = (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB2c8ZyYkq1oa7b1Uu0xW7xqz4I0DqzC1cKkqkY7b2+x me@bench"
+    )
     garbled = line.replace("me@", "mf@")
     bad = device.run("authorize", garbled, _sha(line))
     assert bad.returncode != 0 and "garbled" in bad.stderr
@@ -99,7 +110,7 @@ def test_authorize_adds_a_key_once_and_refuses_a_garbled_line(device: Device) ->
 
 def test_authorize_refuses_what_is_not_a_public_key(device: Device) -> None:
     device.run("init")
-    text = "command=\"rm -rf /\" ssh-ed25519 AAAA"
+    text = 'command="rm -rf /" ssh-ed25519 AAAA'
     proc = device.run("authorize", text, _sha(text))
     assert proc.returncode != 0 and device.authorized == ""
 

@@ -23,21 +23,33 @@ ROOTFS = Path(__file__).parents[2] / "firmware" / "rootfs"
 TEST_KEYS = Path(__file__).parents[1] / "keys"
 BUSYBOX = shutil.which("busybox")
 SIGNIFY = shutil.which("signify-openbsd") or "signify-openbsd"  # a missing tool fails the tests
-pytestmark = pytest.mark.skipif(BUSYBOX is None or not shutil.which("mkimage"),
-                                reason="busybox-static / u-boot-tools missing (make setup)")
+pytestmark = pytest.mark.skipif(
+    BUSYBOX is None or not shutil.which("mkimage"),
+    reason="busybox-static / u-boot-tools missing (make setup)",
+)
 SLOT_BYTES = 256 * 1024
 OLD_A = b"\x5a" * SLOT_BYTES
 
 
-def make_image(tmp: Path, version: str = "5.0.0", devices: tuple[str, ...] = ("es-virt",),
-               payload: int = 40_000) -> Path:
+def make_image(
+    tmp: Path,
+    version: str = "5.0.0",
+    devices: tuple[str, ...] = ("es-virt",),
+    payload: int = 40_000,
+) -> Path:
     """A small but real v1 image: mkimage FIT + sealed metadata + signature + footer."""
-    its = fitmod.its_source(description=f"test {version}", kernel="k.gz", initramfs="i.gz",
-                            load="0x40400000")
+    its = fitmod.its_source(
+        description=f"test {version}", kernel="k.gz", initramfs="i.gz", load="0x40400000"
+    )
     kernel = os.urandom(payload)
     fit = fitmod.make_fit(its, {"k.gz": kernel, "i.gz": b"initramfs" * 100}, 1700000000)
-    meta = {"board": devices[0], "supported_devices": list(devices), "version": version,
-            "compat_version": "1.0", "build_date": "2023-11-14T22:13:20Z"}
+    meta = {
+        "board": devices[0],
+        "supported_devices": list(devices),
+        "version": version,
+        "compat_version": "1.0",
+        "build_date": "2023-11-14T22:13:20Z",
+    }
     path = tmp / f"fw-{version}.img"
     path.write_bytes(seal(fit, meta))
     return path
@@ -49,8 +61,14 @@ class Device:
     env: dict[str, str]
 
     def run(self, script: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BUSYBOX), "sh", str(ROOTFS / script), *args], env=self.env,
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [str(BUSYBOX), "sh", str(ROOTFS / script), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     @property
     def slot_a(self) -> bytes:
@@ -79,17 +97,25 @@ def device(tmp_path: Path) -> Device:
     (root / "trusted").mkdir()
     shutil.copyfile(TEST_KEYS / "test-dev.pub", root / "trusted" / "dev.pub")
     env = {
-        "PATH": os.environ["PATH"], "RK_LIB": str(ROOTFS / "lib/routerkit/common.sh"),
-        "RK_CONF": str(root / "no-such.conf"), "RK_BOARD": "es-virt",
-        "RK_DEV_A": str(root / "slotA"), "RK_DEV_B": str(root / "slotB"),
-        "RK_BOOT_DIR": str(root / "boot"), "RK_CMDLINE": str(root / "cmdline"),
-        "RK_VERSION_FILE": str(root / "version"), "RK_REBOOT": "echo REBOOTING",
-        "RK_TRUSTED_KEYS": str(root / "trusted"), "RK_SIGNIFY": str(SIGNIFY),
+        "PATH": os.environ["PATH"],
+        "RK_LIB": str(ROOTFS / "lib/routerkit/common.sh"),
+        "RK_CONF": str(root / "no-such.conf"),
+        "RK_BOARD": "es-virt",
+        "RK_DEV_A": str(root / "slotA"),
+        "RK_DEV_B": str(root / "slotB"),
+        "RK_BOOT_DIR": str(root / "boot"),
+        "RK_CMDLINE": str(root / "cmdline"),
+        "RK_VERSION_FILE": str(root / "version"),
+        "RK_REBOOT": "echo REBOOTING",
+        "RK_TRUSTED_KEYS": str(root / "trusted"),
+        "RK_SIGNIFY": str(SIGNIFY),
     }
     return Device(root, env)
 
 
-def test_sysupgrade_writes_only_the_inactive_slot_and_switches(device: Device, tmp_path: Path) -> None:
+def test_sysupgrade_writes_only_the_inactive_slot_and_switches(
+    device: Device, tmp_path: Path
+) -> None:
     image = make_image(tmp_path)
     proc = device.run("sbin/sysupgrade", str(image), "-n")
     assert proc.returncode == 0, proc.stderr
@@ -126,7 +152,9 @@ def test_sysupgrade_rejects_another_board(device: Device, tmp_path: Path) -> Non
     assert "not for this board" in proc.stderr
 
 
-def test_sysupgrade_rejects_a_board_name_that_only_contains_ours(device: Device, tmp_path: Path) -> None:
+def test_sysupgrade_rejects_a_board_name_that_only_contains_ours(
+    device: Device, tmp_path: Path
+) -> None:
     image = make_image(tmp_path, devices=("es-virt2",))
     _assert_untouched(device, device.run("sbin/sysupgrade", str(image)))
 
@@ -206,8 +234,9 @@ def test_selftest_is_json_and_honest_about_absent_parts(device: Device) -> None:
     assert "eth0" in report["ports"] and isinstance(report["uptime_s"], float)
 
 
-def test_sysupgrade_keeps_the_running_slot_when_read_back_differs(device: Device,
-                                                                   tmp_path: Path) -> None:
+def test_sysupgrade_keeps_the_running_slot_when_read_back_differs(
+    device: Device, tmp_path: Path
+) -> None:
     """A flash that silently corrupts what it stores: written, but never switched to."""
     lib = tmp_path / "flaky-flash.sh"
     lib.write_text(
@@ -237,8 +266,13 @@ def test_sysupgrade_rejects_a_valid_hash_with_a_signature_by_an_untrusted_key(
 
     its = fitmod.its_source(description="evil", kernel="k.gz", initramfs="i.gz", load="0x40400000")
     fit = fitmod.make_fit(its, {"k.gz": os.urandom(20_000), "i.gz": b"x" * 100}, 1700000000)
-    meta = {"board": "es-virt", "supported_devices": ["es-virt"], "version": "9.0.0",
-            "compat_version": "1.0", "build_date": "2023-11-14T22:13:20Z"}
+    meta = {
+        "board": "es-virt",
+        "supported_devices": ["es-virt"],
+        "version": "9.0.0",
+        "compat_version": "1.0",
+        "build_date": "2023-11-14T22:13:20Z",
+    }
     image = tmp_path / "evil.img"
     image.write_bytes(seal(fit, meta, SecretKey.generate("attacker")))
     proc = device.run("sbin/sysupgrade", str(image))
@@ -258,7 +292,9 @@ def test_sysupgrade_rejects_metadata_changed_after_signing(device: Device, tmp_p
     assert "signature" in proc.stderr
 
 
-def test_sysupgrade_refuses_everything_when_it_trusts_no_key(device: Device, tmp_path: Path) -> None:
+def test_sysupgrade_refuses_everything_when_it_trusts_no_key(
+    device: Device, tmp_path: Path
+) -> None:
     for key in (device.root / "trusted").iterdir():
         key.unlink()
     proc = device.run("sbin/sysupgrade", str(make_image(tmp_path)))

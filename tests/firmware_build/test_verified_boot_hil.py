@@ -25,8 +25,10 @@ from toolkit.firmware.image import parse
 
 pytestmark = [
     pytest.mark.hil,
-    pytest.mark.skipif(not shutil.which("qemu-system-aarch64") or not UBOOT.exists(),
-                       reason="QEMU / u-boot-qemu missing (make setup)"),
+    pytest.mark.skipif(
+        not shutil.which("qemu-system-aarch64") or not UBOOT.exists(),
+        reason="QEMU / u-boot-qemu missing (make setup)",
+    ),
 ]
 BOARD = load_board("es-virt")
 FAT_OFFSET = BOARD.get("flash.bootstate.start_block") * BOARD.block_size
@@ -41,9 +43,16 @@ def _one_trusted_key() -> None:
 
 
 def _state(disk: Path) -> str:
-    return subprocess.run(["mtype", "-i", f"{disk}@@{FAT_OFFSET}", "::state.env"],
-                          env=dict(os.environ, MTOOLS_SKIP_CHECK="1"), check=True,
-                          capture_output=True).stdout.decode().replace("\0", "")
+    return (
+        subprocess.run(
+            ["mtype", "-i", f"{disk}@@{FAT_OFFSET}", "::state.env"],
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"),
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .replace("\0", "")
+    )
 
 
 def _rogue_key(tmp_path: Path) -> fitkeys.FitKey:
@@ -61,11 +70,17 @@ def _refit(good: Path, tmp_path: Path, key: fitkeys.FitKey | None) -> Path:
     """The good image's kernel and initramfs in a new FIT signed by ``key`` (None: unsigned)."""
     image = parse(good)
     images = dict(parse_fdt(good.read_bytes()[: image.fit_size]).walk())
-    files = {name: bytes(images[f"/images/{node}"].props["data"])
-             for name, node in (("kernel.gz", "kernel-1"), ("initramfs.cpio.gz", "ramdisk-1"))}
-    its = fitmod.its_source(description="routerkit es-virt 1.0.0", kernel="kernel.gz",
-                            initramfs="initramfs.cpio.gz", load="0x40400000",
-                            signed_by=key.name if key else None)
+    files = {
+        name: bytes(images[f"/images/{node}"].props["data"])
+        for name, node in (("kernel.gz", "kernel-1"), ("initramfs.cpio.gz", "ramdisk-1"))
+    }
+    its = fitmod.its_source(
+        description="routerkit es-virt 1.0.0",
+        kernel="kernel.gz",
+        initramfs="initramfs.cpio.gz",
+        load="0x40400000",
+        signed_by=key.name if key else None,
+    )
     out = tmp_path / "slotA.fit"
     out.write_bytes(fitmod.make_fit(its, files, 1700000000, tmp_path, keys=[key] if key else []))
     return out

@@ -20,7 +20,14 @@ MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 @pytest.mark.usefixtures("corpus_boards", "trust_corpus_key")
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
 def test_corpus_image_gets_its_message_and_exit_code(entry: dict) -> None:
-    args = ["firmware", "verify", str(CORPUS / entry["file"]), "--board", entry["board"], *entry["args"]]
+    args = [
+        "firmware",
+        "verify",
+        str(CORPUS / entry["file"]),
+        "--board",
+        entry["board"],
+        *entry["args"],
+    ]
     result = CliRunner().invoke(root, args)
     assert "Traceback" not in result.output
     assert result.exit_code == entry["exit_code"], result.output
@@ -34,8 +41,15 @@ def test_corpus_image_gets_its_message_and_exit_code(entry: dict) -> None:
 @pytest.mark.usefixtures("corpus_boards", "trust_corpus_key")
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
 def test_corpus_image_json_names_the_error_class(entry: dict) -> None:
-    args = ["--json", "firmware", "verify", str(CORPUS / entry["file"]), "--board", entry["board"],
-            *entry["args"]]
+    args = [
+        "--json",
+        "firmware",
+        "verify",
+        str(CORPUS / entry["file"]),
+        "--board",
+        entry["board"],
+        *entry["args"],
+    ]
     result = CliRunner().invoke(root, args)
     payload = json.loads(result.stdout.splitlines()[0])
     if entry["error_class"]:
@@ -53,7 +67,9 @@ def test_regenerated_corpus_fails_the_same_way(tmp_path: Path) -> None:
         running = entry["args"][1] if entry["args"] else None
         path = tmp_path / "corpus" / str(entry["file"])
         if not entry["error_class"]:
-            assert verify_image(path, str(entry["board"]), running_version=running).version == "1.1.0"
+            assert (
+                verify_image(path, str(entry["board"]), running_version=running).version == "1.1.0"
+            )
             continue
         with pytest.raises(getattr(errors, str(entry["error_class"]))):
             verify_image(path, str(entry["board"]), running_version=running)

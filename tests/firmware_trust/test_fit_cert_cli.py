@@ -52,10 +52,16 @@ def test_trust_refuses_a_certificate_u_boot_cannot_use(tmp_path: Path) -> None:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ecdsa")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(datetime(2000, 1, 1, tzinfo=UTC))
-            .not_valid_after(datetime(2100, 1, 1, tzinfo=UTC)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2000, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2100, 1, 1, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+    )
     path = tmp_path / "ecdsa.fit.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     code, out = _run("keys", "trust", str(path))

@@ -24,8 +24,12 @@ KEY = SecretKey.generate()
 
 
 def _settings(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def _check_parse(data: bytes) -> None:
@@ -36,7 +40,7 @@ def _check_parse(data: bytes) -> None:
     # Accepted: every declared size is exactly honoured.
     f = image.footer
     assert f.fit_size + f.meta_size + f.sig_size + FOOTER_SIZE == len(data) == image.size
-    assert data[f.fit_size:f.fit_size + f.meta_size] == image.meta_bytes
+    assert data[f.fit_size : f.fit_size + f.meta_size] == image.meta_bytes
     assert image.metadata["fit_size"] == f.fit_size
 
 
@@ -53,12 +57,15 @@ def _mutate(base: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
     data = bytearray(base)
     for pos, cut, insert in edits:
         at = pos % (len(data) + 1)
-        data[at:at + cut] = insert
+        data[at : at + cut] = insert
     return bytes(data)
 
 
-EDITS = st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 8), st.binary(max_size=8)),
-                 min_size=1, max_size=4)
+EDITS = st.lists(
+    st.tuples(st.integers(0, 1 << 20), st.integers(0, 8), st.binary(max_size=8)),
+    min_size=1,
+    max_size=4,
+)
 
 
 def _footer_strategy(body: bytes) -> st.SearchStrategy[bytes]:
@@ -76,7 +83,9 @@ def _run(prop: Callable[[bytes], None], strategy: st.SearchStrategy[bytes], exam
     run()
 
 
-def _properties(tiny_fit: bytes) -> dict[str, tuple[Callable[[bytes], None], st.SearchStrategy[bytes]]]:
+def _properties(
+    tiny_fit: bytes,
+) -> dict[str, tuple[Callable[[bytes], None], st.SearchStrategy[bytes]]]:
     good = seal(tiny_fit, META, KEY)
     return {
         "trailer_random_bytes": (_check_parse, st.binary(max_size=4096)),
@@ -84,13 +93,23 @@ def _properties(tiny_fit: bytes) -> dict[str, tuple[Callable[[bytes], None], st.
         "trailer_forged_footer": (_check_parse, _footer_strategy(good[:-FOOTER_SIZE])),
         "fit_random_bytes": (_check_fit, st.binary(max_size=4096)),
         "fit_mutated": (_check_fit, EDITS.map(lambda e: _mutate(tiny_fit, e))),
-        "fit_header_fields": (_check_fit, st.binary(min_size=40, max_size=40).map(
-            lambda h: fdt.FDT_MAGIC.to_bytes(4, "big") + h[4:] + tiny_fit[40:])),
+        "fit_header_fields": (
+            _check_fit,
+            st.binary(min_size=40, max_size=40).map(
+                lambda h: fdt.FDT_MAGIC.to_bytes(4, "big") + h[4:] + tiny_fit[40:]
+            ),
+        ),
     }
 
 
-NAMES = ["trailer_random_bytes", "trailer_mutated_image", "trailer_forged_footer",
-         "fit_random_bytes", "fit_mutated", "fit_header_fields"]
+NAMES = [
+    "trailer_random_bytes",
+    "trailer_mutated_image",
+    "trailer_forged_footer",
+    "fit_random_bytes",
+    "fit_mutated",
+    "fit_header_fields",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -18,16 +18,21 @@ from toolkit.firmware.verify import verify_image
 from toolkit.record import Journal
 
 
-def test_sealed_image_matches_the_documented_layout(tiny_fit: bytes, signing_key: SecretKey) -> None:
-    data = seal(tiny_fit, {"supported_devices": ["es-virt"], "version": "1.0.0",
-                           "compat_version": "1.0"}, signing_key)
+def test_sealed_image_matches_the_documented_layout(
+    tiny_fit: bytes, signing_key: SecretKey
+) -> None:
+    data = seal(
+        tiny_fit,
+        {"supported_devices": ["es-virt"], "version": "1.0.0", "compat_version": "1.0"},
+        signing_key,
+    )
     footer = data[-FOOTER_SIZE:]
     assert footer.startswith(b"RKFW1 ") and footer.endswith(b"\n")
     fit_size, meta_size, sig_size = (int(x) for x in footer.split()[1:])
     assert fit_size == len(tiny_fit) and data[:fit_size] == tiny_fit
-    meta = json.loads(data[fit_size:fit_size + meta_size])
+    meta = json.loads(data[fit_size : fit_size + meta_size])
     assert meta["signer"] == signing_key.keyid and meta["format"] == 1
-    sig = data[fit_size + meta_size:fit_size + meta_size + sig_size]
+    sig = data[fit_size + meta_size : fit_size + meta_size + sig_size]
     assert sig.startswith(b"untrusted comment: ") and sig.count(b"\n") == 2
     parsed = parse(data)
     assert parsed.metadata == meta and parsed.size == len(data)
@@ -48,21 +53,27 @@ def test_seal_refuses_something_that_is_not_a_fit(signing_key: SecretKey) -> Non
 
 
 def test_dev_key_is_created_once_private_and_trusted_here(tiny_fit: bytes) -> None:
-    data = seal(tiny_fit, {"supported_devices": ["es-virt"], "version": "1.0.0",
-                           "compat_version": "1.0"})
+    data = seal(
+        tiny_fit, {"supported_devices": ["es-virt"], "version": "1.0.0", "compat_version": "1.0"}
+    )
     sec = keys.keys_dir() / "dev.sec"
     assert stat.S_IMODE(sec.stat().st_mode) == 0o600
     keyid = parse(data).metadata["signer"]
     assert keys.trusted_keys()[keyid].is_dev
-    again = seal(tiny_fit, {"supported_devices": ["es-virt"], "version": "1.0.1",
-                            "compat_version": "1.0"})
+    again = seal(
+        tiny_fit, {"supported_devices": ["es-virt"], "version": "1.0.1", "compat_version": "1.0"}
+    )
     assert parse(again).metadata["signer"] == keyid  # reused, not regenerated
 
 
 def test_inspect_says_loudly_when_signed_with_the_dev_key(tmp_path: Path, tiny_fit: bytes) -> None:
     path = tmp_path / "dev.img"
-    path.write_bytes(seal(tiny_fit, {"supported_devices": ["es-virt"], "version": "1.0.0",
-                                     "compat_version": "1.0"}))
+    path.write_bytes(
+        seal(
+            tiny_fit,
+            {"supported_devices": ["es-virt"], "version": "1.0.0", "compat_version": "1.0"},
+        )
+    )
     result = CliRunner().invoke(root, ["firmware", "inspect", str(path)])
     assert result.exit_code == 0, result.output
     assert "LOCAL DEVELOPMENT KEY" in result.output and "THIS machine only" in result.output
@@ -82,14 +93,27 @@ def test_inspect_of_a_release_signed_image_has_no_dev_warning(make_image) -> Non
 
 def test_inspect_reports_a_stranger_signature_without_failing(make_image) -> None:
     path = make_image(signer=SecretKey.generate())
-    payload = json.loads(CliRunner().invoke(root, ["firmware", "inspect", str(path), "--json"]).stdout)
+    payload = json.loads(
+        CliRunner().invoke(root, ["firmware", "inspect", str(path), "--json"]).stdout
+    )
     assert payload["signature"]["status"] == "unknown signer"
 
 
 def test_allow_downgrade_is_loud_and_recorded_in_a_journal(make_image) -> None:
     path = make_image(version="1.0.0")
-    result = CliRunner().invoke(root, ["firmware", "verify", str(path), "--board", "es-virt",
-                                       "--running-version", "1.2.0", "--allow-downgrade"])
+    result = CliRunner().invoke(
+        root,
+        [
+            "firmware",
+            "verify",
+            str(path),
+            "--board",
+            "es-virt",
+            "--running-version",
+            "1.2.0",
+            "--allow-downgrade",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "DOWNGRADE ALLOWED" in result.output
     journal = Journal.latest(kind="verify", board="es-virt")
@@ -103,8 +127,9 @@ def test_force_board_is_loud_and_recorded(make_image) -> None:
     path = make_image(board="es-other", supported_devices=["es-other"])
     refused = CliRunner().invoke(root, ["firmware", "verify", str(path), "--board", "es-virt"])
     assert refused.exit_code == 13
-    forced = CliRunner().invoke(root, ["firmware", "verify", str(path), "--board", "es-virt",
-                                       "--force-board"])
+    forced = CliRunner().invoke(
+        root, ["firmware", "verify", str(path), "--board", "es-virt", "--force-board"]
+    )
     assert forced.exit_code == 0 and "BOARD CHECK FORCED" in forced.output
     journal = Journal.latest(kind="verify")
     assert journal is not None and journal.last("override")["flag"] == "force_board"
@@ -119,7 +144,9 @@ def test_force_board_never_skips_the_signature(make_image) -> None:
 def test_downgrade_uses_the_recorded_running_version(make_image) -> None:
     journal = Journal.create("flash", board="es-virt")
     journal.append("running_version", version="2.0.0")
-    result = CliRunner().invoke(root, ["firmware", "verify", str(make_image()), "--board", "es-virt"])
+    result = CliRunner().invoke(
+        root, ["firmware", "verify", str(make_image()), "--board", "es-virt"]
+    )
     assert result.exit_code == 15 and "the device runs 2.0.0" in result.output
 
 

@@ -15,7 +15,9 @@ from toolkit.firmware.signify import PublicKey, SecretKey, Signature
 from toolkit.firmware.verify import verify_image
 
 SIGNIFY = shutil.which("signify-openbsd")
-needs_signify = pytest.mark.skipif(SIGNIFY is None, reason="signify-openbsd not installed (make setup)")
+needs_signify = pytest.mark.skipif(
+    SIGNIFY is None, reason="signify-openbsd not installed (make setup)"
+)
 
 
 def _signify(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -57,7 +59,9 @@ def test_signify_openbsd_key_and_signature_verify_in_routerkit(tmp_path: Path) -
     assert secret.keyid == public.keyid
     (tmp_path / "mine.sig").write_bytes(secret.sign(b"x").to_bytes())
     (tmp_path / "x").write_bytes(b"x")
-    assert _signify("-V", "-p", "peer.pub", "-x", "mine.sig", "-m", "x", cwd=tmp_path).returncode == 0
+    assert (
+        _signify("-V", "-p", "peer.pub", "-x", "mine.sig", "-m", "x", cwd=tmp_path).returncode == 0
+    )
 
 
 @needs_signify
@@ -82,7 +86,12 @@ def test_passphrase_protected_signify_key_is_refused_clearly() -> None:
 
 
 def test_signature_file_garbage_is_a_format_error() -> None:
-    for text in (b"", b"untrusted comment: x\n", b"untrusted comment: x\n!!!\n",
-                 b"untrusted comment: x\nRWQ=\n", b"hello\nRWQ=\n"):
+    for text in (
+        b"",
+        b"untrusted comment: x\n",
+        b"untrusted comment: x\n!!!\n",
+        b"untrusted comment: x\nRWQ=\n",
+        b"hello\nRWQ=\n",
+    ):
         with pytest.raises(ImageFormatError):
             Signature.from_bytes(text)

@@ -42,7 +42,9 @@ def slot_crc(device: Device, slot: str, length: int) -> int:
     """crc32 of the first ``length`` bytes of ``slot`` as the device reads them."""
     board = device.board
     s = board.slot(slot)
-    cmd = str(board.require("flash.read")).format(addr=hex(device.scratch_addr), block=s.start_block, count=-(-length // board.block_size))
+    cmd = str(board.require("flash.read")).format(
+        addr=hex(device.scratch_addr), block=s.start_block, count=-(-length // board.block_size)
+    )
     device.run(cmd, timeout=60)
     return device.crc32(device.scratch_addr, length)
 

@@ -20,7 +20,9 @@ import pytest
 from toolkit.testing import SerialFaultProxy
 
 TESTS = Path(__file__).resolve().parents[1]
-SHARED_CACHE = os.environ.get("ROUTERKIT_TEST_CACHE", str(Path.home() / ".cache" / "routerkit-test"))
+SHARED_CACHE = os.environ.get(
+    "ROUTERKIT_TEST_CACHE", str(Path.home() / ".cache" / "routerkit-test")
+)
 
 
 def _private_env(mp: pytest.MonkeyPatch, data: Path) -> None:

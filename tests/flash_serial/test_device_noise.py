@@ -61,7 +61,9 @@ def test_a_garbled_status_runs_the_idempotent_command_again() -> None:
     assert sum("crc32 0x50000000 0x9" in line for line in fake.lines) == 2
 
 
-def test_a_failed_load_switches_the_session_to_128_byte_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_load_switches_the_session_to_128_byte_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from toolkit.protocol import xymodem
 
     sizes: list[int] = []
@@ -71,7 +73,10 @@ def test_a_failed_load_switches_the_session_to_128_byte_blocks(monkeypatch: pyte
         raise TransferError("block 3 was not acknowledged after 10 retries")
 
     monkeypatch.setattr(xymodem, "send_ymodem", failing_sender)
-    fake = FakeUBoot(at_prompt=True, commands={"loady": lambda argv: ("## Ready for binary (ymodem) download\n", 0)})
+    fake = FakeUBoot(
+        at_prompt=True,
+        commands={"loady": lambda argv: ("## Ready for binary (ymodem) download\n", 0)},
+    )
     device = _device(fake)
     for _ in range(2):
         with pytest.raises(TransferError):

@@ -39,12 +39,19 @@ def _other(images: dict[str, Path], version: str, salt: int = 0) -> Path:
     return images[choices[salt % len(choices)]]
 
 
-def test_flash_over_tftp_boots_the_new_version_from_the_other_slot(flash_sample, proxy, images) -> None:
+def test_flash_over_tftp_boots_the_new_version_from_the_other_slot(
+    flash_sample, proxy, images
+) -> None:
     state = flash_sample["state"]
     before_version, before_slot = known_running(flash_sample)
     image = _other(images, before_version)
     reporter = RecordingReporter()
-    result = flash(image, target_for(state, proxy.url), FlashOptions(path="tftp", allow_downgrade=True), reporter)
+    result = flash(
+        image,
+        target_for(state, proxy.url),
+        FlashOptions(path="tftp", allow_downgrade=True),
+        reporter,
+    )
     flash_sample["known"] = None
     assert result.ok and result.path == "tftp"
     assert result.version_before == before_version
@@ -53,7 +60,15 @@ def test_flash_over_tftp_boots_the_new_version_from_the_other_slot(flash_sample,
     assert result.version_after == verify["version"] == verify["firmware_version_file"]
     assert result.bytes >= image.stat().st_size
     assert result.resumed_from == 0
-    for name in ("check image", "power-cycle", "interrupt autoboot", "transfer and write", "read back", "switch slot", "verify running"):
+    for name in (
+        "check image",
+        "power-cycle",
+        "interrupt autoboot",
+        "transfer and write",
+        "read back",
+        "switch slot",
+        "verify running",
+    ):
         assert name in reporter.steps()
     journal = Journal.open(result.session)
     assert (journal.last("read_back") or {}).get("length") == image.stat().st_size
@@ -81,8 +96,15 @@ def test_crc_mismatch_reported_by_uboot_aborts_clearly_and_the_previous_firmware
 
     monkeypatch.setattr(flash_serial_transfer.TftpLoader, "load", corrupting)
     journal = Journal.create("flash", board=state.board, target=state.name)
-    with pytest.raises(TransferError, match=r"chunk 1 .* failed \d+ times; nothing was switched") as info:
-        flash(_other(images, before[0]), target_for(state), FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20), journal=journal)
+    with pytest.raises(
+        TransferError, match=r"chunk 1 .* failed \d+ times; nothing was switched"
+    ) as info:
+        flash(
+            _other(images, before[0]),
+            target_for(state),
+            FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20),
+            journal=journal,
+        )
     assert info.value.hint and "rerun" in info.value.hint
     retries = journal.events("chunk_retry")
     assert retries and all(r["index"] == 1 and r["reason"] == "crc32 in RAM" for r in retries)
@@ -93,7 +115,9 @@ def test_crc_mismatch_reported_by_uboot_aborts_clearly_and_the_previous_firmware
     assert flash_sample["known"] == before
 
 
-def test_ctrl_c_mid_transfer_keeps_the_previous_firmware_booting(flash_sample, proxy, images) -> None:
+def test_ctrl_c_mid_transfer_keeps_the_previous_firmware_booting(
+    flash_sample, proxy, images
+) -> None:
     state = flash_sample["state"]
     before = known_running(flash_sample)
 
@@ -104,7 +128,12 @@ def test_ctrl_c_mid_transfer_keeps_the_previous_firmware_booting(flash_sample, p
                 raise KeyboardInterrupt
 
     with pytest.raises(Interrupted, match="previous firmware still boots"):
-        flash(_other(images, before[0]), target_for(state, proxy.url), FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20), CtrlC())
+        flash(
+            _other(images, before[0]),
+            target_for(state, proxy.url),
+            FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20),
+            CtrlC(),
+        )
     flash_sample["known"] = None
     flash_sample["known"] = running(state)
     assert flash_sample["known"] == before
@@ -137,21 +166,33 @@ def _power_cut_once(holder: dict[str, Any], images: dict[str, Path], salt: int) 
 
     journal = Journal.create("flash", board=state.board, target=state.name)
     with pytest.raises(RouterkitError):
-        flash(image, target_for(state), FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20), Cutter(), journal)
+        flash(
+            image,
+            target_for(state),
+            FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20),
+            Cutter(),
+            journal,
+        )
     holder["known"] = None
     assert fired.is_set(), "the power cut never fired"
-    assert not getattr(sample.status(state), "running", True), "QEMU still runs: the cut did not happen"
+    assert not getattr(sample.status(state), "running", True), (
+        "QEMU still runs: the cut did not happen"
+    )
     written = [r for r in journal.events("chunk") if not r.get("carried")]
     assert written, "the cut came before any chunk was written"
     assert len(written) < -(-size // (1 << 20)), "every chunk was written: the cut came too late"
     assert not journal.events("slot_switched") and not journal.events("read_back")
     state = ensure_running(holder, wait="none")  # power on: the guest waits for our console
     holder["known"] = running(state, reset=False)
-    assert holder["known"] == before, f"after a cut at chunk {threshold} (+{delay:.2f} s) it runs {holder['known']}, not {before}"
+    assert holder["known"] == before, (
+        f"after a cut at chunk {threshold} (+{delay:.2f} s) it runs {holder['known']}, not {before}"
+    )
     return {"threshold": threshold, "delay": delay, "chunks": len(written)}
 
 
-def test_power_cuts_during_the_slot_write_always_boot_the_previous_firmware(flash_sample, images) -> None:
+def test_power_cuts_during_the_slot_write_always_boot_the_previous_firmware(
+    flash_sample, images
+) -> None:
     cuts = [_power_cut_once(flash_sample, images, i) for i in range(3)]
     print("power cuts:", json.dumps(cuts))
 
@@ -162,7 +203,9 @@ def test_power_cuts_during_the_slot_write_always_boot_the_previous_firmware(flas
 def test_twenty_power_cuts_during_the_slot_write(flash_sample, images) -> None:
     runs = int(os.environ.get("ROUTERKIT_POWER_CUTS", "20"))
     cuts = [_power_cut_once(flash_sample, images, i) for i in range(runs)]
-    print(f"power cuts: {len(cuts)} fired during the slot write, {len(cuts)} booted the previous firmware")
+    print(
+        f"power cuts: {len(cuts)} fired during the slot write, {len(cuts)} booted the previous firmware"
+    )
 
 
 _CHILD = """
@@ -198,27 +241,37 @@ def test_a_journal_left_by_a_sigkilled_routerkit_is_resumed(flash_sample, images
         if child.poll() is None:
             child.kill()
         stderr = child.communicate(timeout=30)[1].decode(errors="replace")
-    assert child.returncode == -signal.SIGKILL, f"the child was not killed mid-transfer: {stderr[-2000:]}"
+    assert child.returncode == -signal.SIGKILL, (
+        f"the child was not killed mid-transfer: {stderr[-2000:]}"
+    )
     assert journal is not None
     killed_after = journal.events("chunk")
     assert not journal.events("flash") and not journal.events("slot_switched")
     flash_sample["known"] = None
 
-    result = flash(image, target_for(state), FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20))
+    result = flash(
+        image,
+        target_for(state),
+        FlashOptions(path="tftp", allow_downgrade=True, chunk_size=1 << 20),
+    )
     rerun = Journal.open(result.session)
     indices = [r["index"] for r in rerun.events("chunk")]
     carried = [r["index"] for r in rerun.events("chunk") if r.get("carried")]
     assert len(indices) == len(set(indices)) == -(-image.stat().st_size // (1 << 20)), indices
     assert carried == list(range(len(carried))) and len(carried) >= len(killed_after) >= 2
     assert result.resumed_from == (max(carried) + 1) * (1 << 20) > 0
-    assert image.stat().st_size - result.resumed_from <= result.bytes < image.stat().st_size  # only the rest
+    assert (
+        image.stat().st_size - result.resumed_from <= result.bytes < image.stat().st_size
+    )  # only the rest
     assert (rerun.last("read_back") or {}).get("length") == image.stat().st_size
     assert (result.verify or {})["slots"][result.slot]["ok"] is True
     flash_sample["known"] = (result.version_after, result.slot)
     assert result.version_after != before[0]
 
 
-def test_both_slots_corrupt_stops_at_a_clear_message_and_a_serial_flash_recovers(flash_sample, images) -> None:
+def test_both_slots_corrupt_stops_at_a_clear_message_and_a_serial_flash_recovers(
+    flash_sample, images
+) -> None:
     """The worst case short of a dead U-Boot: no slot boots. boot.scr says so on the console,
     and a serial flash (U-Boot lives in flash of its own, not on the disk) brings it back."""
     from toolkit.protocol.console import Console
@@ -243,7 +296,9 @@ def test_both_slots_corrupt_stops_at_a_clear_message_and_a_serial_flash_recovers
         assert found is not None, console.tail(40)
         assert "slot A is corrupt" in found.before or "slot B is corrupt" in found.before
 
-    result = flash(images["1.1.0"], target_for(state), FlashOptions(path="tftp", allow_downgrade=True))
+    result = flash(
+        images["1.1.0"], target_for(state), FlashOptions(path="tftp", allow_downgrade=True)
+    )
     assert result.ok and result.version_before is None  # nothing readable was on either slot
     flash_sample["known"] = running(state)
     assert flash_sample["known"] == ("1.1.0", result.slot)

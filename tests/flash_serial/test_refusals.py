@@ -83,7 +83,9 @@ def line() -> Iterator[ConsoleServer]:
 
 def _target(url: str, board: str = "es-virt") -> Target:
     # A power "command" that succeeds: the journey may reset the board without asking anyone.
-    return Target(name="bench-1", board=board, serial_url=url, power={"kind": "command", "reset": "true"})
+    return Target(
+        name="bench-1", board=board, serial_url=url, power={"kind": "command", "reset": "true"}
+    )
 
 
 @pytest.fixture
@@ -108,8 +110,12 @@ def _options(args: list[str], **extra: Any) -> FlashOptions:
     return FlashOptions(path="ymodem", running_version=running, **extra)
 
 
-@pytest.mark.parametrize("entry", [e for e in MANIFEST if e["error_class"]], ids=lambda e: e["file"])
-def test_bad_image_is_refused_before_any_byte_reaches_the_console(entry, corpus_trust, line) -> None:
+@pytest.mark.parametrize(
+    "entry", [e for e in MANIFEST if e["error_class"]], ids=lambda e: e["file"]
+)
+def test_bad_image_is_refused_before_any_byte_reaches_the_console(
+    entry, corpus_trust, line
+) -> None:
     with pytest.raises(errors.RouterkitError) as info:
         flash(CORPUS / entry["file"], _target(line.url, entry["board"]), _options(entry["args"]))
     assert type(info.value).__name__ == entry["error_class"]
@@ -166,13 +172,19 @@ def test_no_uboot_prompt_times_out_showing_the_last_console_lines(images) -> Non
     server = ConsoleServer(chatter=b"[   12.345678] eth0: link up\r\nrouter login: ")
     try:
         with pytest.raises(errors.DeviceTimeout, match=r"did not answer within 1\.5 s") as info:
-            flash(images["1.1.0"], _target(server.url), FlashOptions(allow_downgrade=True, timeout=1.5))
+            flash(
+                images["1.1.0"],
+                _target(server.url),
+                FlashOptions(allow_downgrade=True, timeout=1.5),
+            )
     finally:
         server.close()
     assert info.value.exit_code == 22
     assert "router login:" in (info.value.last_output or "")
     journal = Journal.latest(kind="flash")
-    assert journal is not None and (journal.last("flash") or {}).get("error_class") == "DeviceTimeout"
+    assert (
+        journal is not None and (journal.last("flash") or {}).get("error_class") == "DeviceTimeout"
+    )
 
 
 class _RejectingDevice:
@@ -195,7 +207,9 @@ class _IncompleteLoader:
     detail = "fake"
 
     def load(self, data: bytes, name: str, progress: Any) -> int:
-        raise errors.TransferError("U-Boot's loady reports 1024 bytes received (Transfer incomplete)")
+        raise errors.TransferError(
+            "U-Boot's loady reports 1024 bytes received (Transfer incomplete)"
+        )
 
     def close(self) -> None:
         pass
@@ -214,8 +228,14 @@ def test_a_chunk_that_keeps_failing_stops_before_any_write(failure: str) -> None
     chunk = plan_chunks(data, 4096, 512)[0]
     loader = _IncompleteLoader() if failure == "transfer incomplete" else _GoodLoader()
     # Failed loads stop sooner (a line that noisy does not get better); bad crc32s get every try.
-    tries = flash_serial.LOAD_FAILURES if failure == "transfer incomplete" else flash_serial.CHUNK_ATTEMPTS
-    with pytest.raises(errors.TransferError, match=f"failed {tries} times; nothing was switched") as info:
+    tries = (
+        flash_serial.LOAD_FAILURES
+        if failure == "transfer incomplete"
+        else flash_serial.CHUNK_ATTEMPTS
+    )
+    with pytest.raises(
+        errors.TransferError, match=f"failed {tries} times; nothing was switched"
+    ) as info:
         flash_serial.write_chunk(run, loader, run.board.slot("B"), chunk, len(data))  # type: ignore[arg-type]
     assert device.writes == 0  # nothing reached the slot
     assert len(journal.events("chunk_retry")) == tries

@@ -71,7 +71,9 @@ def test_bit_errors_flip_about_ber_times_the_bits() -> None:
 def test_drops_and_duplicates_change_the_length() -> None:
     listener, got, closed = _sink_server()
     payload = os.urandom(100_000)
-    with SerialFaultProxy(listener.getsockname(), Faults(drop_rate=1e-3, dup_rate=1e-3), seed=3) as proxy:
+    with SerialFaultProxy(
+        listener.getsockname(), Faults(drop_rate=1e-3, dup_rate=1e-3), seed=3
+    ) as proxy:
         _send_through(proxy, payload)
         assert closed.wait(5)
     assert proxy.stats.dropped > 0 and proxy.stats.duplicated > 0

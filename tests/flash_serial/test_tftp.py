@@ -99,7 +99,9 @@ def test_negotiates_blksize_tsize_windowsize(served) -> None:
 
 def test_window_recovers_from_lost_blocks(served) -> None:
     server, root = served
-    data, _, _ = fetch(server.port, "img.bin", {"blksize": "512", "windowsize": "16"}, drop={3, 40, 41})
+    data, _, _ = fetch(
+        server.port, "img.bin", {"blksize": "512", "windowsize": "16"}, drop={3, 40, 41}
+    )
     assert data == (root / "img.bin").read_bytes()
     assert server.stats.retransmits >= 1 or server.stats.bytes_sent > 200_000
 

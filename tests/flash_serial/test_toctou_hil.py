@@ -40,8 +40,9 @@ def test_an_image_swapped_after_verification_never_reaches_the_sample(
         return result
 
     monkeypatch.setattr(verifymod, "verify_image", racing)
-    result = flash(image, target_for(state, state.serial_url),
-                   FlashOptions(path="tftp", allow_downgrade=True))
+    result = flash(
+        image, target_for(state, state.serial_url), FlashOptions(path="tftp", allow_downgrade=True)
+    )
     flash_sample["known"] = None
     assert swaps == [wanted] and image.read_bytes() != good
     assert result.ok and result.version_after == wanted

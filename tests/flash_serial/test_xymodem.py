@@ -24,7 +24,9 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return out
 
 
-def uboot_like_ymodem_receiver(sock: socket.socket, result: dict, corrupt_block: int | None = None) -> None:
+def uboot_like_ymodem_receiver(
+    sock: socket.socket, result: dict, corrupt_block: int | None = None
+) -> None:
     """ACKs block 0 without a following "C" (like U-Boot), NAKs a bad CRC, keeps the size."""
     sock.sendall(b"C")
     data = bytearray()

@@ -111,14 +111,18 @@ class LoadyLike:
         return bytes(self.data[: self.size])
 
 
-def _transfer(payload: bytes, window: int, **receiver: object) -> tuple[LoadyLike, xm.TransferStats | None, Exception | None]:
+def _transfer(
+    payload: bytes, window: int, **receiver: object
+) -> tuple[LoadyLike, xm.TransferStats | None, Exception | None]:
     host, device = socket.socketpair()
     rx = LoadyLike(device, **receiver)  # type: ignore[arg-type]
     thread = threading.Thread(target=rx.run, daemon=True)
     thread.start()
     stats, error = None, None
     try:
-        stats = xm.send_ymodem(SockLink(host), payload, ack_timeout=1.0, window=window, max_seconds=60)
+        stats = xm.send_ymodem(
+            SockLink(host), payload, ack_timeout=1.0, window=window, max_seconds=60
+        )
     except TransferError as exc:
         error = exc
     thread.join(5)

@@ -12,7 +12,13 @@ CANARY_MAKE = "CanaryCam"
 CANARY_XMP = "CANARY-XMP-LOCATION-Baker-Street"
 CANARY_MAKERNOTE = b"CANARY-MAKERNOTE-0042"
 CANARY_COMMENT = b"CANARY-COMMENT-home-lab"
-CANARIES = [CANARY_SERIAL.encode(), CANARY_MAKE.encode(), CANARY_XMP.encode(), CANARY_MAKERNOTE, CANARY_COMMENT]
+CANARIES = [
+    CANARY_SERIAL.encode(),
+    CANARY_MAKE.encode(),
+    CANARY_XMP.encode(),
+    CANARY_MAKERNOTE,
+    CANARY_COMMENT,
+]
 # GPS 51°30'26"N 0°7'39"W as rationals: a real-looking position in the EXIF GPS IFD.
 GPS_LAT = (51.0, 30.0, 26.0)
 
@@ -37,7 +43,10 @@ def scene(width: int = 640, height: int = 480) -> Any:
     draw.rectangle([w2, 0, width, h2], fill=(40, 200, 60))
     draw.rectangle([0, h2, w2, height], fill=(40, 60, 220))
     draw.rectangle([w2, h2, width, height], fill=(230, 220, 40))
-    draw.ellipse([width // 64, height // 64, width // 64 + width // 5, height // 64 + height // 5], fill=(255, 255, 255))
+    draw.ellipse(
+        [width // 64, height // 64, width // 64 + width // 5, height // 64 + height // 5],
+        fill=(255, 255, 255),
+    )
     return img
 
 
@@ -60,11 +69,17 @@ def canary_exif(orientation: int) -> Any:
     return exif
 
 
-def make_canary(path: Path, orientation: int, size: tuple[int, int] = (640, 480), icc: bool = False) -> Any:
+def make_canary(
+    path: Path, orientation: int, size: tuple[int, int] = (640, 480), icc: bool = False
+) -> Any:
     """Write a JPEG whose raw pixels are ``scene()`` and whose metadata is full of canaries.
     Returns the raw (stored) image."""
     raw = scene(*size)
-    kwargs: dict[str, Any] = {"exif": canary_exif(orientation), "xmp": XMP_PACKET, "comment": CANARY_COMMENT}
+    kwargs: dict[str, Any] = {
+        "exif": canary_exif(orientation),
+        "xmp": XMP_PACKET,
+        "comment": CANARY_COMMENT,
+    }
     if icc:
         from PIL import ImageCms
 
@@ -79,11 +94,19 @@ def noise_layer(size: tuple[int, int] = (4000, 3000), sigma: float = 18) -> Any:
 
     grey = Image.effect_noise(size, sigma)
     w, h = size
-    return Image.merge("RGB", [grey, ImageChops.offset(grey, w // 3, h // 5), ImageChops.offset(grey, w // 7, h // 2)])
+    return Image.merge(
+        "RGB",
+        [grey, ImageChops.offset(grey, w // 3, h // 5), ImageChops.offset(grey, w // 7, h // 2)],
+    )
 
 
-def camera_photo(path: Path, size: tuple[int, int] = (4000, 3000), seed: int = 0, quality: int = 92,
-                 noise: Any = None) -> None:
+def camera_photo(
+    path: Path,
+    size: tuple[int, int] = (4000, 3000),
+    seed: int = 0,
+    quality: int = 92,
+    noise: Any = None,
+) -> None:
     """A photo-like JPEG: smooth shapes plus sensor-like noise (flat colour would compress to
     nothing and make byte figures meaningless). Pass ``noise`` (from :func:`noise_layer`) to
     make many photos quickly; each photo shifts it differently."""
@@ -92,7 +115,9 @@ def camera_photo(path: Path, size: tuple[int, int] = (4000, 3000), seed: int = 0
     rng = random.Random(seed)
     small = (max(1, size[0] // 4), max(1, size[1] // 4))
     base = Image.linear_gradient("L").resize(small).convert("RGB")
-    tint = Image.new("RGB", small, (rng.randrange(60, 200), rng.randrange(60, 200), rng.randrange(60, 200)))
+    tint = Image.new(
+        "RGB", small, (rng.randrange(60, 200), rng.randrange(60, 200), rng.randrange(60, 200))
+    )
     img = ImageChops.multiply(base, tint)
     draw = ImageDraw.Draw(img)
     for _ in range(25):

@@ -18,7 +18,9 @@ class Scripted:
     photo_dir: Path
     skip: dict[str, str] = field(default_factory=dict)
     on_fail: list[FailAction] = field(default_factory=list)  # consumed in order; default WAIVE
-    interrupt_at: Callable[[str, str], bool] | None = None  # (step, what) -> raise KeyboardInterrupt
+    interrupt_at: Callable[[str, str], bool] | None = (
+        None  # (step, what) -> raise KeyboardInterrupt
+    )
     bad_photo_once: set[str] = field(default_factory=set)  # photo ids first answered with junk
     asked: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -52,7 +54,9 @@ class Scripted:
         self._maybe_stop(view.step.id, f"confirm:{check.id}")
         return True
 
-    def check_failed(self, view: StepView, check: CheckSpec, result: CheckResult, bug_command: str) -> tuple[FailAction, str]:
+    def check_failed(
+        self, view: StepView, check: CheckSpec, result: CheckResult, bug_command: str
+    ) -> tuple[FailAction, str]:
         self._maybe_stop(view.step.id, f"failed:{check.id}")
         self.bug_commands.append(bug_command)
         action = self.on_fail.pop(0) if self.on_fail else FailAction.WAIVE

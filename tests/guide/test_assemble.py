@@ -43,8 +43,14 @@ def test_full_assembly_records_every_step_photo_and_check(photos: Path) -> None:
     assert result.finished and not result.stopped and result.failed_checks == []
     journal = Journal.open(result.session_id)
     records = journal.events()
-    assert records[0]["type"] == "session" and records[0]["kind"] == "assemble" and records[0]["board"] == "es-virt"
-    assert records[0]["steps_total"] == len(GUIDE.steps) and records[0]["guide_sha256"] == GUIDE.sha256
+    assert (
+        records[0]["type"] == "session"
+        and records[0]["kind"] == "assemble"
+        and records[0]["board"] == "es-virt"
+    )
+    assert (
+        records[0]["steps_total"] == len(GUIDE.steps) and records[0]["guide_sha256"] == GUIDE.sha256
+    )
     assert_complete_and_unique(records, GUIDE)
     assert result.photos == sum(len(s.photos) for s in GUIDE.steps)
     for rec in journal.events("photo"):
@@ -54,7 +60,11 @@ def test_full_assembly_records_every_step_photo_and_check(photos: Path) -> None:
         assert Image.open(processed).size == (rec["width"], rec["height"])
         assert processed.stat().st_size == rec["bytes"] and len(rec["sha256"]) == 64
     uboot = [r for r in journal.events("check") if r["check"] == "uboot"][0]
-    assert uboot["ok"] and uboot["automatic"] and uboot["detail"].startswith("serial console shows: U-Boot 2023.01")
+    assert (
+        uboot["ok"]
+        and uboot["automatic"]
+        and uboot["detail"].startswith("serial console shows: U-Boot 2023.01")
+    )
     assert all(isinstance(r["seconds"], float) for r in journal.events("step_finished"))
     assert [v.index for v in prompter.shown] == list(range(1, len(GUIDE.steps) + 1))
     assert any(e[0] == "started" and "step 8/10" in e[1] for e in reporter.events)
@@ -74,7 +84,9 @@ def test_step_skipped_with_reason(photos: Path) -> None:
 def test_failed_check_offers_a_bug_and_retry_records_attempts(photos: Path) -> None:
     devices = iter([dead_device(), good_device()])
     prompter = Scripted(photos, on_fail=[FailAction.RETRY])
-    assembly = Assembly(open_session("es-virt", GUIDE)[0], GUIDE, prompter, device=lambda: next(devices))
+    assembly = Assembly(
+        open_session("es-virt", GUIDE)[0], GUIDE, prompter, device=lambda: next(devices)
+    )
     # The device is made once per run; make the first check see the dead one, then swap.
     assembly._device = dead_device()
     real_run = assembly.registry.run
@@ -109,9 +121,19 @@ def test_stop_after_failed_check_then_resume_reruns_only_that_check(photos: Path
     assert_complete_and_unique(journal.events(), GUIDE)
 
 
-@pytest.mark.parametrize("stop_at", [("unbox", "start"), ("fan", "photo:fan-fitted"), ("fan", "confirm:fan-screws"),
-                                     ("antennas", "photo:antennas-fitted"), ("label", "confirm:label-on")])
-def test_ctrl_c_anywhere_then_resume_loses_nothing_and_repeats_nothing(photos: Path, stop_at: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    "stop_at",
+    [
+        ("unbox", "start"),
+        ("fan", "photo:fan-fitted"),
+        ("fan", "confirm:fan-screws"),
+        ("antennas", "photo:antennas-fitted"),
+        ("label", "confirm:label-on"),
+    ],
+)
+def test_ctrl_c_anywhere_then_resume_loses_nothing_and_repeats_nothing(
+    photos: Path, stop_at: tuple[str, str]
+) -> None:
     prompter = Scripted(photos, interrupt_at=lambda step, what: (step, what) == stop_at)
     with pytest.raises(KeyboardInterrupt):
         run_assembly("es-virt", GUIDE, prompter, device=good_device)
@@ -146,7 +168,9 @@ def test_step_time_counts_only_active_time_across_a_resume(photos: Path) -> None
         now[0] += 2.0  # every look at the clock is two seconds of work
         return now[0]
 
-    prompter = Scripted(photos, interrupt_at=lambda step, what: (step, what) == ("esd", "confirm:strap-on"))
+    prompter = Scripted(
+        photos, interrupt_at=lambda step, what: (step, what) == ("esd", "confirm:strap-on")
+    )
     journal, _ = open_session("es-virt", GUIDE)
     with pytest.raises(KeyboardInterrupt):
         Assembly(journal, GUIDE, prompter, device=good_device, clock=clock).run()

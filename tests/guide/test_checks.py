@@ -37,7 +37,9 @@ BANNER = b"\r\n\x1b[0mU-Boot 2023.01+dfsg-2 (Jan 10 2024 - 12:00:00 +0000)\r\n\r
 
 
 def _device(line: FakeLine) -> Device:
-    return Device(open_console=lambda: line, reset=line.reset, console_settings={"uboot_banner": "U-Boot "})
+    return Device(
+        open_console=lambda: line, reset=line.reset, console_settings={"uboot_banner": "U-Boot "}
+    )
 
 
 def test_uboot_banner_seen_after_reset_passes() -> None:
@@ -71,12 +73,18 @@ def test_console_that_refuses_connection_is_a_failed_check_not_a_crash() -> None
     def refuse() -> FakeLine:
         raise ConnectionRefusedError(111, "Connection refused")
 
-    result = default_registry().run("uboot_banner", Device(open_console=refuse, reset=lambda: None), {})
+    result = default_registry().run(
+        "uboot_banner", Device(open_console=refuse, reset=lambda: None), {}
+    )
     assert not result.ok and "Connection refused" in result.detail
 
 
-REPORT = {"board": "es-virt", "status": "ok", "fan": {"status": "absent", "reason": "absent on the virtual sample"},
-          "storage": {"vda1": {"present": True}}}
+REPORT = {
+    "board": "es-virt",
+    "status": "ok",
+    "fan": {"status": "absent", "reason": "absent on the virtual sample"},
+    "storage": {"vda1": {"present": True}},
+}
 
 
 def _shell(status: int, output: str) -> Device:
@@ -86,7 +94,9 @@ def _shell(status: int, output: str) -> Device:
 def test_selftest_field_matches_one_of_the_accepted_values() -> None:
     out = "selftest\n" + json.dumps(REPORT) + "\n# "
     reg = default_registry()
-    assert reg.run("selftest", _shell(0, out), {"field": "fan.status", "expect": ["ok", "absent"]}).ok
+    assert reg.run(
+        "selftest", _shell(0, out), {"field": "fan.status", "expect": ["ok", "absent"]}
+    ).ok
     failed = reg.run("selftest", _shell(0, out), {"field": "fan.status", "expect": "ok"})
     assert not failed.ok and failed.detail == 'fan.status = "absent", expected "ok"'
     assert reg.run("selftest", _shell(0, out), {"field": "storage.vda1.present", "expect": True}).ok
@@ -94,9 +104,18 @@ def test_selftest_field_matches_one_of_the_accepted_values() -> None:
 
 def test_selftest_missing_field_bad_json_and_exit_status() -> None:
     reg = default_registry()
-    assert "reports no 'radio.status'" in reg.run("selftest", _shell(0, json.dumps(REPORT)), {"field": "radio.status"}).detail
-    assert "did not print JSON" in reg.run("selftest", _shell(0, "sh: selftest: not found"), {"field": "status"}).detail
-    assert "exited with 127" in reg.run("selftest", _shell(127, "sh: selftest: not found"), {"field": "status"}).detail
+    assert (
+        "reports no 'radio.status'"
+        in reg.run("selftest", _shell(0, json.dumps(REPORT)), {"field": "radio.status"}).detail
+    )
+    assert (
+        "did not print JSON"
+        in reg.run("selftest", _shell(0, "sh: selftest: not found"), {"field": "status"}).detail
+    )
+    assert (
+        "exited with 127"
+        in reg.run("selftest", _shell(127, "sh: selftest: not found"), {"field": "status"}).detail
+    )
 
 
 def test_selftest_timeout_on_the_device_is_a_failed_check() -> None:
@@ -107,7 +126,9 @@ def test_selftest_timeout_on_the_device_is_a_failed_check() -> None:
     assert not result.ok and "no Linux shell prompt" in result.detail
 
 
-def test_selftest_settles_while_a_fresh_boot_brings_its_network_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_selftest_settles_while_a_fresh_boot_brings_its_network_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("toolkit.guide.checks.SETTLE_POLL", 0.01)
     answers = iter([(0, '{"status": "fail"}'), (0, '{"status": "fail"}'), (0, '{"status": "ok"}')])
     calls: list[str] = []

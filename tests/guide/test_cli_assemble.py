@@ -26,8 +26,10 @@ ROUTERKIT = str(Path(sys.executable).with_name("routerkit"))
 
 def _answers(tmp_path: Path, steps: dict | None = None, **defaults: object) -> Path:  # type: ignore[type-arg]
     make_photos(GUIDE, tmp_path / "phone")
-    data = {"defaults": {"confirm": True, "photos_from": "phone", **defaults},
-            "steps": {"power-on": {"on_check_fail": "waive"}, **(steps or {})}}
+    data = {
+        "defaults": {"confirm": True, "photos_from": "phone", **defaults},
+        "steps": {"power-on": {"on_check_fail": "waive"}, **(steps or {})},
+    }
     path = tmp_path / "answers.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -35,7 +37,9 @@ def _answers(tmp_path: Path, steps: dict | None = None, **defaults: object) -> P
 
 def test_non_interactive_answers_walk_the_whole_guide(tmp_path: Path) -> None:
     answers = _answers(tmp_path, {"serial": {"skip": "adapter not delivered yet"}})
-    result = CliRunner().invoke(root, ["assemble", "--non-interactive", "--answers", str(answers), "--json"])
+    result = CliRunner().invoke(
+        root, ["assemble", "--non-interactive", "--answers", str(answers), "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["finished"] and payload["steps_skipped"] == ["serial"]
@@ -56,7 +60,10 @@ def test_compact_answers_of_the_demo(tmp_path: Path) -> None:
     result = CliRunner().invoke(root, ["assemble", "--non-interactive", "--answers", str(answers)])
     # automatic checks fail without a sample and the default is to stop: exit 62, session kept
     assert result.exit_code == 62, result.output
-    assert "stopped after a failed check (power-on/uboot)" in result.output and "--resume" in result.output
+    assert (
+        "stopped after a failed check (power-on/uboot)" in result.output
+        and "--resume" in result.output
+    )
 
 
 def test_failed_check_stop_then_resume_with_other_answers(tmp_path: Path) -> None:
@@ -85,8 +92,14 @@ def test_bad_answers_and_missing_photo_folder_are_clear(tmp_path: Path) -> None:
     result = CliRunner().invoke(root, ["assemble", "--answers", str(bad)])
     assert result.exit_code == 3 and "not valid YAML" in result.output
     good = _answers(tmp_path)
-    result = CliRunner().invoke(root, ["assemble", "--answers", str(good), "--watch", str(tmp_path / "DCIM")])
-    assert result.exit_code == 4 and "photo folder" in result.output and "does not exist" in result.output
+    result = CliRunner().invoke(
+        root, ["assemble", "--answers", str(good), "--watch", str(tmp_path / "DCIM")]
+    )
+    assert (
+        result.exit_code == 4
+        and "photo folder" in result.output
+        and "does not exist" in result.output
+    )
 
 
 def test_no_terminal_and_no_answers_refuses_to_hang(tmp_path: Path) -> None:
@@ -96,7 +109,9 @@ def test_no_terminal_and_no_answers_refuses_to_hang(tmp_path: Path) -> None:
 
 def test_resume_of_another_boards_session_is_a_clear_error(tmp_path: Path) -> None:
     Journal.create("assemble", board="es-other")
-    result = CliRunner().invoke(root, ["assemble", "--resume", "--answers", str(_answers(tmp_path))])
+    result = CliRunner().invoke(
+        root, ["assemble", "--resume", "--answers", str(_answers(tmp_path))]
+    )
     assert result.exit_code == 52
     assert "is for board 'es-other', not 'es-virt'" in result.output
 
@@ -104,8 +119,12 @@ def test_resume_of_another_boards_session_is_a_clear_error(tmp_path: Path) -> No
 def test_photo_from_stdin(tmp_path: Path) -> None:
     answers = _answers(tmp_path, {"unbox": {"photos": {"parts-laid-out": "-"}}})
     data = (tmp_path / "phone" / "parts-laid-out.jpg").read_bytes()
-    proc = subprocess.run([ROUTERKIT, "assemble", "--answers", str(answers), "--json"], input=data,
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [ROUTERKIT, "assemble", "--answers", str(answers), "--json"],
+        input=data,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     journal = Journal.latest(kind="assemble")
     assert journal is not None
@@ -131,10 +150,18 @@ def test_sigkill_while_waiting_at_a_step_then_resume(tmp_path: Path, kill_step: 
     # prompt, and we SIGKILL it there — no chance to write a `paused` record.
     first_photo = GUIDE.step(kill_step).photos[0].id
     blocked = _answers(tmp_path, {kill_step: {"photos": {first_photo: "-"}}})
-    proc = subprocess.Popen([ROUTERKIT, "assemble", "--answers", str(blocked)], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [ROUTERKIT, "assemble", "--answers", str(blocked)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        _wait_for(lambda: any(r["type"] == "step_started" and r["step"] == kill_step for r in _journal_records()))
+        _wait_for(
+            lambda: any(
+                r["type"] == "step_started" and r["step"] == kill_step for r in _journal_records()
+            )
+        )
         time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -142,8 +169,12 @@ def test_sigkill_while_waiting_at_a_step_then_resume(tmp_path: Path, kill_step: 
     before = _journal_records()
     assert before[-1]["type"] == "step_started" and before[-1]["step"] == kill_step
     answers = _answers(tmp_path)
-    done = subprocess.run([ROUTERKIT, "assemble", "--answers", str(answers), "--resume", "--json"],
-                          capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [ROUTERKIT, "assemble", "--answers", str(answers), "--resume", "--json"],
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr.decode()
     records = _journal_records()
     assert records[: len(before)] == before
@@ -159,12 +190,16 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> 
     for _ in range(5):  # killed at random moments: mid-photo, mid-append, mid-startup...
         before = len(_journal_records())
         args = [ROUTERKIT, "assemble", "--answers", str(answers)] + (["--resume"] if before else [])
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
         # Kill once the run has made a random amount of progress (not after a fixed time, which
         # a fast machine can outrun), plus a random few milliseconds to land mid-work.
         want = before + rng.randint(1, 8)
         deadline = time.monotonic() + 60
-        while proc.poll() is None and len(_journal_records()) < want and time.monotonic() < deadline:
+        while (
+            proc.poll() is None and len(_journal_records()) < want and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
         time.sleep(rng.uniform(0, 0.05))
         if proc.poll() is None:
@@ -174,8 +209,12 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> 
         if any(r["type"] == "assembly_finished" for r in _journal_records()):
             break
     else:  # then one run left alone finishes the job
-        done = subprocess.run([ROUTERKIT, "assemble", "--answers", str(answers), "--resume"],
-                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [ROUTERKIT, "assemble", "--answers", str(answers), "--resume"],
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         assert done.returncode == 0, done.stderr.decode()
     assert kills >= 1
     assert_complete_and_unique(_journal_records(), GUIDE)

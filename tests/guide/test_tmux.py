@@ -34,7 +34,9 @@ class Pane:
         self._tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", "t", command)
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True
+        ).stdout
 
     def capture(self) -> str:
         return self._tmux("capture-pane", "-p", "-J", "-S", "-5000", "-t", "t")
@@ -51,7 +53,11 @@ class Pane:
         while time.monotonic() < deadline:
             screen = self.capture()
             lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
-            if screen != after and lines and (lines[-1].endswith(">") or lines[-1].startswith("ALL-DONE")):
+            if (
+                screen != after
+                and lines
+                and (lines[-1].endswith(">") or lines[-1].startswith("ALL-DONE"))
+            ):
                 return screen, lines[-1]
             time.sleep(0.05)
         raise AssertionError("no prompt in time; screen:\n" + self.capture()[-3000:])
@@ -61,10 +67,14 @@ def test_interactive_assembly_in_a_real_terminal(tmp_path: Path) -> None:
     phone, watch = tmp_path / "phone", tmp_path / "watch"
     make_photos(GUIDE, phone)
     watch.mkdir()
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("ROUTERKIT_DATA", "ROUTERKIT_CONFIG", "ROUTERKIT_CACHE"))
+    env = " ".join(
+        f"{k}={os.environ[k]}" for k in ("ROUTERKIT_DATA", "ROUTERKIT_CONFIG", "ROUTERKIT_CACHE")
+    )
     cmd = f"{ROUTERKIT} assemble --no-open --watch {watch}"
-    script = (f"cd {tmp_path}; export {env} NO_COLOR=1 TERM=xterm-256color; {cmd}; echo EXIT1=$?; "
-              f"{cmd} --resume; echo EXIT2=$?; echo ALL-DONE; sleep 120")
+    script = (
+        f"cd {tmp_path}; export {env} NO_COLOR=1 TERM=xterm-256color; {cmd}; echo EXIT1=$?; "
+        f"{cmd} --resume; echo EXIT2=$?; echo ALL-DONE; sleep 120"
+    )
     pane = Pane(f"bash --norc --noprofile -c '{script}'")
     answered: list[tuple[str, str]] = []
     photo_no = 0
@@ -92,7 +102,11 @@ def test_interactive_assembly_in_a_real_terminal(tmp_path: Path) -> None:
                     shutil.copy(phone / f"{spec}.jpg", watch / f"IMG_{photo_no:04d}.jpg")
                     answered.append((prompt, "watch"))
                     continue
-                keys = str(phone / f"{spec}.jpg") if photo_no % 3 == 2 else str(phone / f"{spec[:4]}*.jpg")
+                keys = (
+                    str(phone / f"{spec}.jpg")
+                    if photo_no % 3 == 2
+                    else str(phone / f"{spec[:4]}*.jpg")
+                )
             elif "which one" in prompt:
                 keys = "1"
             elif "[y/n]" in prompt:
@@ -119,7 +133,12 @@ def test_interactive_assembly_in_a_real_terminal(tmp_path: Path) -> None:
     assert len(sessions) == 1
     records = sessions[0].events()
     assert_complete_and_unique(records, GUIDE)
-    assert [r["reason"] for r in records if r["type"] == "step_skipped"] == ["no USB-serial adapter on this bench"]
+    assert [r["reason"] for r in records if r["type"] == "step_skipped"] == [
+        "no USB-serial adapter on this bench"
+    ]
     assert [r["step"] for r in records if r["type"] == "paused"] == ["fan"]
     assert {r["source"] for r in records if r["type"] == "photo"} == {"watch", "path", "glob"}
-    assert any(r["type"] == "check_waived" and r["reason"] == "no sample running in this test" for r in records)
+    assert any(
+        r["type"] == "check_waived" and r["reason"] == "no sample running in this test"
+        for r in records
+    )

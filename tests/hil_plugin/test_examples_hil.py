@@ -26,11 +26,11 @@ pytest_plugins = ["pytester"]
 
 EXAMPLES = paths.REPO_ROOT / "examples"
 
-FAILING = '''
+FAILING = """
 def test_fails_after_a_uboot_command(uboot):
     uboot.run("echo marker-of-the-failing-test")
     assert False, "failing on purpose"
-'''
+"""
 
 
 def _props(case: ET.Element) -> dict[str, str]:
@@ -58,7 +58,9 @@ def test_examples_flash_once_pass_and_a_failure_carries_console_and_flash_record
     )  # fmt: skip
     text = result.stdout.str()
     outcomes = result.parseoutcomes()
-    assert outcomes.get("failed") == 1 and "error" not in outcomes and "errors" not in outcomes, text
+    assert outcomes.get("failed") == 1 and "error" not in outcomes and "errors" not in outcomes, (
+        text
+    )
     assert outcomes.get("passed", 0) >= 5, text  # the examples, incl. the flashed one
     cases = {c.get("name"): c for c in ET.parse(xml).getroot().iter("testcase")}
     props = _props(cases["test_fails_after_a_uboot_command"])
@@ -87,14 +89,14 @@ def _children_cmdlines() -> str:
 def test_ctrl_c_during_a_session_stops_the_sample(pytester: pytest.Pytester) -> None:
     pidfile = pytester.path / "qemu.pid"
     pytester.makepyfile(
-        f'''
+        f"""
 import time
 from pathlib import Path
 
 def test_waits(uboot, sample):
     Path({str(pidfile)!r}).write_text(str(sample.sample_state.pid))
     time.sleep(120)
-'''
+"""
     )
     with inner_pytest(pytester, "-q") as proc:
         deadline = time.monotonic() + 120
@@ -119,9 +121,11 @@ def test_lab_toml_target_drives_a_named_sample_with_qmp_power(
     # The shared sample lives in its own data dir; the inner session finds it by name there.
     monkeypatch.setenv("ROUTERKIT_DATA", str(routerkit_shared_sample.data_dir))
     lab = pytester.path / "lab.toml"
-    lab.write_text(f'[lab]\nname = "t"\n\n[targets.es1]\nboard = "es-virt"\nsample = "{state.name}"\n')
+    lab.write_text(
+        f'[lab]\nname = "t"\n\n[targets.es1]\nboard = "es-virt"\nsample = "{state.name}"\n'
+    )
     pytester.makepyfile(
-        '''
+        """
 def test_power_is_qmp(sample):
     assert sample.target.power["kind"] == "qmp"
     assert sample.target.name == "es1"
@@ -131,7 +135,7 @@ def test_uboot(uboot):
 
 def test_back_to_linux(shell):
     assert shell.check("cat /etc/board.json")
-'''
+"""
     )
     result = pytester.runpytest_subprocess(
         "--routerkit-target", f"{lab}:es1", "-p", "no:labgrid", "-p", "no:cacheprovider"

@@ -28,14 +28,24 @@ def pty_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     disk = tmp / "disk.img"
     with open(disk, "wb") as fh:
         fh.truncate(80 * 1024 * 1024)
-    spec = qemu.QemuSpec(disk=disk, qmp=tmp / "qmp.sock", tftp_dir=tmp, ssh_port=qemu.free_port(), serial="rfc2217")
+    spec = qemu.QemuSpec(
+        disk=disk, qmp=tmp / "qmp.sock", tftp_dir=tmp, ssh_port=qemu.free_port(), serial="rfc2217"
+    )
     log = open(tmp / "qemu.log", "wb")  # noqa: SIM115 - lives as long as QEMU
-    proc = subprocess.Popen(qemu.build_command(load_board("es-virt"), spec), stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        qemu.build_command(load_board("es-virt"), spec),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
-        while not (found := re.search(rb"redirected to (/dev/pts/\d+)", (tmp / "qemu.log").read_bytes())):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp / "qemu.log").read_text()
+        while not (
+            found := re.search(rb"redirected to (/dev/pts/\d+)", (tmp / "qemu.log").read_bytes())
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp / "qemu.log"
+            ).read_text()
             time.sleep(0.05)
         yield found.group(1).decode()
     finally:

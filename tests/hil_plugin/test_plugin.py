@@ -17,7 +17,7 @@ pytest_plugins = ["pytester"]
 # labgrid's own pytest plugin cannot be configured twice in one process (pytester in-process).
 NO_LG = ("-p", "no:labgrid", "-p", "no:cacheprovider")
 
-UBOOT_TESTS = '''
+UBOOT_TESTS = """
 def test_version(uboot):
     assert uboot.version().startswith("U-Boot")
 
@@ -27,7 +27,7 @@ def test_fails_on_purpose(uboot):
 
 def test_still_runs(uboot):
     assert uboot.run("echo again").strip() == "again"
-'''
+"""
 
 
 def _props(case: ET.Element) -> dict[str, str]:
@@ -50,7 +50,12 @@ def test_fixtures_and_options_are_registered(pytester: pytest.Pytester) -> None:
     for name in ("sample", "uboot", "shell", "ssh", "flashed_sample", "routerkit_hil"):
         assert f"\n{name}" in text, name
     helptext = pytester.runpytest_subprocess("--help", *NO_LG).stdout.str()
-    for option in ("--routerkit-target", "--routerkit-image", "--routerkit-board", "--routerkit-flash-via"):
+    for option in (
+        "--routerkit-target",
+        "--routerkit-image",
+        "--routerkit-board",
+        "--routerkit-flash-via",
+    ):
         assert option in helptext
     wrong = pytester.runpytest_subprocess("--routerkit-flash-via=carrier-pigeon", *NO_LG)
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR and "invalid choice" in wrong.stderr.str()
@@ -97,14 +102,18 @@ def test_tampered_image_fails_verification(pytester: pytest.Pytester, tmp_path: 
     assert "failed verification" in result.stderr.str() and "sha256" in result.stderr.str()
 
 
-def test_flashed_sample_without_an_image_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
+def test_flashed_sample_without_an_image_is_skipped_with_the_reason(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile("def test_x(flashed_sample): pass\n")
     result = pytester.runpytest_subprocess("-rs", *NO_LG)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*flashed_sample needs --routerkit-image*"])
 
 
-def test_serial_url_target_uboot_fixture_and_console_in_junit(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_serial_url_target_uboot_fixture_and_console_in_junit(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     pytester.makepyfile(UBOOT_TESTS)
     xml = tmp_path / "junit.xml"
     with serve(uboot_at_prompt) as device:
@@ -114,7 +123,9 @@ def test_serial_url_target_uboot_fixture_and_console_in_junit(pytester: pytest.P
         )  # fmt: skip
     result.assert_outcomes(passed=2, failed=1)
     # The failure shows the console of that test in the terminal ...
-    result.stdout.fnmatch_lines(["*routerkit console (socket://127.0.0.1:*", "*hello-from-the-failing-test*"])
+    result.stdout.fnmatch_lines(
+        ["*routerkit console (socket://127.0.0.1:*", "*hello-from-the-failing-test*"]
+    )
     cases = {c.get("name"): c for c in ET.parse(xml).getroot().iter("testcase")}
     failing = cases["test_fails_on_purpose"]
     props = _props(failing)
@@ -129,7 +140,9 @@ def test_serial_url_target_uboot_fixture_and_console_in_junit(pytester: pytest.P
     assert _props(cases["test_version"]) == {}, "passing tests carry no attachments"
 
 
-def test_failed_transition_errors_first_test_and_tells_later_ones_why(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_failed_transition_errors_first_test_and_tells_later_ones_why(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     pytester.makepyfile(UBOOT_TESTS)
     xml = tmp_path / "junit.xml"
     with serve(silent) as device:
@@ -142,7 +155,9 @@ def test_failed_transition_errors_first_test_and_tells_later_ones_why(pytester: 
     assert text.count("cannot bring socket://") == 3
     assert text.count("unusable since an earlier transition failed: unknown → uboot failed") == 2
     cases = {c.get("name"): c for c in ET.parse(xml).getroot().iter("testcase")}
-    assert _props(cases["test_still_runs"])["routerkit_state"].startswith("broken: unknown → uboot failed")
+    assert _props(cases["test_still_runs"])["routerkit_state"].startswith(
+        "broken: unknown → uboot failed"
+    )
 
 
 def test_unreachable_coordinator_is_reported_once_then_referred_to(

@@ -38,8 +38,13 @@ def _strategy(tmp_path: Path, power: Power, status: Status = Status.UNKNOWN) -> 
     board = load_board_file(short_board(tmp_path))
     dev: Any = power
     return Strategy(
-        board, power, url=lambda: f"fake://{dev.cycles}", connect=lambda _url: dev.device,
-        transcript_path=tmp_path / "console.log", name="fake", status=status,
+        board,
+        power,
+        url=lambda: f"fake://{dev.cycles}",
+        connect=lambda _url: dev.device,
+        transcript_path=tmp_path / "console.log",
+        name="fake",
+        status=status,
     )
 
 
@@ -71,7 +76,9 @@ def test_a_stale_belief_costs_a_transition_not_a_wrong_answer(tmp_path: Path) ->
     assert power.cycles == 1 and strategy.status is Status.UBOOT
 
 
-def test_failed_transition_breaks_the_strategy_and_later_ones_get_the_first_reason(tmp_path: Path) -> None:
+def test_failed_transition_breaks_the_strategy_and_later_ones_get_the_first_reason(
+    tmp_path: Path,
+) -> None:
     power = ResetButton(lambda: FakeTransport())  # power cycles, but U-Boot never answers
     strategy = _strategy(tmp_path, power)
     with pytest.raises(DeviceTimeout, match="did not answer"):

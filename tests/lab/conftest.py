@@ -46,7 +46,10 @@ class LabgridLab:
             env["LG_USERNAME"] = user
         return subprocess.run(
             [str(BIN / "labgrid-client"), "-x", self.coordinator, "-p", self.place, *args],
-            capture_output=True, text=True, env=env, timeout=30,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
         )
 
 
@@ -57,10 +60,14 @@ def start_labgrid(tmp: Path, device_tty: str, place: str = "es1") -> Iterator[La
     procs: list[subprocess.Popen[bytes]] = []
     try:
         log = open(tmp / "coordinator.log", "wb")  # noqa: SIM115 - lives as long as the process
-        procs.append(subprocess.Popen(
-            [str(BIN / "labgrid-coordinator"), "-l", coordinator], stdout=log, stderr=log,
-            cwd=tmp,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "labgrid-coordinator"), "-l", coordinator],
+                stdout=log,
+                stderr=log,
+                cwd=tmp,
+            )
+        )
         config = tmp / "exporter.yaml"
         config.write_text(f"bench1:\n  RawSerialPort:\n    port: {device_tty}\n    speed: 115200\n")
         elog = open(tmp / "exporter.log", "wb")  # noqa: SIM115 - lives as long as the process
@@ -70,17 +77,35 @@ def start_labgrid(tmp: Path, device_tty: str, place: str = "es1") -> Iterator[La
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
-        procs.append(subprocess.Popen(
-            [str(BIN / "labgrid-exporter"), "-c", coordinator, "--name", "ex1",
-             "--hostname", "127.0.0.1", str(config)], stdout=elog, stderr=elog, cwd=tmp,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "labgrid-exporter"),
+                    "-c",
+                    coordinator,
+                    "--name",
+                    "ex1",
+                    "--hostname",
+                    "127.0.0.1",
+                    str(config),
+                ],
+                stdout=elog,
+                stderr=elog,
+                cwd=tmp,
+            )
+        )
         lab = LabgridLab(coordinator, place, "", tmp)
         lab.client("create")
         while time.monotonic() < deadline:
-            if "bench1" in subprocess.run(
-                [str(BIN / "labgrid-client"), "-x", coordinator, "resources"],
-                capture_output=True, text=True, timeout=30,
-            ).stdout:
+            if (
+                "bench1"
+                in subprocess.run(
+                    [str(BIN / "labgrid-client"), "-x", coordinator, "resources"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                ).stdout
+            ):
                 break
             time.sleep(0.2)
         else:

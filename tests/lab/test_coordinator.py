@@ -60,7 +60,10 @@ def test_unreachable_coordinator_is_a_clear_error() -> None:
 
 
 def test_release_happens_on_ctrl_c(labgrid_lab: LabgridLab) -> None:
-    with pytest.raises(KeyboardInterrupt), coordinator.lease(labgrid_lab.place, labgrid_lab.coordinator):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        coordinator.lease(labgrid_lab.place, labgrid_lab.coordinator),
+    ):
         raise KeyboardInterrupt
     assert "acquired: None" in labgrid_lab.client("show").stdout
 

@@ -21,9 +21,20 @@ import pytest
 pytestmark = [pytest.mark.hil, pytest.mark.timeout(1500)]
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-ON_DEVICE_PROGRAMS = ("init", "sbin/fwinfo", "sbin/rk-settings", "sbin/sysupgrade", "usr/bin/selftest")
+ON_DEVICE_PROGRAMS = (
+    "init",
+    "sbin/fwinfo",
+    "sbin/rk-settings",
+    "sbin/sysupgrade",
+    "usr/bin/selftest",
+)
 # What python -m build prints when the metadata uses a form setuptools is phasing out.
-DEPRECATION_MARKERS = ("Deprecat", "SetuptoolsWarning", "is not a valid SPDX", "License classifiers")
+DEPRECATION_MARKERS = (
+    "Deprecat",
+    "SetuptoolsWarning",
+    "is not a valid SPDX",
+    "License classifiers",
+)
 
 
 def _copy_sources(dest: Path) -> None:
@@ -36,8 +47,12 @@ def _copy_sources(dest: Path) -> None:
         shutil.copytree(CHECKOUT / name, dest / name, symlinks=True, ignore=ignore)
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+def _run(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     print(f"$ {' '.join(args)}  -> {proc.returncode}")
     print(proc.stdout[-3000:])
     print(proc.stderr[-3000:], file=sys.stderr)
@@ -54,8 +69,12 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
     src.mkdir()
     _copy_sources(src)
     dist = tmp_path / "dist"
-    build = _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(src)],
-                 cwd=tmp_path, env=dict(os.environ), timeout=300)
+    build = _run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(src)],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     log = build.stdout + build.stderr
     assert not [m for m in DEPRECATION_MARKERS if m in log], log[-3000:]
@@ -74,10 +93,19 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
 
     venv = tmp_path / "venv"
     base = getattr(sys, "_base_executable", sys.executable)
-    assert _run([base, "-m", "venv", str(venv)], cwd=tmp_path, env=dict(os.environ), timeout=120).returncode == 0
+    assert (
+        _run(
+            [base, "-m", "venv", str(venv)], cwd=tmp_path, env=dict(os.environ), timeout=120
+        ).returncode
+        == 0
+    )
     # With its dependencies (pip's configured indexes and wheel cache keep it quick).
-    install = _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
-                   cwd=tmp_path, env=dict(os.environ), timeout=600)
+    install = _run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout=600,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
 
     work = tmp_path / "work"
@@ -86,9 +114,16 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     rk = str(venv / "bin" / "routerkit")
 
-    where = _run([str(venv / "bin" / "python"), "-c",
-                  "import toolkit, toolkit.resources as r; print(toolkit.__file__); print(r.rootfs_dir())"],
-                 cwd=work, env=env, timeout=60)
+    where = _run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import toolkit, toolkit.resources as r; print(toolkit.__file__); print(r.rootfs_dir())",
+        ],
+        cwd=work,
+        env=env,
+        timeout=60,
+    )
     toolkit_file, rootfs = (Path(line) for line in where.stdout.split())
     assert toolkit_file.is_relative_to(venv) and rootfs.is_relative_to(venv)
     assert not toolkit_file.is_relative_to(CHECKOUT)
@@ -102,31 +137,65 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
     assert _run([rk, "board", "lint", "es-virt"], cwd=work, env=env, timeout=60).returncode == 0
 
     out = work / "out"
-    built = _json(_run([rk, "firmware", "build", "--version", "9.9.9", "--out", str(out), "--json"],
-                       cwd=work, env=env, timeout=900))
+    built = _json(
+        _run(
+            [rk, "firmware", "build", "--version", "9.9.9", "--out", str(out), "--json"],
+            cwd=work,
+            env=env,
+            timeout=900,
+        )
+    )
     image = out / "es-virt-9.9.9.img"
     assert image.is_file(), built
 
-    up = _json(_run([rk, "sample", "up", "--wait", "uboot", "--json"], cwd=work, env=env, timeout=300))
+    up = _json(
+        _run([rk, "sample", "up", "--wait", "uboot", "--json"], cwd=work, env=env, timeout=300)
+    )
     try:
         assert up["ok"], up
-        flashed = _json(_run([rk, "flash", str(image), "--via", "serial", "--path", "tftp", "--json", "--yes"],
-                             cwd=work, env=env, timeout=900))
+        flashed = _json(
+            _run(
+                [rk, "flash", str(image), "--via", "serial", "--path", "tftp", "--json", "--yes"],
+                cwd=work,
+                env=env,
+                timeout=900,
+            )
+        )
         assert flashed["ok"] and flashed.get("version_after", "9.9.9") == "9.9.9", flashed
 
         examples = work / "examples"
         examples.mkdir()
-        shutil.copy2(CHECKOUT / "examples" / "test_example_hil.py", examples / "test_example_hil.py")
+        shutil.copy2(
+            CHECKOUT / "examples" / "test_example_hil.py", examples / "test_example_hil.py"
+        )
         # The plugin comes in through the wheel's pytest11 entry point, as for any user.
         # (`-p toolkit.pytest_plugin` on top of it would register the module twice; `-p routerkit`
         # is the explicit form, checked below with autoloading off.)
-        example = _run([str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider",
-                        "--routerkit-target", "default", "-q", "-rA", str(examples)],
-                       cwd=work, env=env, timeout=900)
+        example = _run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--routerkit-target",
+                "default",
+                "-q",
+                "-rA",
+                str(examples),
+            ],
+            cwd=work,
+            env=env,
+            timeout=900,
+        )
         assert example.returncode == 0, example.stdout[-3000:]
         assert "4 passed, 1 skipped" in example.stdout, example.stdout[-3000:]
-        explicit = _run([str(venv / "bin" / "python"), "-m", "pytest", "-p", "routerkit", "--help"],
-                        cwd=work, env={**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, timeout=120)
+        explicit = _run(
+            [str(venv / "bin" / "python"), "-m", "pytest", "-p", "routerkit", "--help"],
+            cwd=work,
+            env={**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+            timeout=120,
+        )
         assert explicit.returncode == 0 and "--routerkit-target" in explicit.stdout
     finally:
         down = _run([rk, "sample", "down", "--json"], cwd=work, env=env, timeout=120)

@@ -75,7 +75,9 @@ def test_two_samples_run_at_once_under_different_names() -> None:
     states = []
     try:
         for name in ("one", "two"):
-            result = runner.invoke(root, ["sample", "up", "--name", name, "--wait", "uboot", "--json"])
+            result = runner.invoke(
+                root, ["sample", "up", "--name", name, "--wait", "uboot", "--json"]
+            )
             assert result.exit_code == 0, result.output
             payload = json.loads(result.stdout)
             for key in ("serial_url", "ssh_host", "ssh_port", "board", "pid"):

@@ -92,7 +92,9 @@ def _ssh(state: sample.SampleState, known_hosts: Path):  # -> paramiko.SSHClient
     return client
 
 
-def test_ssh_login_checks_the_host_key_read_over_the_console(routerkit_sample, tmp_path: Path) -> None:
+def test_ssh_login_checks_the_host_key_read_over_the_console(
+    routerkit_sample, tmp_path: Path
+) -> None:
     """The image announces no host key (the sample made its own at first boot): the key is
     read over the serial console, integrity-checked, and only that key is accepted."""
     import paramiko
@@ -125,9 +127,12 @@ def test_ssh_login_checks_the_host_key_read_over_the_console(routerkit_sample, t
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    stranger = Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
+    stranger = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     assert base64.b64decode(stranger.split()[1])  # a well-formed key, just not the sample's
     wrong = _known_hosts(tmp_path / "wrong_known_hosts", state.ssh_host, state.ssh_port, stranger)
     with pytest.raises(paramiko.BadHostKeyException):

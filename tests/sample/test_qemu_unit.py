@@ -71,14 +71,18 @@ def test_free_port_is_bindable_on_loopback() -> None:
         sock.bind(("127.0.0.1", port))
 
 
-def test_missing_qemu_names_the_make_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_qemu_names_the_make_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _board_copy(tmp_path, monkeypatch, 'binary = "qemu-system-does-not-exist"')
     with pytest.raises(ToolMissingError, match="make setup"):
         sample.up(name="x", wait="none")
     assert load_state("x") is None
 
 
-def test_missing_uboot_names_the_make_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_uboot_names_the_make_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = (paths.REPO_ROOT / "firmware" / "boards" / "es-virt.toml").read_text()
     boards = tmp_path / "boards"
     boards.mkdir()

@@ -40,7 +40,10 @@ def _serve(path: Path, answers: dict[str, list[dict]]) -> list[str]:
 
 def test_events_between_command_and_answer_are_skipped(tmp_path: Path) -> None:
     path = tmp_path / "q.sock"
-    seen = _serve(path, {"query-status": [{"event": "RESET"}, {"return": {"running": True, "status": "running"}}]})
+    seen = _serve(
+        path,
+        {"query-status": [{"event": "RESET"}, {"return": {"running": True, "status": "running"}}]},
+    )
     with QMPClient(path) as client:
         assert client.query_status()["status"] == "running"
         client.quit()
@@ -56,7 +59,10 @@ def test_error_answer_raises_with_the_description(tmp_path: Path) -> None:
 
 def test_pty_path_is_read_from_query_chardev(tmp_path: Path) -> None:
     path = tmp_path / "q.sock"
-    chardevs = [{"label": "compat_monitor0", "filename": "unix:x"}, {"label": "serial0", "filename": "pty:/dev/pts/7"}]
+    chardevs = [
+        {"label": "compat_monitor0", "filename": "unix:x"},
+        {"label": "serial0", "filename": "pty:/dev/pts/7"},
+    ]
     _serve(path, {"query-chardev": [{"return": chardevs}]})
     with QMPClient(path) as client:
         assert client.pty_path() == "/dev/pts/7"

@@ -17,7 +17,9 @@ from toolkit.testing.fake import FakeTransport, FakeUBoot
 def test_late_banner_still_reaches_a_clean_prompt() -> None:
     fake = FakeUBoot(boot_delay=0.4, bootdelay=2.0)
     console = Console(fake)
-    marks = watch_boot(console, load_board("es-virt"), "uboot", time.monotonic(), ssh_port=1, timeout=5)
+    marks = watch_boot(
+        console, load_board("es-virt"), "uboot", time.monotonic(), ssh_port=1, timeout=5
+    )
     assert list(marks) == ["uboot_banner", "uboot_prompt"]
     assert marks["uboot_prompt"] >= marks["uboot_banner"]
     assert fake.state == "prompt"

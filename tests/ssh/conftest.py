@@ -36,12 +36,16 @@ def client_key(tmp_path_factory: pytest.TempPathFactory, _light_ok: None) -> Pat
 def _gen(d: Path) -> Path:
     import subprocess
 
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id_ed25519")], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "id_ed25519")], check=True
+    )
     return d / "id_ed25519"
 
 
 @pytest.fixture
-def make_device(tmp_path: Path, client_key: Path) -> Iterator[Callable[..., dropbear.LoopbackDevice]]:
+def make_device(
+    tmp_path: Path, client_key: Path
+) -> Iterator[Callable[..., dropbear.LoopbackDevice]]:
     devices: list[dropbear.LoopbackDevice] = []
 
     def make(name: str = "dev", **kwargs: Any) -> dropbear.LoopbackDevice:
@@ -65,7 +69,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     return make
 
 
-def target_for(dev: dropbear.LoopbackDevice, key: Path, name: str = "dev", port: int | None = None) -> Target:
+def target_for(
+    dev: dropbear.LoopbackDevice, key: Path, name: str = "dev", port: int | None = None
+) -> Target:
     return Target(name=name, ssh_host="127.0.0.1", ssh_port=port or dev.port, identity=str(key))
 
 

@@ -56,8 +56,13 @@ def test_wrong_key_is_an_auth_error(make_device, tmp_path: Path, client_key: Pat
 def test_wrong_password_is_an_auth_error_and_right_one_works(make_device) -> None:
     dev = make_device(password="s3cret-pass")
     ident = "es-virt/pw"
-    bad = SSHConnection("127.0.0.1", dev.port, identity=ident, password="wrong",
-                        context=HostKeyContext(accept_new=True))
+    bad = SSHConnection(
+        "127.0.0.1",
+        dev.port,
+        identity=ident,
+        password="wrong",
+        context=HostKeyContext(accept_new=True),
+    )
     with pytest.raises(AuthError, match="refused password"):
         bad.connect()
     good = SSHConnection("127.0.0.1", dev.port, identity=ident, password="s3cret-pass")
@@ -65,7 +70,9 @@ def test_wrong_password_is_an_auth_error_and_right_one_works(make_device) -> Non
     good.close()
 
 
-def test_unknown_key_is_refused_without_consent_and_shows_the_fingerprint(make_device, client_key: Path) -> None:
+def test_unknown_key_is_refused_without_consent_and_shows_the_fingerprint(
+    make_device, client_key: Path
+) -> None:
     dev = make_device()
     fp = fingerprint(parse_key_line(dev.host_key_line())[1])
     with pytest.raises(HostKeyError, match="first contact") as info:
@@ -77,7 +84,11 @@ def test_unknown_key_is_refused_without_consent_and_shows_the_fingerprint(make_d
 def test_first_contact_is_checked_against_the_serial_console(make_device, client_key: Path) -> None:
     dev = make_device()
     target = target_for(dev, client_key)
-    liar = HostKeyContext(serial_keys=lambda: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkK0y0a5c8m1rBOM6m1l5oQy8y7r3J6v9yqk0T2m3xX"])
+    liar = HostKeyContext(
+        serial_keys=lambda: [
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkK0y0a5c8m1rBOM6m1l5oQy8y7r3J6v9yqk0T2m3xX"
+        ]
+    )
     with pytest.raises(HostKeyError, match="serial console reports a different key"):
         connect_target(target, context=liar)
     honest = HostKeyContext(serial_keys=lambda: [dev.host_key_line()])
@@ -117,8 +128,13 @@ def test_upload_paths_deliver_exact_bytes(make_device, client_key: Path) -> None
     conn = connect_target(target_for(dev, client_key), accept_new=True)
     seen: list[tuple[int, int]] = []
     for streams in (1, 3):
-        res = conn.upload(data, "/tmp/x.bin", method="cat", streams=streams,
-                          progress=lambda d, t: seen.append((d, t)))
+        res = conn.upload(
+            data,
+            "/tmp/x.bin",
+            method="cat",
+            streams=streams,
+            progress=lambda d, t: seen.append((d, t)),
+        )
         assert res.method == "cat" and res.streams == streams
         got = conn.run("sha256sum /tmp/x.bin").stdout.split()[0]
         assert got == hashlib.sha256(data).hexdigest()

@@ -26,8 +26,14 @@ def _trusted(version: str = "1.0.0") -> FakeSSHDevice:
 
 def _flash(device: FakeSSHDevice, image: Path, **options: object) -> flash_ssh.FlashResult:
     journal = Journal.create("flash", board=TARGET.board, target=TARGET.name)
-    return flash_ssh.flash(image, TARGET, FlashOptions(via="ssh", **options),  # type: ignore[arg-type]
-                           RecordingReporter(), journal, connect=device.connect)
+    return flash_ssh.flash(
+        image,
+        TARGET,
+        FlashOptions(via="ssh", **options),  # type: ignore[arg-type]
+        RecordingReporter(),
+        journal,
+        connect=device.connect,
+    )
 
 
 def test_flash_over_fake_ssh_writes_the_inactive_slot_reboots_and_verifies(images) -> None:
@@ -35,14 +41,32 @@ def test_flash_over_fake_ssh_writes_the_inactive_slot_reboots_and_verifies(image
     image = images("1.1.0")
     reporter = RecordingReporter()
     journal = Journal.create("flash", board=TARGET.board, target=TARGET.name)
-    result = flash_ssh.flash(image, TARGET, FlashOptions(via="ssh"), reporter, journal, connect=device.connect)
+    result = flash_ssh.flash(
+        image, TARGET, FlashOptions(via="ssh"), reporter, journal, connect=device.connect
+    )
 
-    assert (result.ok, result.version_before, result.version_after, result.slot) == (True, "1.0.0", "1.1.0", "B")
+    assert (result.ok, result.version_before, result.version_after, result.slot) == (
+        True,
+        "1.0.0",
+        "1.1.0",
+        "B",
+    )
     assert result.verify is not None and result.verify["ok"], result.verify
     assert device.running_slot == device.active_slot == "B" and device.boots == 2
-    assert device.slots["A"] is not None and device.slots["A"].version == "1.0.0"  # the old slot is kept
-    assert reporter.steps()[:9] == ["check image", "connect", "check device", "authorize key", "upload",
-                                    "check upload", "sysupgrade", "reboot", "verify"]
+    assert (
+        device.slots["A"] is not None and device.slots["A"].version == "1.0.0"
+    )  # the old slot is kept
+    assert reporter.steps()[:9] == [
+        "check image",
+        "connect",
+        "check device",
+        "authorize key",
+        "upload",
+        "check upload",
+        "sysupgrade",
+        "reboot",
+        "verify",
+    ]
     assert len(device.authorized_keys) == 1
     assert not [p for p in device.files if p.startswith("/tmp/")]  # the reboot cleared /tmp
     assert journal.last("hostkey")["how"] == "known" and journal.last("rebooted")
@@ -60,7 +84,11 @@ def test_a_dropped_upload_and_a_corrupted_one_are_retried(images) -> None:
 
 def test_a_failing_sysupgrade_leaves_the_device_on_its_slot(images) -> None:
     device = _trusted()
-    device.programs["sysupgrade"] = lambda dev, argv, stdin: (1, "", "sysupgrade: signature refused\n")
+    device.programs["sysupgrade"] = lambda dev, argv, stdin: (
+        1,
+        "",
+        "sysupgrade: signature refused\n",
+    )
     with pytest.raises(DeviceCommandError, match="signature refused"):
         _flash(device, images("1.1.0"))
     assert (device.running_slot, device.boots, device.slots["B"]) == ("A", 1, None)

@@ -43,12 +43,29 @@ def test_flash_upgrades_switches_slot_and_verifies(make_device, images, client_k
     target = _ready(dev, images, client_key)
     reporter = RecordingReporter()
     result = flash(images("1.1.0", size=2 << 20), target, FlashOptions(via="ssh"), reporter)
-    assert (result.ok, result.version_before, result.version_after, result.slot) == (True, "1.0.0", "1.1.0", "B")
+    assert (result.ok, result.version_before, result.version_after, result.slot) == (
+        True,
+        "1.0.0",
+        "1.1.0",
+        "B",
+    )
     assert result.path == "cat" and result.verify and result.verify["ok"]
     assert result.verify["slots"]["A"]["ok"] and result.verify["slots"]["B"]["ok"]
-    assert reporter.steps() == ["check image", "connect", "check device", "authorize key", "upload",
-                                "check upload", "sysupgrade", "reboot", "verify",
-                                "verify"][: len(reporter.steps())]
+    assert (
+        reporter.steps()
+        == [
+            "check image",
+            "connect",
+            "check device",
+            "authorize key",
+            "upload",
+            "check upload",
+            "sysupgrade",
+            "reboot",
+            "verify",
+            "verify",
+        ][: len(reporter.steps())]
+    )
     assert any(e[0] == "progress" and e[1] == "upload" for e in reporter.events)
     journal = Journal.open(result.session)
     assert journal.last("verify")["version"] == "1.1.0"
@@ -69,7 +86,9 @@ def test_host_key_survives_a_flash_and_a_changed_one_needs_the_persons_yes(
 
     # A device that comes back with another key passes only with --accept-new-hostkey ...
     dev.next_host_key()
-    result = flash(images("1.2.0"), target, FlashOptions(via="ssh", accept_new_hostkey=True, timeout=20))
+    result = flash(
+        images("1.2.0"), target, FlashOptions(via="ssh", accept_new_hostkey=True, timeout=20)
+    )
     assert result.version_after == "1.2.0"
     accepted = HostKeyStore().get(ident)
     assert accepted is not None and accepted.source.startswith("accept-new-hostkey")
@@ -86,7 +105,9 @@ def test_host_key_survives_a_flash_and_a_changed_one_needs_the_persons_yes(
     assert HostKeyStore().get(ident).key == accepted.key
 
 
-def test_device_without_sysupgrade_is_refused_before_upload(make_device, images, client_key: Path) -> None:
+def test_device_without_sysupgrade_is_refused_before_upload(
+    make_device, images, client_key: Path
+) -> None:
     dev = make_device(sysupgrade=False)
     target = _ready(dev, images, client_key)
     with pytest.raises(DeviceCommandError, match="device has no sysupgrade"):
@@ -95,7 +116,9 @@ def test_device_without_sysupgrade_is_refused_before_upload(make_device, images,
     assert _slot_b_empty(dev)
 
 
-def test_too_little_space_in_tmp_is_refused_before_upload(make_device, images, client_key: Path) -> None:
+def test_too_little_space_in_tmp_is_refused_before_upload(
+    make_device, images, client_key: Path
+) -> None:
     dev = make_device(tmp_kib=512)
     target = _ready(dev, images, client_key)
     with pytest.raises(NoSpaceError, match=r"too little space in /tmp.*KiB free"):
@@ -111,7 +134,9 @@ def test_sha256_mismatch_is_retried_once(make_device, images, client_key: Path) 
     assert len(Journal.open(result.session).events("upload_mismatch")) == 1
 
 
-def test_sha256_mismatch_twice_stops_with_the_device_untouched(make_device, images, client_key: Path) -> None:
+def test_sha256_mismatch_twice_stops_with_the_device_untouched(
+    make_device, images, client_key: Path
+) -> None:
     dev = make_device(bad_sha256=2)
     target = _ready(dev, images, client_key)
     with pytest.raises(VerifyError, match="nothing was written to flash"):
@@ -141,27 +166,39 @@ def test_link_cut_mid_upload_retries_and_writes_nothing_before_a_full_copy(
     assert failed[0]["seq"] < seqs["upload_verified"] < seqs["sysupgrade_started"]
 
 
-def test_link_that_keeps_dropping_fails_with_the_slot_untouched(make_device, images, client_key: Path) -> None:
+def test_link_that_keeps_dropping_fails_with_the_slot_untouched(
+    make_device, images, client_key: Path
+) -> None:
     dev = make_device()
     _ready(dev, images, client_key)
     proxy = CuttingProxy(dev.port, after=300_000, cuts=99)
     try:
         with pytest.raises(TransferError, match="nothing was written to flash"):
-            flash(images("1.1.0", size=1 << 20), target_for(dev, client_key, port=proxy.port),
-                  FlashOptions(via="ssh"))
+            flash(
+                images("1.1.0", size=1 << 20),
+                target_for(dev, client_key, port=proxy.port),
+                FlashOptions(via="ssh"),
+            )
     finally:
         proxy.close()
     assert _slot_b_empty(dev)
 
 
-def test_device_not_back_after_reboot_says_what_still_answers(make_device, images, client_key: Path) -> None:
+def test_device_not_back_after_reboot_says_what_still_answers(
+    make_device, images, client_key: Path
+) -> None:
     dev = make_device(reboot_delay=30)
     target = _ready(dev, images, client_key)
-    with pytest.raises(DeviceTimeout, match=r"did not come back within 3 s.*TCP port .* unreachable.*no serial console"):
+    with pytest.raises(
+        DeviceTimeout,
+        match=r"did not come back within 3 s.*TCP port .* unreachable.*no serial console",
+    ):
         flash(images("1.1.0"), target, FlashOptions(via="ssh", timeout=3))
 
 
-def test_downgrade_against_the_running_version_is_refused(make_device, images, client_key: Path) -> None:
+def test_downgrade_against_the_running_version_is_refused(
+    make_device, images, client_key: Path
+) -> None:
     dev = make_device()
     target = _ready(dev, images, client_key, version="2.0.0")
     with pytest.raises(DowngradeError, match="device runs 2.0.0"):
@@ -172,7 +209,9 @@ def test_downgrade_against_the_running_version_is_refused(make_device, images, c
 # --- verify what you send: the bytes checked are the bytes that reach the device --------------
 
 
-def _swap_after_verify(monkeypatch: pytest.MonkeyPatch, image: Path, replacement: bytes) -> list[str]:
+def _swap_after_verify(
+    monkeypatch: pytest.MonkeyPatch, image: Path, replacement: bytes
+) -> list[str]:
     """Replace ``image`` on disk right after it passed verification (an attacker or a sync
     tool racing the flash). Returns the log of swaps."""
     from toolkit.firmware import verify as verifymod
@@ -205,7 +244,9 @@ def test_a_file_swapped_after_verification_never_reaches_the_device(
     result = flash(image, target, FlashOptions(via="ssh"))
     assert swaps == [str(image)]
     assert image.read_bytes() != good  # the file really was swapped
-    assert result.version_after == "1.1.0" and result.image_sha256 == hashlib.sha256(good).hexdigest()
+    assert (
+        result.version_after == "1.1.0" and result.image_sha256 == hashlib.sha256(good).hexdigest()
+    )
     assert dev.fwinfo()["version"] == "1.1.0"
     assert (dev.dir / "slotB.img").read_bytes()[: len(good)] == good
 

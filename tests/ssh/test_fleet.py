@@ -17,10 +17,12 @@ from .conftest import target_for
 
 
 def _lab(path: Path, devices: dict, key: Path) -> Path:
-    text = "[lab]\nname = \"test\"\n"
+    text = '[lab]\nname = "test"\n'
     for name, dev in devices.items():
-        text += (f'\n[targets.{name}]\nboard = "es-virt"\nssh_host = "127.0.0.1"\n'
-                 f'ssh_port = {dev.port}\nidentity = "{key}"\n')
+        text += (
+            f'\n[targets.{name}]\nboard = "es-virt"\nssh_host = "127.0.0.1"\n'
+            f'ssh_port = {dev.port}\nidentity = "{key}"\n'
+        )
     path.write_text(text)
     return path
 
@@ -51,7 +53,11 @@ def test_interrupted_fleet_rerun_finishes_the_rest_and_skips_the_done(
 
     devices["bench1"].start()
     second = flash_fleet(image, lab, parallel=3)
-    assert {t.name: t.status for t in second.targets} == {"bench0": "skipped", "bench1": "done", "bench2": "skipped"}
+    assert {t.name: t.status for t in second.targets} == {
+        "bench0": "skipped",
+        "bench1": "done",
+        "bench2": "skipped",
+    }
     assert second.ok and second.session == first.session
     assert devices["bench1"].fwinfo()["version"] == "1.1.0"
 
@@ -61,10 +67,14 @@ def test_interrupted_fleet_rerun_finishes_the_rest_and_skips_the_done(
     assert all(d.boots == boots[n] + 1 for n, d in devices.items())
 
 
-def test_fleet_cli_prints_a_table_and_json(make_device, images, client_key: Path, tmp_path: Path) -> None:
+def test_fleet_cli_prints_a_table_and_json(
+    make_device, images, client_key: Path, tmp_path: Path
+) -> None:
     devices = _fleet(make_device, images, client_key, 2)
     lab = _lab(tmp_path / "lab.toml", devices, client_key)
-    result = CliRunner().invoke(root, ["fleet", "flash", str(images("1.2.0")), "--lab", str(lab), "--json"])
+    result = CliRunner().invoke(
+        root, ["fleet", "flash", str(images("1.2.0")), "--lab", str(lab), "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert [t["version_after"] for t in data["targets"]] == ["1.2.0", "1.2.0"]
@@ -74,7 +84,9 @@ def test_fleet_cli_prints_a_table_and_json(make_device, images, client_key: Path
 
 def test_malformed_lab_names_file_line_and_key(tmp_path: Path, images) -> None:
     lab = tmp_path / "lab.toml"
-    lab.write_text('[targets.a]\nboard = "es-virt"\nssh_host = "127.0.0.1"\nssh_port = "twenty-two"\n')
+    lab.write_text(
+        '[targets.a]\nboard = "es-virt"\nssh_host = "127.0.0.1"\nssh_port = "twenty-two"\n'
+    )
     with pytest.raises(ConfigError, match=rf"{lab}:4: targets.a.ssh_port must be int"):
         flash_fleet(images("1.1.0"), lab)
     result = CliRunner().invoke(root, ["fleet", "flash", str(images("1.1.0")), "--lab", str(lab)])

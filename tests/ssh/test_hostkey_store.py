@@ -12,7 +12,9 @@ from toolkit.hostkeys import HostKeyStore
 
 
 def _key() -> str:
-    return base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + os.urandom(32)).decode()
+    return base64.b64encode(
+        b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + os.urandom(32)
+    ).decode()
 
 
 def test_seen_rewrites_the_metadata_only_when_the_address_changes_or_the_note_is_stale(

@@ -23,11 +23,23 @@ from toolkit.errors import DeviceError, Interrupted, RouterkitError
 # name -> (module, attribute, one-line help). The help is here so that `--help` can list the
 # commands without importing them.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "assemble": ("toolkit.cli.assemble", "assemble", "Walk through assembling a sample, step by step."),
+    "assemble": (
+        "toolkit.cli.assemble",
+        "assemble",
+        "Walk through assembling a sample, step by step.",
+    ),
     "guide": ("toolkit.cli.guide", "guide", "Check and show assembly guides."),
-    "board": ("toolkit.cli.board", "board", "List, start and check board profiles (your own boards too)."),
+    "board": (
+        "toolkit.cli.board",
+        "board",
+        "List, start and check board profiles (your own boards too).",
+    ),
     "sample": ("toolkit.cli.sample", "sample", "Start, stop and talk to the virtual sample."),
-    "firmware": ("toolkit.cli.firmware", "firmware", "Build, inspect, verify, publish and pull images."),
+    "firmware": (
+        "toolkit.cli.firmware",
+        "firmware",
+        "Build, inspect, verify, publish and pull images.",
+    ),
     "keys": ("toolkit.cli.keys", "keys", "Manage image signing keys and trusted keys."),
     "flash": ("toolkit.cli.flash", "flash", "Flash an image over serial (U-Boot) or SSH."),
     "verify": ("toolkit.cli.verify", "verify", "Health-check a sample: version, slots, selftest."),
@@ -49,7 +61,9 @@ class LazyGroup(click.Group):
     :data:`COMMANDS`, and a subgroup can pass its own map (see ``toolkit.cli.firmware``).
     """
 
-    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = COMMANDS if lazy is None else lazy
 
@@ -72,7 +86,11 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
-        rows += [(n, c.get_short_help_str()) for n, c in sorted(self.commands.items()) if n not in self.lazy]
+        rows += [
+            (n, c.get_short_help_str())
+            for n, c in sorted(self.commands.items())
+            if n not in self.lazy
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -131,10 +149,17 @@ Examples:
 Run `routerkit COMMAND --help` for more.""",
 )
 @click.version_option(__version__, prog_name="routerkit")
-@click.option("-v", "--verbose", count=True, help="More detail: -v logs INFO, -vv DEBUG (on stderr).")
-@click.option("--trace", "trace_file", metavar="FILE", envvar="ROUTERKIT_TRACE",
-              type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write the raw serial bytes, both ways (X/YMODEM too), to FILE for a bug report.")
+@click.option(
+    "-v", "--verbose", count=True, help="More detail: -v logs INFO, -vv DEBUG (on stderr)."
+)
+@click.option(
+    "--trace",
+    "trace_file",
+    metavar="FILE",
+    envvar="ROUTERKIT_TRACE",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the raw serial bytes, both ways (X/YMODEM too), to FILE for a bug report.",
+)
 @click.option("--json", "json_", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("-y", "--yes", is_flag=True, help="Non-interactive: never prompt; fail instead.")
 @click.pass_context
@@ -148,8 +173,9 @@ def root(ctx: click.Context, verbose: int, trace_file: Path | None, json_: bool,
         try:
             trace.start(trace_file)
         except OSError as exc:
-            raise click.BadParameter(f"cannot write {trace_file}: {exc.strerror or exc}",
-                                     param_hint="--trace") from None
+            raise click.BadParameter(
+                f"cannot write {trace_file}: {exc.strerror or exc}", param_hint="--trace"
+            ) from None
         ctx.call_on_close(trace.stop)
 
 

@@ -161,7 +161,10 @@ class LineReporter:
             self._last[name] = decile
             elapsed = time.monotonic() - self._start.get(name, time.monotonic())
             rate = done / elapsed if elapsed > 0 else 0.0
-            click.echo(f"  {name}: {done * 100 // total}% ({done}/{total}, {rate / 1024:.0f} KiB/s)", err=True)
+            click.echo(
+                f"  {name}: {done * 100 // total}% ({done}/{total}, {rate / 1024:.0f} KiB/s)",
+                err=True,
+            )
 
     def message(self, text: str, level: str = "info") -> None:
         if level == "debug" and not self.verbose:

@@ -41,7 +41,9 @@ class RichReporter:
             if not self._tasks:
                 self._progress.stop()
         mark = "[green]✓[/]" if ok else "[red]✗[/]"
-        self.console.print(f"{mark} {name} [dim]({seconds:.1f} s)[/]" + (f" {detail}" if detail else ""))
+        self.console.print(
+            f"{mark} {name} [dim]({seconds:.1f} s)[/]" + (f" {detail}" if detail else "")
+        )
 
     def progress(self, name: str, done: int, total: int | None) -> None:
         if name not in self._tasks:

@@ -40,14 +40,16 @@ def list_() -> None:
     rows: list[dict[str, Any]] = []
     for source in board_sources():
         guide = guides.get(source.id)
-        rows.append({
-            "id": source.id,
-            "origin": source.origin,
-            "path": str(source.path),
-            "guide": str(guide[1]) if guide else None,
-            "guide_origin": guide[0] if guide else None,
-            "shadows": [str(p) for p in source.shadows],
-        })
+        rows.append(
+            {
+                "id": source.id,
+                "origin": source.origin,
+                "path": str(source.path),
+                "guide": str(guide[1]) if guide else None,
+                "guide_origin": guide[0] if guide else None,
+                "shadows": [str(p) for p in source.shadows],
+            }
+        )
     payload = {
         "ok": True,
         "boards": rows,
@@ -69,8 +71,14 @@ def list_() -> None:
 
 @board.command("new")
 @click.argument("name")
-@click.option("--from", "source", default="es-virt", show_default=True, metavar="BOARD",
-              help="The board whose profile to start from.")
+@click.option(
+    "--from",
+    "source",
+    default="es-virt",
+    show_default=True,
+    metavar="BOARD",
+    help="The board whose profile to start from.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing profile and guide of NAME.")
 @output_options
 def new(name: str, source: str, force: bool) -> None:
@@ -99,8 +107,9 @@ def new(name: str, source: str, force: bool) -> None:
     def human(app: App) -> None:
         click.echo(f"profile: {made.profile}")
         click.echo(f"guide:   {made.guide}")
-        click.echo(f"next: edit the values marked MEASURE, then `routerkit board lint {made.id}`",
-                   err=True)
+        click.echo(
+            f"next: edit the values marked MEASURE, then `routerkit board lint {made.id}`", err=True
+        )
 
     emit(payload, human)
 

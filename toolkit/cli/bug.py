@@ -185,7 +185,9 @@ def _device_shell(app: App, target_name: str | None):  # type: ignore[no-untyped
         target = targets.resolve(target_name)
         if not target.ssh_host:
             return None
-        return connect_target(target, context=host_key_context(target), reporter=app.reporter(), connect_timeout=5.0)
+        return connect_target(
+            target, context=host_key_context(target), reporter=app.reporter(), connect_timeout=5.0
+        )
     except (RouterkitError, ImportError, OSError) as err:
         if target_name:  # asked for explicitly: say why there are no device logs
             app.reporter().message(f"no device logs: {err}", "warning")

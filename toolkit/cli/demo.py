@@ -58,7 +58,9 @@ class Tour:
         click.secho(f"\n▶ {title}", bold=True, err=True)
         click.secho(f"  $ {shown}", fg="cyan", err=True)
         start = time.monotonic()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=self.env, cwd=self.workdir)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, text=True, env=self.env, cwd=self.workdir
+        )
         seconds = time.monotonic() - start
         result: dict[str, Any] = {}
         lines = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("{")]
@@ -70,7 +72,9 @@ class Tour:
         if ok:
             click.secho(f"  ✓ {seconds:.1f} s  {_detail(result)}", fg="green", err=True)
         else:
-            click.secho(f"  ✗ exit {proc.returncode}: {result.get('error', '')}", fg="red", err=True)
+            click.secho(
+                f"  ✗ exit {proc.returncode}: {result.get('error', '')}", fg="red", err=True
+            )
             if check:
                 raise RouterkitError(f"demo stage failed: {title} (exit {proc.returncode})")
         return result
@@ -78,8 +82,10 @@ class Tour:
 
 def _detail(result: dict[str, Any]) -> str:
     if "version_before" in result and "version_after" in result:
-        return (f"{result['version_before']} → {result['version_after']} "
-                f"(slot {result.get('slot')}, {result.get('path')})")
+        return (
+            f"{result['version_before']} → {result['version_after']} "
+            f"(slot {result.get('slot')}, {result.get('path')})"
+        )
     if "serial_url" in result:
         return f"serial {result['serial_url']}, ssh 127.0.0.1:{result.get('ssh_port')}"
     for key in ("url", "path", "version", "session"):
@@ -180,29 +186,77 @@ def _demo_home() -> Path:
 
 def _journey(tour: Tour, work: Path) -> None:
     out = work / "images"
-    v1 = tour.run(f"Build firmware {V1} (signed)", "firmware", "build", "--version", V1, "--out", str(out))
-    v2 = tour.run(f"Build firmware {V2} (signed)", "firmware", "build", "--version", V2, "--out", str(out))
+    v1 = tour.run(
+        f"Build firmware {V1} (signed)", "firmware", "build", "--version", V1, "--out", str(out)
+    )
+    v2 = tour.run(
+        f"Build firmware {V2} (signed)", "firmware", "build", "--version", V2, "--out", str(out)
+    )
     repo = work / "channel"
     for image in (v1, v2):
-        tour.run(f"Publish {image['version']} to the nightly channel", "firmware", "publish",
-                 image["path"], "--channel", "nightly", "--repo", str(repo))
+        tour.run(
+            f"Publish {image['version']} to the nightly channel",
+            "firmware",
+            "publish",
+            image["path"],
+            "--channel",
+            "nightly",
+            "--repo",
+            str(repo),
+        )
     with _serve(repo) as url:
         tour.urls["nightly channel"] = url
-        tour.run("Boot the virtual sample (factory firmware 1.0.0 in both slots)", "sample", "up",
-                 "--name", SAMPLE, "--fresh")
+        tour.run(
+            "Boot the virtual sample (factory firmware 1.0.0 in both slots)",
+            "sample",
+            "up",
+            "--name",
+            SAMPLE,
+            "--fresh",
+        )
         answers = work / "answers.json"
         answers.write_text(_answers(_make_photos(work / "phone", 16)))
-        assembly = tour.run("Assemble it, step by step, with photos", "assemble", "--board",
-                            "es-virt", "--non-interactive", "--answers", str(answers),
-                            "--target", SAMPLE)
+        assembly = tour.run(
+            "Assemble it, step by step, with photos",
+            "assemble",
+            "--board",
+            "es-virt",
+            "--non-interactive",
+            "--answers",
+            str(answers),
+            "--target",
+            SAMPLE,
+        )
         # Flashes and verifications are recorded into the assembly's session: one build log.
         session = ["--session", assembly["session"]] if assembly.get("session") else []
-        tour.run(f"Flash {V1} over the serial console (U-Boot)", "flash", v1["path"],
-                 "--via", "serial", "--target", SAMPLE, "--yes", *session)
+        tour.run(
+            f"Flash {V1} over the serial console (U-Boot)",
+            "flash",
+            v1["path"],
+            "--via",
+            "serial",
+            "--target",
+            SAMPLE,
+            "--yes",
+            *session,
+        )
         tour.run("Verify over the serial console", "verify", "--via", "serial", "--target", SAMPLE)
-        tour.run("Pull the newest nightly and upgrade over SSH", "flash", "--channel", "nightly",
-                 "--url", url, "--root", str(repo / "metadata" / "1.root.json"),
-                 "--via", "ssh", "--target", SAMPLE, "--yes", *session)
+        tour.run(
+            "Pull the newest nightly and upgrade over SSH",
+            "flash",
+            "--channel",
+            "nightly",
+            "--url",
+            url,
+            "--root",
+            str(repo / "metadata" / "1.root.json"),
+            "--via",
+            "ssh",
+            "--target",
+            SAMPLE,
+            "--yes",
+            *session,
+        )
         tour.run("Verify over SSH", "verify", "--via", "ssh", "--target", SAMPLE)
     community = tour.run("Start the local community tracker (Roundup)", "community", "serve")
     if community.get("url"):
@@ -211,8 +265,15 @@ def _journey(tour: Tour, work: Path) -> None:
     shared = tour.run("Share the build log", "share", *session, "--to", "roundup", "--yes")
     if shared.get("url"):
         tour.urls["build log"] = shared["url"]
-    bug = tour.run("File a sample bug report", "bug", "Demo: fan reported absent by selftest",
-                   *session, "--to", "roundup", "--yes")
+    bug = tour.run(
+        "File a sample bug report",
+        "bug",
+        "Demo: fan reported absent by selftest",
+        *session,
+        "--to",
+        "roundup",
+        "--yes",
+    )
     if bug.get("url"):
         tour.urls["bug report"] = bug["url"]
 
@@ -224,12 +285,16 @@ def _answers(photos: list[Path]) -> str:
 
 def _summary(tour: Tour, total: float, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({
-            "ok": all(s.ok for s in tour.stages),
-            "seconds": round(total, 1),
-            "stages": [s.__dict__ for s in tour.stages],
-            "urls": tour.urls,
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": all(s.ok for s in tour.stages),
+                    "seconds": round(total, 1),
+                    "stages": [s.__dict__ for s in tour.stages],
+                    "urls": tour.urls,
+                }
+            )
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -244,4 +309,6 @@ def _summary(tour: Tour, total: float, as_json: bool) -> None:
     console.print(table)
     for name, url in tour.urls.items():
         console.print(f"{name}: {url}")
-    console.print("[dim](the sample and the tracker were stopped; `routerkit demo --keep` leaves them running)[/]")
+    console.print(
+        "[dim](the sample and the tracker were stopped; `routerkit demo --keep` leaves them running)[/]"
+    )

@@ -11,13 +11,33 @@ import click
 from toolkit.cli import LazyGroup
 
 FIRMWARE_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "build": ("toolkit.cli.firmware_build", "build", "Build a reference firmware image (reproducible)."),
-    "disk": ("toolkit.cli.firmware_build", "disk", "Write a factory disk image for the virtual sample."),
+    "build": (
+        "toolkit.cli.firmware_build",
+        "build",
+        "Build a reference firmware image (reproducible).",
+    ),
+    "disk": (
+        "toolkit.cli.firmware_build",
+        "disk",
+        "Write a factory disk image for the virtual sample.",
+    ),
     "inspect": ("toolkit.cli.firmware_trust", "inspect", "Show everything about an image."),
-    "verify": ("toolkit.cli.firmware_trust", "verify", "Check signature, board, compat, hashes, size."),
-    "publish": ("toolkit.cli.firmware_trust", "publish", "Publish an image to a TUF channel repository."),
+    "verify": (
+        "toolkit.cli.firmware_trust",
+        "verify",
+        "Check signature, board, compat, hashes, size.",
+    ),
+    "publish": (
+        "toolkit.cli.firmware_trust",
+        "publish",
+        "Publish an image to a TUF channel repository.",
+    ),
     "list": ("toolkit.cli.firmware_trust", "list_", "List the images of a channel."),
-    "pull": ("toolkit.cli.firmware_trust", "pull", "Download and verify the newest image of a channel."),
+    "pull": (
+        "toolkit.cli.firmware_trust",
+        "pull",
+        "Download and verify the newest image of a channel.",
+    ),
 }
 
 

@@ -126,9 +126,11 @@ def inspect(image: Path) -> None:
     fit["sha256_matches_metadata"] = fit["sha256"] == str(meta.get("fit_sha256")).lower()
     warnings = []
     if meta.get("development") is True:
-        warnings.append("DEVELOPMENT IMAGE (built with --dev): the committed TEST key can log in "
-                        "as root. `routerkit flash` refuses it unless it is signed by a "
-                        "development key; never put it on a real device.")
+        warnings.append(
+            "DEVELOPMENT IMAGE (built with --dev): the committed TEST key can log in "
+            "as root. `routerkit flash` refuses it unless it is signed by a "
+            "development key; never put it on a real device."
+        )
     if signature.get("dev_key"):
         warnings.append(DEV_BANNER.format(keyid=signature["keyid"]))
     elif signature.get("claims_dev_key"):

@@ -11,40 +11,83 @@ from toolkit.cli._app import App, emit, get_app, output_options
 
 @click.command()
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--via", type=click.Choice(["serial", "ssh"]), default="serial", show_default=True,
-              help="Flash through the U-Boot console or over SSH with sysupgrade.")
-@click.option("--target", "target_name", metavar="NAME",
-              help="A running virtual sample, or lab.toml:NAME. Default: the running sample.")
-@click.option("--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target.")
-@click.option("--port", "serial_url", metavar="URL",
-              help="Serial port: /dev/ttyUSB0, socket://H:P, rfc2217://H:P.")
+@click.option(
+    "--via",
+    type=click.Choice(["serial", "ssh"]),
+    default="serial",
+    show_default=True,
+    help="Flash through the U-Boot console or over SSH with sysupgrade.",
+)
+@click.option(
+    "--target",
+    "target_name",
+    metavar="NAME",
+    help="A running virtual sample, or lab.toml:NAME. Default: the running sample.",
+)
+@click.option(
+    "--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target."
+)
+@click.option(
+    "--port",
+    "serial_url",
+    metavar="URL",
+    help="Serial port: /dev/ttyUSB0, socket://H:P, rfc2217://H:P.",
+)
 @click.option("--host", "ssh_host", metavar="HOST", help="SSH host of the device.")
 @click.option("--ssh-port", type=int, help="SSH port of the device.")
 @click.option("--user", "ssh_user", help="SSH user (default: the board's, root).")
 @click.option("--identity", type=click.Path(dir_okay=False), help="SSH private key file.")
 @click.option("--board", help="Board profile (default: the target's).")
-@click.option("--path", "transfer_path", default="auto", show_default=True,
-              type=click.Choice(["auto", "tftp", "ymodem", "xmodem", "gzip", "sftp", "scp", "cat"]),
-              help="Transfer method; auto picks the fastest the bench offers.")
-@click.option("--channel", type=click.Choice(["nightly", "release"]),
-              help="Pull the newest image of this channel first (instead of IMAGE).")
+@click.option(
+    "--path",
+    "transfer_path",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "tftp", "ymodem", "xmodem", "gzip", "sftp", "scp", "cat"]),
+    help="Transfer method; auto picks the fastest the bench offers.",
+)
+@click.option(
+    "--channel",
+    type=click.Choice(["nightly", "release"]),
+    help="Pull the newest image of this channel first (instead of IMAGE).",
+)
 @click.option("--url", "channel_url", metavar="URL", help="Channel base URL (with --channel).")
-@click.option("--root", "channel_root", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trusted TUF root.json of the channel (with --channel).")
-@click.option("--keep-settings", is_flag=True, help="Keep device settings across the upgrade (ssh).")
+@click.option(
+    "--root",
+    "channel_root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trusted TUF root.json of the channel (with --channel).",
+)
+@click.option(
+    "--keep-settings", is_flag=True, help="Keep device settings across the upgrade (ssh)."
+)
 @click.option("--allow-downgrade", is_flag=True, help="Allow an older version. Loud; recorded.")
 @click.option("--force-board", is_flag=True, help="Skip the board check. Loud; recorded.")
-@click.option("--accept-new-hostkey", is_flag=True,
-              help="Accept a changed SSH host key when the device comes back from THIS flash "
-                   "(never for the device before it; shown and recorded).")
-@click.option("--authorized-key", "authorized_key", metavar="FILE",
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Public key (.pub) to let log in as root. Default: your routerkit SSH identity.")
-@click.option("--no-authorized-key", is_flag=True,
-              help="Authorize no SSH key (console only, or whoever the device already trusts).")
+@click.option(
+    "--accept-new-hostkey",
+    is_flag=True,
+    help="Accept a changed SSH host key when the device comes back from THIS flash "
+    "(never for the device before it; shown and recorded).",
+)
+@click.option(
+    "--authorized-key",
+    "authorized_key",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Public key (.pub) to let log in as root. Default: your routerkit SSH identity.",
+)
+@click.option(
+    "--no-authorized-key",
+    is_flag=True,
+    help="Authorize no SSH key (console only, or whoever the device already trusts).",
+)
 @click.option("--timeout", type=float, help="Boot/reconnect timeout in seconds.")
-@click.option("--session", "session_id", metavar="ID",
-              help="Record into this session (e.g. the assembly's) instead of a new one.")
+@click.option(
+    "--session",
+    "session_id",
+    metavar="ID",
+    help="Record into this session (e.g. the assembly's) instead of a new one.",
+)
 @output_options
 def flash(
     image: Path | None,
@@ -96,7 +139,11 @@ def flash(
 
     app = get_app()
     target = targets.resolve(
-        target_name, lab=lab, board=board, serial_url=serial_url, ssh_host=ssh_host,
+        target_name,
+        lab=lab,
+        board=board,
+        serial_url=serial_url,
+        ssh_host=ssh_host,
         ssh_port=ssh_port,
     )
     if ssh_user:
@@ -125,9 +172,15 @@ def flash(
     if force_board:
         app.console.print("[bold red]--force-board: the board check is skipped[/]")
     options = FlashOptions(
-        via=via, path=transfer_path, allow_downgrade=allow_downgrade, force_board=force_board,
-        keep_settings=keep_settings, accept_new_hostkey=accept_new_hostkey,
-        interactive=app.interactive, timeout=timeout, authorize=not no_authorized_key,
+        via=via,
+        path=transfer_path,
+        allow_downgrade=allow_downgrade,
+        force_board=force_board,
+        keep_settings=keep_settings,
+        accept_new_hostkey=accept_new_hostkey,
+        interactive=app.interactive,
+        timeout=timeout,
+        authorize=not no_authorized_key,
         authorized_key=key_line,
     )
     journal = Journal.open(session_id) if session_id else None
@@ -137,7 +190,8 @@ def flash(
         click.echo(
             f"flashed {result.version_before or '?'} → {result.version_after} on {result.target} "
             f"(slot {result.slot}) via {result.via}/{result.path}: {result.bytes} bytes in "
-            f"{result.seconds:.1f} s" + (f", resumed from byte {result.resumed_from}" if result.resumed_from else "")
+            f"{result.seconds:.1f} s"
+            + (f", resumed from byte {result.resumed_from}" if result.resumed_from else "")
         )
         click.echo(f"session: {result.session}")
 

@@ -29,7 +29,9 @@ class _Lines:
         if sys.stderr.isatty() and not app.json:
             from rich.live import Live
 
-            self.live = Live(self._render(), console=app.console, refresh_per_second=8, transient=True)
+            self.live = Live(
+                self._render(), console=app.console, refresh_per_second=8, transient=True
+            )
 
     def _render(self) -> Any:
         from rich.table import Table
@@ -70,16 +72,34 @@ class _Lines:
 
 @fleet.command("flash")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--lab", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The lab file.")
-@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True, help="Targets at once.")
-@click.option("--force", is_flag=True, help="Flash targets an interrupted run already finished, too.")
-@click.option("--target", "only", multiple=True, metavar="NAME", help="Only these targets (repeatable).")
+@click.option(
+    "--lab", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The lab file."
+)
+@click.option(
+    "--parallel", type=click.IntRange(1, 64), default=4, show_default=True, help="Targets at once."
+)
+@click.option(
+    "--force", is_flag=True, help="Flash targets an interrupted run already finished, too."
+)
+@click.option(
+    "--target", "only", multiple=True, metavar="NAME", help="Only these targets (repeatable)."
+)
 @click.option("--allow-downgrade", is_flag=True, help="Allow an older version. Loud; recorded.")
-@click.option("--accept-new-hostkey", is_flag=True, help="Accept changed/unknown host keys (shown).")
+@click.option(
+    "--accept-new-hostkey", is_flag=True, help="Accept changed/unknown host keys (shown)."
+)
 @click.option("--timeout", type=float, help="Reboot/reconnect timeout per target, seconds.")
 @output_options
-def flash_cmd(image: Path, lab: Path, parallel: int, force: bool, only: tuple[str, ...],
-              allow_downgrade: bool, accept_new_hostkey: bool, timeout: float | None) -> None:
+def flash_cmd(
+    image: Path,
+    lab: Path,
+    parallel: int,
+    force: bool,
+    only: tuple[str, ...],
+    allow_downgrade: bool,
+    accept_new_hostkey: bool,
+    timeout: float | None,
+) -> None:
     """Flash IMAGE onto every target of --lab over SSH, --parallel at a time.
 
     A failure on one target does not stop the others; the exit status is non-zero if any
@@ -96,25 +116,42 @@ def flash_cmd(image: Path, lab: Path, parallel: int, force: bool, only: tuple[st
     app = get_app()
     names = [n for n in load_lab(lab).targets if not only or n in only]
     lines = _Lines(app, names)
-    options = FlashOptions(via="ssh", allow_downgrade=allow_downgrade,
-                           accept_new_hostkey=accept_new_hostkey, timeout=timeout)
+    options = FlashOptions(
+        via="ssh",
+        allow_downgrade=allow_downgrade,
+        accept_new_hostkey=accept_new_hostkey,
+        timeout=timeout,
+    )
     if lines.live is not None:
         lines.live.start()
     try:
-        result = flash_fleet(image, lab, options=options, parallel=parallel, force=force,
-                             only=list(only) or None, reporter_for=lines.reporter)
+        result = flash_fleet(
+            image,
+            lab,
+            options=options,
+            parallel=parallel,
+            force=force,
+            only=list(only) or None,
+            reporter_for=lines.reporter,
+        )
     finally:
         if lines.live is not None:
             lines.live.stop()
 
     def human(app: App) -> None:
-        click.echo(f"{'target':16} {'status':8} {'before':10} {'after':10} {'slot':4} {'time':>7}  error")
+        click.echo(
+            f"{'target':16} {'status':8} {'before':10} {'after':10} {'slot':4} {'time':>7}  error"
+        )
         for t in result.targets:
-            click.echo(f"{t.name:16} {t.status:8} {t.version_before or '-':10} {t.version_after or '-':10} "
-                       f"{t.slot or '-':4} {t.seconds:6.1f}s  {t.error or ''}")
+            click.echo(
+                f"{t.name:16} {t.status:8} {t.version_before or '-':10} {t.version_after or '-':10} "
+                f"{t.slot or '-':4} {t.seconds:6.1f}s  {t.error or ''}"
+            )
         failed = sum(1 for t in result.targets if not t.ok)
-        click.echo(f"{len(result.targets) - failed}/{len(result.targets)} ok in {result.seconds:.1f} s "
-                   f"(session {result.session})")
+        click.echo(
+            f"{len(result.targets) - failed}/{len(result.targets)} ok in {result.seconds:.1f} s "
+            f"(session {result.session})"
+        )
 
     emit(result.to_dict(), human)
     if result.exit_code:

@@ -38,7 +38,9 @@ def lint(target: Path | None) -> None:
     payload = {
         "ok": not issues,
         "files": [str(f) for f in files],
-        "issues": [{"file": i.file, "line": i.line, "field": i.field, "message": i.message} for i in issues],
+        "issues": [
+            {"file": i.file, "line": i.line, "field": i.field, "message": i.message} for i in issues
+        ],
     }
 
     def human(app: App) -> None:
@@ -66,7 +68,9 @@ def show(board: str) -> None:
         "difficulty": g.difficulty,
         "time_minutes": list(g.time_minutes),
         "tools": [{"id": t.id, "name": t.name, "note": t.note} for t in g.tools],
-        "parts": [{"id": p.id, "name": p.name, "quantity": p.quantity, "note": p.note} for p in g.parts],
+        "parts": [
+            {"id": p.id, "name": p.name, "quantity": p.quantity, "note": p.note} for p in g.parts
+        ],
         "prerequisites": list(g.prerequisites),
         "steps": [
             {
@@ -81,7 +85,9 @@ def show(board: str) -> None:
     }
 
     def human(app: App) -> None:
-        click.echo(f"{g.title} ({g.board}) — {g.difficulty}, {g.time_minutes[0]}–{g.time_minutes[1]} min")
+        click.echo(
+            f"{g.title} ({g.board}) — {g.difficulty}, {g.time_minutes[0]}–{g.time_minutes[1]} min"
+        )
         click.echo("\nTools:")
         for t in g.tools:
             click.echo(f"  - {t.name}" + (f" ({t.note})" if t.note else ""))

@@ -31,7 +31,9 @@ def keys() -> None:
 @keys.command()
 @click.argument("name")
 @click.option("--comment", help="Free text stored in the key files' comment line.")
-@click.option("--no-trust", is_flag=True, help="Do not add the public key to this machine's keyring.")
+@click.option(
+    "--no-trust", is_flag=True, help="Do not add the public key to this machine's keyring."
+)
 @output_options
 def generate(name: str, comment: str | None, no_trust: bool) -> None:
     """Create the key pair NAME (never overwrites an existing key)."""
@@ -65,12 +67,23 @@ def list_keys() -> None:
     for name, key, path in keyring.secret_keys():
         mode = stat.S_IMODE(path.stat().st_mode)
         secrets.append(
-            {"name": name, "keyid": key.keyid if key else None, "path": str(path),
-             "mode": f"{mode:04o}", "readable": key is not None, "dev": name == keyring.DEV_KEY}
+            {
+                "name": name,
+                "keyid": key.keyid if key else None,
+                "path": str(path),
+                "mode": f"{mode:04o}",
+                "readable": key is not None,
+                "dev": name == keyring.DEV_KEY,
+            }
         )
     trusted = [
-        {"keyid": k.keyid, "path": str(k.path), "source": k.source, "dev": k.is_dev,
-         "comment": k.public.comment}
+        {
+            "keyid": k.keyid,
+            "path": str(k.path),
+            "source": k.source,
+            "dev": k.is_dev,
+            "comment": k.public.comment,
+        }
         for k in keyring.trusted_keys().values()
     ]
 
@@ -91,8 +104,12 @@ def list_keys() -> None:
 @keys.command()
 @click.argument("name")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
-@click.option("--fit", "fit_cert", is_flag=True,
-              help="Export the key's FIT certificate (RSA, what U-Boot checks at boot) instead.")
+@click.option(
+    "--fit",
+    "fit_cert",
+    is_flag=True,
+    help="Export the key's FIT certificate (RSA, what U-Boot checks at boot) instead.",
+)
 @output_options
 def export(name: str, out: Path | None, fit_cert: bool) -> None:
     """Print (or write) the public key NAME in signify format, to hand to others.
@@ -109,16 +126,26 @@ def export(name: str, out: Path | None, fit_cert: bool) -> None:
         cert = fit_key(name).cert.read_bytes()
         if out is not None:
             atomic_write(out, cert)
-        emit({"ok": True, "name": name, "fit_certificate": cert.decode(),
-              "path": str(out) if out else None},
-             f"wrote {out} (FIT certificate of {name})" if out else cert.decode().rstrip("\n"))
+        emit(
+            {
+                "ok": True,
+                "name": name,
+                "fit_certificate": cert.decode(),
+                "path": str(out) if out else None,
+            },
+            f"wrote {out} (FIT certificate of {name})" if out else cert.decode().rstrip("\n"),
+        )
         return
     public = keyring.export_public(name)
     text = public.to_bytes()
     if out is not None:
         atomic_write(out, text)
-    result = {"ok": True, "keyid": public.keyid, "public_key": text.decode(),
-              "path": str(out) if out else None}
+    result = {
+        "ok": True,
+        "keyid": public.keyid,
+        "public_key": text.decode(),
+        "path": str(out) if out else None,
+    }
     emit(result, f"wrote {out} ({public.keyid})" if out else text.decode().rstrip("\n"))
 
 
@@ -141,11 +168,15 @@ def trust(file: Path, name: str | None) -> None:
 
         stem = file.name[: -len(CERT_SUFFIX)] if file.name.endswith(CERT_SUFFIX) else file.stem
         path = trust_fit_certificate(data, name or stem, str(file))
-        emit({"ok": True, "fit_certificate": True, "name": name or stem, "path": str(path)},
-             f"trusted FIT certificate {name or stem} for verified boot ({path}); "
-             "samples started from now on boot FITs it signed")
+        emit(
+            {"ok": True, "fit_certificate": True, "name": name or stem, "path": str(path)},
+            f"trusted FIT certificate {name or stem} for verified boot ({path}); "
+            "samples started from now on boot FITs it signed",
+        )
         return
     public = PublicKey.from_bytes(data, str(file))
     path = keyring.trust_key(public, name=name)
-    emit({"ok": True, "keyid": public.keyid, "path": str(path)},
-         f"trusted key {public.keyid} ({path})")
+    emit(
+        {"ok": True, "keyid": public.keyid, "path": str(path)},
+        f"trusted key {public.keyid} ({path})",
+    )

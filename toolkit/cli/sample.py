@@ -75,7 +75,9 @@ def _emit_state(state: Any, **extra: Any) -> None:
     show_default=True,
     help="Return once the sample reaches this state (auto: ssh with firmware, else uboot).",
 )  # fmt: skip
-@click.option("--fresh", is_flag=True, help="Rewrite the factory disk first (forget flashed images).")
+@click.option(
+    "--fresh", is_flag=True, help="Rewrite the factory disk first (forget flashed images)."
+)
 @click.option("--timeout", type=float, default=None, help="Seconds allowed for each boot stage.")
 @output_options
 def up(
@@ -190,8 +192,10 @@ def reset(name: str, target_name: str | None) -> None:
     power = from_target(target, ask=ask if may_ask else None)
     power.cycle()
     run = power.last_run.to_dict() if power.last_run is not None else None
-    emit({"ok": True, "name": target.name, "power": power.kind, "run": run},
-         f"{target.name}: reset ({power.description})")
+    emit(
+        {"ok": True, "name": target.name, "power": power.kind, "run": run},
+        f"{target.name}: reset ({power.description})",
+    )
 
 
 @sample.command("power-cut")
@@ -238,7 +242,9 @@ def console(name: str) -> None:
     click.echo(f"connected to {state.serial_url} — Ctrl-] quits", err=True)
     transcript = _interactive(state.serial_url)
     stored = journal.store_bytes(f"console-{name}.log", transcript)
-    journal.append("console_transcript", sample=name, file=journal.relpath(stored), bytes=len(transcript))
+    journal.append(
+        "console_transcript", sample=name, file=journal.relpath(stored), bytes=len(transcript)
+    )
     click.echo(f"\r\nconsole closed; transcript in session {journal.id}", err=True)
 
 

@@ -38,7 +38,9 @@ def sessions(ctx: click.Context) -> None:
         if not rows:
             click.echo("no sessions recorded yet")
         for r in rows:
-            click.echo(f"{r['id']}  {r['kind'] or '-':<10} {r['board'] or '-':<10} {r['records']} records")
+            click.echo(
+                f"{r['id']}  {r['kind'] or '-':<10} {r['board'] or '-':<10} {r['records']} records"
+            )
 
     emit({"ok": True, "sessions": rows}, human)
 
@@ -56,7 +58,9 @@ def show(session_id: str) -> None:
             rest = {k: v for k, v in rec.items() if k not in ("seq", "ts", "type")}
             click.echo(f"{rec.get('seq'):>4} {rec.get('ts')} {rec.get('type'):<16} {rest}")
         if result.torn:
-            click.echo("(the last line was torn by a crash and is ignored; it is kept in journal.torn)")
+            click.echo(
+                "(the last line was torn by a crash and is ignored; it is kept in journal.torn)"
+            )
 
     emit(
         {"ok": True, "id": journal.id, "records": result.records, "torn": result.torn},

@@ -30,7 +30,9 @@ def show_payload(preview: dict[str, Any]) -> None:
     out(f"total: {preview['total_bytes']:,} bytes")
     if preview.get("original_photo_bytes"):
         share = preview["total_bytes"] / preview["original_photo_bytes"]
-        out(f"(photo originals: {preview['original_photo_bytes']:,} bytes; uploading {share:.0%} of that)")
+        out(
+            f"(photo originals: {preview['original_photo_bytes']:,} bytes; uploading {share:.0%} of that)"
+        )
     if preview.get("redactions"):
         out("redacted: " + ", ".join(f"{k} ×{v}" for k, v in sorted(preview["redactions"].items())))
     for w in preview.get("warnings", []):
@@ -72,7 +74,10 @@ def deliver_and_report(keys: list[str], wait: float) -> dict[str, Any]:
         pubs.close()
     if result.failed:
         item = result.failed[0]
-        raise PublishError(f"{item.title}: {item.last_error}", hint=f"fix it, then `routerkit outbox retry {item.key[:10]}`")
+        raise PublishError(
+            f"{item.title}: {item.last_error}",
+            hint=f"fix it, then `routerkit outbox retry {item.key[:10]}`",
+        )
     if result.sent:
         return {"state": "sent", "url": (result.sent[0].remote or {}).get("url")}
     pending = result.pending[0] if result.pending else None
@@ -80,13 +85,36 @@ def deliver_and_report(keys: list[str], wait: float) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--session", "session_id", metavar="ID", help="Session to share (default: the newest assembly).")
-@click.option("--to", "publisher", type=click.Choice(["roundup", "discourse"]), help="Where to post (default: config, else roundup).")
-@click.option("--preview", is_flag=True, help="Show the exact payload and stop; nothing is queued or sent.")
-@click.option("--max-photo-px", type=int, help="Shrink photos to this many pixels on the long side.")
-@click.option("--wait", type=float, default=20.0, show_default=True, help="Seconds to keep retrying before leaving it queued.")
+@click.option(
+    "--session", "session_id", metavar="ID", help="Session to share (default: the newest assembly)."
+)
+@click.option(
+    "--to",
+    "publisher",
+    type=click.Choice(["roundup", "discourse"]),
+    help="Where to post (default: config, else roundup).",
+)
+@click.option(
+    "--preview", is_flag=True, help="Show the exact payload and stop; nothing is queued or sent."
+)
+@click.option(
+    "--max-photo-px", type=int, help="Shrink photos to this many pixels on the long side."
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds to keep retrying before leaving it queued.",
+)
 @output_options
-def share(session_id: str | None, publisher: str | None, preview: bool, max_photo_px: int | None, wait: float) -> None:
+def share(
+    session_id: str | None,
+    publisher: str | None,
+    preview: bool,
+    max_photo_px: int | None,
+    wait: float,
+) -> None:
     """Share a session's build log (Markdown + a self-contained HTML page with photos).
 
     The payload is redacted (Wi-Fi keys, passwords, tokens, MACs, serials, IPs, hostnames,
@@ -114,13 +142,21 @@ def share(session_id: str | None, publisher: str | None, preview: bool, max_phot
     require_consent(app, f"Upload this build log to {publisher}?")
     item = submit(plan)
     outcome = deliver_and_report([item.key], wait)
-    result = {"ok": True, "key": item.key, "publisher": publisher, "attachments": len(plan.blobs),
-              "bytes": plan.total_bytes, **outcome}
+    result = {
+        "ok": True,
+        "key": item.key,
+        "publisher": publisher,
+        "attachments": len(plan.blobs),
+        "bytes": plan.total_bytes,
+        **outcome,
+    }
 
     def human(a: App) -> None:
         if outcome["state"] == "sent":
             click.echo(f"shared: {outcome['url']}")
         else:
-            click.echo(f"queued (not sent yet: {outcome.get('error')}); `routerkit outbox retry` uploads it later")
+            click.echo(
+                f"queued (not sent yet: {outcome.get('error')}); `routerkit outbox retry` uploads it later"
+            )
 
     emit(result, human)

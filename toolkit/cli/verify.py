@@ -10,22 +10,44 @@ from toolkit.cli._app import App, emit, get_app, output_options
 
 
 @click.command()
-@click.option("--via", type=click.Choice(["ssh", "serial"]), default="ssh", show_default=True,
-              help="Ask the device over SSH or over its serial console.")
-@click.option("--target", "target_name", metavar="NAME",
-              help="A running virtual sample, or lab.toml:NAME. Default: the running sample.")
-@click.option("--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target.")
+@click.option(
+    "--via",
+    type=click.Choice(["ssh", "serial"]),
+    default="ssh",
+    show_default=True,
+    help="Ask the device over SSH or over its serial console.",
+)
+@click.option(
+    "--target",
+    "target_name",
+    metavar="NAME",
+    help="A running virtual sample, or lab.toml:NAME. Default: the running sample.",
+)
+@click.option(
+    "--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target."
+)
 @click.option("--port", "serial_url", metavar="URL", help="Serial port of an ad-hoc device.")
 @click.option("--host", "ssh_host", metavar="HOST", help="SSH host of an ad-hoc device.")
 @click.option("--ssh-port", type=int, help="SSH port.")
 @click.option("--user", "ssh_user", help="SSH user (default root).")
 @click.option("--identity", type=click.Path(dir_okay=False), help="SSH private key file.")
 @click.option("--board", help="Board profile (default: the target's).")
-@click.option("--accept-new-hostkey", is_flag=True, help="Trust an unknown host key on first contact (shown).")
+@click.option(
+    "--accept-new-hostkey", is_flag=True, help="Trust an unknown host key on first contact (shown)."
+)
 @output_options
-def verify(via: str, target_name: str | None, lab: Path | None, serial_url: str | None,
-           ssh_host: str | None, ssh_port: int | None, ssh_user: str | None, identity: str | None,
-           board: str | None, accept_new_hostkey: bool) -> None:
+def verify(
+    via: str,
+    target_name: str | None,
+    lab: Path | None,
+    serial_url: str | None,
+    ssh_host: str | None,
+    ssh_port: int | None,
+    ssh_user: str | None,
+    identity: str | None,
+    board: str | None,
+    accept_new_hostkey: bool,
+) -> None:
     """Check a sample: running version and slot, integrity of BOTH slots (hashed on the
     device against their metadata), boot counter, and selftest. Recorded in the journal.
 
@@ -42,21 +64,34 @@ def verify(via: str, target_name: str | None, lab: Path | None, serial_url: str 
     from toolkit.journeys.verify import verify as run_verify
 
     app = get_app()
-    target = targets.resolve(target_name, lab=lab, board=board, serial_url=serial_url,
-                             ssh_host=ssh_host, ssh_port=ssh_port)
+    target = targets.resolve(
+        target_name,
+        lab=lab,
+        board=board,
+        serial_url=serial_url,
+        ssh_host=ssh_host,
+        ssh_port=ssh_port,
+    )
     if ssh_user:
         target.ssh_user = ssh_user
     if identity:
         target.identity = identity
-    report = run_verify(target, via=via, reporter=app.reporter(), accept_new_hostkey=accept_new_hostkey)
+    report = run_verify(
+        target, via=via, reporter=app.reporter(), accept_new_hostkey=accept_new_hostkey
+    )
 
     def human(app: App) -> None:
         mark = "ok" if report["ok"] else "PROBLEMS"
-        click.echo(f"{report['target']}: {mark} — version {report['version']} on slot {report['running_slot']} "
-                   f"(active {report['active_slot']}, boot counter {report['boot_counter']['rk_tries']})")
+        click.echo(
+            f"{report['target']}: {mark} — version {report['version']} on slot {report['running_slot']} "
+            f"(active {report['active_slot']}, boot counter {report['boot_counter']['rk_tries']})"
+        )
         for name, info in sorted(report["slots"].items()):
             state = "empty" if info.get("empty") else ("ok" if info.get("ok") else "CORRUPT")
-            click.echo(f"  slot {name}: {state}" + (f" {info.get('version')}" if info.get("version") else ""))
+            click.echo(
+                f"  slot {name}: {state}"
+                + (f" {info.get('version')}" if info.get("version") else "")
+            )
         click.echo(f"  selftest: {report['selftest'].get('status', '?')}")
         for problem in report["problems"]:
             click.echo(f"  ✗ {problem}")

@@ -72,7 +72,10 @@ def _git(*args: str) -> str | None:
     try:
         proc = subprocess.run(
             ["git", "-C", str(checkout), *args],
-            capture_output=True, text=True, check=False, timeout=10,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -138,8 +141,14 @@ def _inputs_key(
 
 
 def build_fit(
-    version: str, board: Board, *, epoch: int, trust: initramfsmod.DeviceTrust,
-    reporter: Reporter | None = None, guest: GuestRoot | None = None, use_cache: bool = True,
+    version: str,
+    board: Board,
+    *,
+    epoch: int,
+    trust: initramfsmod.DeviceTrust,
+    reporter: Reporter | None = None,
+    guest: GuestRoot | None = None,
+    use_cache: bool = True,
 ) -> tuple[bytes, dict[str, Any]]:
     """The FIT of one version (cached by input hash) and its sizes."""
     reporter = reporter or NullReporter()
@@ -165,14 +174,20 @@ def build_fit(
         fit_key = signer_fit_key(trust.signing_keys)
         its = fitmod.its_source(
             description=f"routerkit {board.id} {version}",
-            kernel="kernel.gz", initramfs="initramfs.cpio.gz",
+            kernel="kernel.gz",
+            initramfs="initramfs.cpio.gz",
             load=str(board.get("firmware.kernel_load", "0x40400000")),
             signed_by=fit_key.name,
         )
-        fit = fitmod.make_fit(its, {"kernel.gz": kernel, "initramfs.cpio.gz": initrd}, epoch,
-                              keys=[fit_key])
-    info = {"kernel_size": len(kernel), "initramfs_size": len(initrd),
-            "kernel_abi": guest.kernel_abi, "cached": False}
+        fit = fitmod.make_fit(
+            its, {"kernel.gz": kernel, "initramfs.cpio.gz": initrd}, epoch, keys=[fit_key]
+        )
+    info = {
+        "kernel_size": len(kernel),
+        "initramfs_size": len(initrd),
+        "kernel_abi": guest.kernel_abi,
+        "cached": False,
+    }
     from toolkit.record import atomic_write
 
     atomic_write(fit_path, fit)
@@ -235,7 +250,7 @@ def build_image(
     start = time.monotonic()
     reporter = reporter or NullReporter()
     board_obj = board if isinstance(board, Board) else load_board(board)
-    if not version or any(c.isspace() or c in "/\"\\" for c in version):
+    if not version or any(c.isspace() or c in '/"\\' for c in version):
         raise BuildError(f"invalid version {version!r}: no spaces, slashes or quotes")
     epoch = default_epoch() if epoch is None else epoch
     from toolkit.firmware.keys import dev_key, load_secret
@@ -253,7 +268,12 @@ def build_image(
     )
     guest = fetch_guest(reporter, refresh=refresh)
     fit, info = build_fit(
-        version, board_obj, epoch=epoch, trust=trust, reporter=reporter, guest=guest,
+        version,
+        board_obj,
+        epoch=epoch,
+        trust=trust,
+        reporter=reporter,
+        guest=guest,
         use_cache=use_cache,
     )
     metadata: dict[str, Any] = {
@@ -291,12 +311,21 @@ def build_image(
         prune(target.parent, "*.img", keep=16)
     parsed = imagemod.parse(target)
     return BuildResult(
-        path=target, sha256=hashlib.sha256(data).hexdigest(), version=version,
-        board=board_obj.id, size=len(data), fit_size=len(fit),
-        fit_sha256=hashlib.sha256(fit).hexdigest(), kernel_size=int(info["kernel_size"]),
-        initramfs_size=int(info["initramfs_size"]), kernel_abi=str(info["kernel_abi"]),
-        signer=str(parsed.metadata.get("signer", "")), development=dev, source_date_epoch=epoch,
-        seconds=round(time.monotonic() - start, 3), cached_fit=bool(info.get("cached")),
+        path=target,
+        sha256=hashlib.sha256(data).hexdigest(),
+        version=version,
+        board=board_obj.id,
+        size=len(data),
+        fit_size=len(fit),
+        fit_sha256=hashlib.sha256(fit).hexdigest(),
+        kernel_size=int(info["kernel_size"]),
+        initramfs_size=int(info["initramfs_size"]),
+        kernel_abi=str(info["kernel_abi"]),
+        signer=str(parsed.metadata.get("signer", "")),
+        development=dev,
+        source_date_epoch=epoch,
+        seconds=round(time.monotonic() - start, 3),
+        cached_fit=bool(info.get("cached")),
     )
 
 

@@ -67,13 +67,32 @@ def _fat_image(board: Board, path: Path, active: str, workdir: Path) -> None:
     size = blocks * board.block_size
     with path.open("wb") as f:
         f.truncate(size)
-    _run([need_tool("mkfs.vfat"), "--invariant", "-i", FAT_VOLUME_ID, "-n", FAT_LABEL,
-          str(path)], "mkfs.vfat")
+    _run(
+        [need_tool("mkfs.vfat"), "--invariant", "-i", FAT_VOLUME_ID, "-n", FAT_LABEL, str(path)],
+        "mkfs.vfat",
+    )
     script = workdir / "boot.cmd"
     script.write_text(boot_script_source(board))
     scr = workdir / "boot.scr"
-    _run([need_tool("mkimage"), "-A", "arm64", "-O", "linux", "-T", "script", "-C", "none",
-          "-n", "routerkit A/B boot", "-d", str(script), str(scr)], "mkimage (boot.scr)")
+    _run(
+        [
+            need_tool("mkimage"),
+            "-A",
+            "arm64",
+            "-O",
+            "linux",
+            "-T",
+            "script",
+            "-C",
+            "none",
+            "-n",
+            "routerkit A/B boot",
+            "-d",
+            str(script),
+            str(scr),
+        ],
+        "mkimage (boot.scr)",
+    )
     state = workdir / str(board.get("flash.bootstate.file", "state.env"))
     state.write_bytes(state_env(active))
     for item in (scr, state):
@@ -123,15 +142,19 @@ def make_disk(
     if last * board_obj.block_size > disk_bytes:
         raise BuildError(f"board {board_obj.id}: slots end past disk_size_mib")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with step(reporter, "disk image", str(out)), tempfile.TemporaryDirectory(
-        prefix="rk-disk-", dir=out.parent
-    ) as tmp:
+    with (
+        step(reporter, "disk image", str(out)),
+        tempfile.TemporaryDirectory(prefix="rk-disk-", dir=out.parent) as tmp,
+    ):
         work = Path(tmp)
         disk = work / "disk.img"
         with disk.open("wb") as f:
             f.truncate(disk_bytes)
-        _run([need_tool("sfdisk"), "--no-reread", "--no-tell-kernel", "-q", str(disk)], "sfdisk",
-             input=_sfdisk_script(board_obj))
+        _run(
+            [need_tool("sfdisk"), "--no-reread", "--no-tell-kernel", "-q", str(disk)],
+            "sfdisk",
+            input=_sfdisk_script(board_obj),
+        )
         fat = work / "boot.fat"
         _fat_image(board_obj, fat, active, work)
         boot_offset = int(board_obj.require("flash.bootstate.start_block")) * board_obj.block_size
@@ -164,15 +187,27 @@ def provision_authorized_keys(board: str | Board, disk: Path, lines: list[str]) 
     image = f"{disk}@@{offset}"
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1", LC_ALL="C")
     target = f"::{SETTINGS_DIR}/authorized_keys"
-    current = subprocess.run([need_tool("mtype"), "-i", image, target], capture_output=True,
-                             text=True, check=False, env=env)
-    existing = [ln.strip() for ln in current.stdout.splitlines() if ln.strip()] \
-        if current.returncode == 0 else []
+    current = subprocess.run(
+        [need_tool("mtype"), "-i", image, target],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    existing = (
+        [ln.strip() for ln in current.stdout.splitlines() if ln.strip()]
+        if current.returncode == 0
+        else []
+    )
     wanted = existing + [ln for ln in lines if ln not in existing]
     if wanted == existing and current.returncode == 0:
         return
-    subprocess.run([need_tool("mmd"), "-i", image, f"::{SETTINGS_DIR}"], capture_output=True,
-                   check=False, env=env)  # fails harmlessly when it exists
+    subprocess.run(
+        [need_tool("mmd"), "-i", image, f"::{SETTINGS_DIR}"],
+        capture_output=True,
+        check=False,
+        env=env,
+    )  # fails harmlessly when it exists
     with tempfile.TemporaryDirectory(prefix="rk-keys-") as tmp:
         src = Path(tmp) / "authorized_keys"
         src.write_text("".join(f"{ln}\n" for ln in wanted))
@@ -180,7 +215,10 @@ def provision_authorized_keys(board: str | Board, disk: Path, lines: list[str]) 
 
 
 def ensure_factory_disk(
-    board: str | Board, dest: Path, version: str = "1.0.0", reporter: Reporter | None = None,
+    board: str | Board,
+    dest: Path,
+    version: str = "1.0.0",
+    reporter: Reporter | None = None,
     authorized_keys: list[str] | None = None,
 ) -> Path:
     """A disk with ``version`` in both slots (slot A active) at ``dest``; built once, cached

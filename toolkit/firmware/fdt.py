@@ -88,10 +88,15 @@ def parse_fdt(data: bytes | memoryview) -> FdtNode:
             f"FIT: header says {totalsize} bytes but {len(buf)} bytes were given"
         )
     if last_comp > 17 or version < 16:
-        raise ImageFormatError(f"FIT: unsupported device-tree version {version} (compat {last_comp})")
+        raise ImageFormatError(
+            f"FIT: unsupported device-tree version {version} (compat {last_comp})"
+        )
     if version < 17:
         size_struct = totalsize - off_struct  # v16 headers have no size_dt_struct
-    for name, off, size in (("structure", off_struct, size_struct), ("strings", off_strings, size_strings)):
+    for name, off, size in (
+        ("structure", off_struct, size_struct),
+        ("strings", off_strings, size_strings),
+    ):
         if off < HEADER_SIZE or off + size > totalsize:
             raise ImageFormatError(f"FIT: {name} block ({off}+{size}) lies outside the blob")
     if off_struct % 4:

@@ -41,15 +41,20 @@ def raw_arm64_image(vmlinuz: bytes) -> bytes:
             raise BuildError(f"EFI zboot kernel compressed with {comp}; only gzip is supported")
         # The payload is a gzip stream possibly followed by padding: decompress one member.
         vmlinuz = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(
-            vmlinuz[offset:offset + size]
+            vmlinuz[offset : offset + size]
         )
-    if vmlinuz[_ARM64_MAGIC_OFFSET:_ARM64_MAGIC_OFFSET + 4] != b"ARM\x64":
+    if vmlinuz[_ARM64_MAGIC_OFFSET : _ARM64_MAGIC_OFFSET + 4] != b"ARM\x64":
         raise BuildError("the guest kernel is not an arm64 Image (no ARM\\x64 magic)")
     return vmlinuz
 
 
 def its_source(
-    *, description: str, kernel: str, initramfs: str, load: str, arch: str = "arm64",
+    *,
+    description: str,
+    kernel: str,
+    initramfs: str,
+    load: str,
+    arch: str = "arm64",
     signed_by: str | None = None,
 ) -> str:
     """The image tree source for ``mkimage -f`` (paths are relative to its directory).
@@ -57,12 +62,16 @@ def its_source(
     ``signed_by``: the key-name-hint of the FIT key that signs ``conf-1`` (``mkimage -k``
     then needs ``<name>.key`` and ``<name>.crt``); None leaves the configuration unsigned.
     """
-    signature = "" if signed_by is None else f"""
+    signature = (
+        ""
+        if signed_by is None
+        else f"""
 			signature-1 {{
 				algo = "{FIT_ALGO}";
 				key-name-hint = "{signed_by}";
 				sign-images = "kernel", "ramdisk";
 			}};"""
+    )
     return f"""/dts-v1/;
 
 / {{
@@ -109,16 +118,20 @@ def its_source(
 
 
 def make_fit(
-    its: str, files: dict[str, bytes], epoch: int, workdir: Path | None = None,
+    its: str,
+    files: dict[str, bytes],
+    epoch: int,
+    workdir: Path | None = None,
     keys: Sequence[FitKey] = (),
 ) -> bytes:
     """Run ``mkimage -f`` on ``its`` with ``files`` beside it; reproducible via
     SOURCE_DATE_EPOCH (mkimage's timestamp properties, the signature's too). ``keys``: the FIT
     keys the ITS's signature nodes name (``mkimage -k``)."""
     mkimage = need_tool("mkimage")
-    with tempfile.TemporaryDirectory(prefix="rk-fit-", dir=workdir) as tmp, mkimage_keydir(
-        keys
-    ) as keydir:
+    with (
+        tempfile.TemporaryDirectory(prefix="rk-fit-", dir=workdir) as tmp,
+        mkimage_keydir(keys) as keydir,
+    ):
         d = Path(tmp)
         for name, data in files.items():
             (d / name).write_bytes(data)

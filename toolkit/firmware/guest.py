@@ -86,8 +86,13 @@ class _Apt:
         self.conf = base / "apt.conf"
 
     def setup(self) -> None:
-        for sub in ("state/lists/partial", "cache/archives/partial", "etc/sources.list.d",
-                    "etc/preferences.d", "etc/trusted.gpg.d"):
+        for sub in (
+            "state/lists/partial",
+            "cache/archives/partial",
+            "etc/sources.list.d",
+            "etc/preferences.d",
+            "etc/trusted.gpg.d",
+        ):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         (self.base / "state" / "status").touch()
         suite = os.environ.get("ROUTERKIT_GUEST_SUITE", _codename())
@@ -136,8 +141,16 @@ def _resolve(apt: _Apt) -> tuple[str, list[str]]:
         raise BuildError(f"cannot find the kernel ABI in {KERNEL_META}'s dependencies")
     kernel_pkg, abi = match.group(1), match.group(2)
     out = apt.run(
-        "apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-        "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *USERLAND,
+        "apt-cache",
+        "depends",
+        "--recurse",
+        "--no-recommends",
+        "--no-suggests",
+        "--no-conflicts",
+        "--no-breaks",
+        "--no-replaces",
+        "--no-enhances",
+        *USERLAND,
     )
     names = {line.strip() for line in out.splitlines() if line and not line[0].isspace()}
     # "<virtual>" names are provided by a real package that is also in the list.
@@ -228,7 +241,8 @@ def _unpack(base: Path, debs: Path, manifest: dict, reporter: Reporter) -> Guest
             for name in sorted(pkgs):
                 subprocess.run(
                     [need_tool("dpkg-deb"), "-x", str(debs / pkgs[name]["file"]), str(tmp)],
-                    check=True, capture_output=True,
+                    check=True,
+                    capture_output=True,
                 )
             (tmp / ".complete").write_text(digest)
             if root.exists():
@@ -238,8 +252,9 @@ def _unpack(base: Path, debs: Path, manifest: dict, reporter: Reporter) -> Guest
             if old != root and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
     versions = {n: str(p["version"]) for n, p in pkgs.items()}
-    return GuestRoot(root=root, kernel_abi=str(manifest["kernel_abi"]), packages=versions,
-                     digest=digest)
+    return GuestRoot(
+        root=root, kernel_abi=str(manifest["kernel_abi"]), packages=versions, digest=digest
+    )
 
 
 # --- ELF readers (64-bit little-endian, which is all an arm64 guest has) -------------------
@@ -249,14 +264,14 @@ def _sections(data: bytes) -> list[tuple[str, int, int, int, int]]:
     """(name, type, offset, size, link) for each section of an ELF64 LE file."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise BuildError("not a 64-bit little-endian ELF file")
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     raw = [struct.unpack_from("<IIQQQQII", data, shoff + i * shentsize) for i in range(shnum)]
     strtab_off, strtab_size = raw[shstrndx][4], raw[shstrndx][5]
-    strtab = data[strtab_off:strtab_off + strtab_size]
+    strtab = data[strtab_off : strtab_off + strtab_size]
     out = []
     for name_off, typ, _flags, _addr, off, size, link, _info in raw:
-        name = strtab[name_off:strtab.index(b"\0", name_off)].decode()
+        name = strtab[name_off : strtab.index(b"\0", name_off)].decode()
         out.append((name, typ, off, size, link))
     return out
 
@@ -276,7 +291,7 @@ def elf_needed(path: Path) -> list[str]:
                 break
             if tag == 1:  # DT_NEEDED
                 start = strtab_off + val
-                needed.append(data[start:data.index(b"\0", start)].decode())
+                needed.append(data[start : data.index(b"\0", start)].decode())
         return needed
     return []
 
@@ -287,7 +302,7 @@ def modinfo(path: Path) -> dict[str, str]:
     for name, _typ, off, size, _link in _sections(data):
         if name == ".modinfo":
             info: dict[str, str] = {}
-            for entry in data[off:off + size].split(b"\0"):
+            for entry in data[off : off + size].split(b"\0"):
                 key, sep, value = entry.decode(errors="replace").partition("=")
                 if sep and key not in info:
                     info[key] = value

@@ -33,8 +33,15 @@ _FOOTER = re.compile(rb"^RKFW1 (\d{12}) (\d{8}) (\d{4})\n$")
 # Sanity bounds on declared sizes, far above anything real, so a hostile footer cannot make
 # us allocate or read gigabytes of "metadata".
 MAX_META = 1 << 20
-REQUIRED_KEYS = ("format", "supported_devices", "version", "compat_version", "fit_size",
-                 "fit_sha256", "signer")
+REQUIRED_KEYS = (
+    "format",
+    "supported_devices",
+    "version",
+    "compat_version",
+    "fit_size",
+    "fit_sha256",
+    "signer",
+)
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,12 @@ def seal(fit: bytes, metadata: dict[str, Any], signer: SecretKey | None = None) 
         fit_sha256=hashlib.sha256(fit).hexdigest(),
         signer=signer.keyid,
     )
-    meta_bytes = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    sig_bytes = signer.sign(meta_bytes, comment or f"verify with routerkit key {signer.keyid}").to_bytes()
+    meta_bytes = json.dumps(
+        meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    sig_bytes = signer.sign(
+        meta_bytes, comment or f"verify with routerkit key {signer.keyid}"
+    ).to_bytes()
     footer = Footer(len(fit), len(meta_bytes), len(sig_bytes))
     return fit + meta_bytes + sig_bytes + footer.to_bytes()
 
@@ -147,9 +158,9 @@ def _check_sizes(footer: Footer, size: int) -> None:
         )
 
 
-def _parse_tail(footer: Footer, fit_head: bytes, meta_bytes: bytes, sig_bytes: bytes) -> tuple[
-    dict[str, Any], Signature | None
-]:
+def _parse_tail(
+    footer: Footer, fit_head: bytes, meta_bytes: bytes, sig_bytes: bytes
+) -> tuple[dict[str, Any], Signature | None]:
     if footer.fit_size:
         totalsize = fdt.header_totalsize(fit_head)
         if totalsize != footer.fit_size:
@@ -195,7 +206,9 @@ def parse(data: bytes | Path | str) -> ParsedImage:
         fit_end = footer.fit_size
         meta_end = fit_end + footer.meta_size
         metadata, signature = _parse_tail(
-            footer, raw[: min(fit_end, fdt.HEADER_SIZE)], raw[fit_end:meta_end],
+            footer,
+            raw[: min(fit_end, fdt.HEADER_SIZE)],
+            raw[fit_end:meta_end],
             raw[meta_end : meta_end + footer.sig_size],
         )
         return ParsedImage(footer, metadata, raw[fit_end:meta_end], signature, size, None, raw)
@@ -273,10 +286,15 @@ def read_fit(fit: bytes | memoryview) -> FitInfo:
                 hashes.append(FitHash(algo, bytes(sub.props["value"])))
         images.append(
             FitImage(
-                name=node.name, type=node.string("type"), arch=node.string("arch"),
-                os=node.string("os"), compression=node.string("compression"),
-                description=node.string("description"), data_offset=node.offsets["data"],
-                data_size=len(node.props["data"]), hashes=tuple(hashes),
+                name=node.name,
+                type=node.string("type"),
+                arch=node.string("arch"),
+                os=node.string("os"),
+                compression=node.string("compression"),
+                description=node.string("description"),
+                data_offset=node.offsets["data"],
+                data_size=len(node.props["data"]),
+                hashes=tuple(hashes),
             )
         )
     configs: dict[str, dict[str, str]] = {}
@@ -286,11 +304,18 @@ def read_fit(fit: bytes | memoryview) -> FitInfo:
         default = conf_node.string("default")
         for node in conf_node.children:
             configs[node.name] = {k: node.string(k) or "" for k in node.props}
-    return FitInfo(root.string("description"), root.u32("timestamp"), tuple(images), configs, default)
+    return FitInfo(
+        root.string("description"), root.u32("timestamp"), tuple(images), configs, default
+    )
 
 
-_HASHES = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512,
-           "sha384": hashlib.sha384, "md5": hashlib.md5}
+_HASHES = {
+    "sha256": hashlib.sha256,
+    "sha1": hashlib.sha1,
+    "sha512": hashlib.sha512,
+    "sha384": hashlib.sha384,
+    "md5": hashlib.md5,
+}
 
 
 def fit_hash_problems(fit: memoryview | bytes, info: FitInfo) -> list[str]:

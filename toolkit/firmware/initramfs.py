@@ -109,8 +109,10 @@ def library_closure(guest: GuestRoot, binaries: list[Path]) -> dict[str, Path]:
                 todo.extend(elf_needed(found[soname]))
                 break
         else:
-            raise BuildError(f"library {soname} (needed by {', '.join(b.name for b in binaries)}) "
-                             "is not in the guest packages")
+            raise BuildError(
+                f"library {soname} (needed by {', '.join(b.name for b in binaries)}) "
+                "is not in the guest packages"
+            )
     return found
 
 
@@ -141,8 +143,22 @@ def _routerkit_conf(board: Board) -> str:
 def stage(guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, dest: Path) -> None:
     """Lay out the initramfs tree in ``dest`` (an empty directory)."""
     shutil.copytree(resources.rootfs_dir(), dest, dirs_exist_ok=True, symlinks=True)
-    for sub in ("proc", "sys", "dev", "tmp", "run", "boot", "root/.ssh", "etc/routerkit/trusted-keys",
-                "var/log", "bin", "sbin", "usr/bin", "usr/sbin", MULTIARCH):
+    for sub in (
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "run",
+        "boot",
+        "root/.ssh",
+        "etc/routerkit/trusted-keys",
+        "var/log",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        MULTIARCH,
+    ):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(guest.root / "bin" / "busybox", dest / "bin" / "busybox")
     for applet in _busybox_applets():
@@ -174,8 +190,11 @@ def stage(guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, dest
     etc = dest / "etc"
     (etc / "firmware-version").write_text(version + "\n")
     board_json = {
-        "id": board.id, "name": board.name, "hardware_rev": board.get("board.hardware_rev"),
-        "compatible": board.compatible, "compat_version": board.get("board.compat_version"),
+        "id": board.id,
+        "name": board.name,
+        "hardware_rev": board.get("board.hardware_rev"),
+        "compatible": board.compatible,
+        "compat_version": board.get("board.compat_version"),
     }
     (etc / "board.json").write_text(json.dumps(board_json, indent=1, sort_keys=True) + "\n")
     (etc / "routerkit.conf").write_text(_routerkit_conf(board))
@@ -202,7 +221,9 @@ def _normalise(dest: Path, epoch: int) -> list[str]:
             elif rel in private:
                 mode = 0o600
             else:
-                executable = os.access(path, os.X_OK) or rel.startswith((MULTIARCH, "bin/", "usr/bin/", "usr/sbin/"))
+                executable = os.access(path, os.X_OK) or rel.startswith(
+                    (MULTIARCH, "bin/", "usr/bin/", "usr/sbin/")
+                )
                 mode = 0o755 if executable else 0o644
             os.chmod(path, mode)
         os.utime(path, (epoch, epoch), follow_symlinks=False)
@@ -216,7 +237,10 @@ def pack(dest: Path, epoch: int) -> bytes:
     proc = subprocess.run(
         [need_tool("cpio"), "--quiet", "-o", "-H", "newc", "--reproducible", "-R", "0:0"],
         input=("\n".join(["."] + names) + "\n").encode(),
-        cwd=dest, capture_output=True, check=False, env=dict(os.environ, LC_ALL="C"),
+        cwd=dest,
+        capture_output=True,
+        check=False,
+        env=dict(os.environ, LC_ALL="C"),
     )
     if proc.returncode != 0:
         raise BuildError(f"cpio failed: {proc.stderr.decode(errors='replace').strip()}")

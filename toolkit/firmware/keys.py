@@ -168,7 +168,9 @@ def _read_dir(directory: Path, source: str) -> list[TrustedKey]:
         return found
     for path in sorted(directory.glob("*.pub")):
         try:
-            found.append(TrustedKey(PublicKey.from_bytes(path.read_bytes(), str(path)), path, source))
+            found.append(
+                TrustedKey(PublicKey.from_bytes(path.read_bytes(), str(path)), path, source)
+            )
         except (ConfigError, OSError):
             continue  # one broken file must not make every other key unusable
     return found

@@ -195,7 +195,9 @@ def verify_image(
         warnings.append(f"BOARD CHECK FORCED (--force-board): {message}")
 
     image_compat = _version(str(meta["compat_version"]), "metadata compat_version")
-    board_compat = _version(str(board_obj.get("board.compat_version")), f"{board_obj.path}: compat_version")
+    board_compat = _version(
+        str(board_obj.get("board.compat_version")), f"{board_obj.path}: compat_version"
+    )
     if image_compat.major != board_compat.major:
         raise CompatError(
             f"compat_version mismatch: the image needs {meta['compat_version']}, "
@@ -219,19 +221,34 @@ def verify_image(
     check_hashes(parsed)
 
     result = VerifiedImage(
-        path=Path(path), board=board_obj.id, version=str(meta["version"]),
-        compat_version=str(meta["compat_version"]), signer=key.keyid,
-        signer_key_file=str(key.path), dev_key=key.is_dev, fit_sha256=str(meta["fit_sha256"]),
-        fit_size=parsed.fit_size, size=parsed.size, slot_size=board_obj.slot_size,
-        running_version=running_version, metadata=meta, overrides=tuple(overrides),
-        warnings=tuple(warnings), data=raw,
+        path=Path(path),
+        board=board_obj.id,
+        version=str(meta["version"]),
+        compat_version=str(meta["compat_version"]),
+        signer=key.keyid,
+        signer_key_file=str(key.path),
+        dev_key=key.is_dev,
+        fit_sha256=str(meta["fit_sha256"]),
+        fit_size=parsed.fit_size,
+        size=parsed.size,
+        slot_size=board_obj.slot_size,
+        running_version=running_version,
+        metadata=meta,
+        overrides=tuple(overrides),
+        warnings=tuple(warnings),
+        data=raw,
     )
     if journal is not None:
         for flag, text in zip(overrides, warnings, strict=True):
             journal.append("override", flag=flag, message=text, image=str(path))
         journal.append(
-            "image_verified", image=str(path), version=result.version, signer=result.signer,
-            dev_key=result.dev_key, fit_sha256=result.fit_sha256, overrides=list(overrides),
+            "image_verified",
+            image=str(path),
+            version=result.version,
+            signer=result.signer,
+            dev_key=result.dev_key,
+            fit_sha256=result.fit_sha256,
+            overrides=list(overrides),
             sha256=result.sha256,
         )
     return result

@@ -71,7 +71,9 @@ def parse_version(text: str) -> Version:
     """Parse a version string; raise InvalidVersion (a ValueError) if it is not one."""
     match = _VERSION.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise InvalidVersion(f"not a version: {text!r} (expected e.g. 1.2.0 or 1.3.0-nightly.20261122)")
+        raise InvalidVersion(
+            f"not a version: {text!r} (expected e.g. 1.2.0 or 1.3.0-nightly.20261122)"
+        )
     release = (int(match[1]), int(match[2] or 0), int(match[3] or 0))
     pre: tuple[int | str, ...] = ()
     if match[4]:
@@ -112,7 +114,9 @@ def check_downgrade(
         return None
     message = f"the image is {image}, {where} {running}"
     if not allow:
-        raise DowngradeError(f"downgrade refused: {message}", hint="--allow-downgrade if you mean it")
+        raise DowngradeError(
+            f"downgrade refused: {message}", hint="--allow-downgrade if you mean it"
+        )
     warning = f"DOWNGRADE ALLOWED (--allow-downgrade): {message}"
     if journal is not None:
         journal.append("override", flag="allow_downgrade", message=warning)

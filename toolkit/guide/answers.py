@@ -51,7 +51,9 @@ def load_answers(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML/JSON: {getattr(err, 'problem', err)}") from None
+        raise ConfigError(
+            f"{path}{where}: not valid YAML/JSON: {getattr(err, 'problem', err)}"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -73,12 +75,16 @@ def load_answers(path: Path) -> dict[str, Any]:
 class AnswersPrompter:
     """Answers every question of the assembly from an answers file."""
 
-    def __init__(self, path: Path, *, board: str | None = None, stdin: BinaryIO | None = None) -> None:
+    def __init__(
+        self, path: Path, *, board: str | None = None, stdin: BinaryIO | None = None
+    ) -> None:
         self.path = Path(path)
         self.base = self.path.resolve().parent
         self.data = load_answers(self.path)
         if board and self.data.get("board") not in (None, board):
-            raise ConfigError(f"{path}: board: answers are for {self.data['board']!r}, not {board!r}")
+            raise ConfigError(
+                f"{path}: board: answers are for {self.data['board']!r}, not {board!r}"
+            )
         self.defaults: dict[str, Any] = dict(self.data.get("defaults") or {})
         if "confirm_all" in self.data:
             self.defaults.setdefault("confirm", bool(self.data["confirm_all"]))
@@ -115,8 +121,12 @@ class AnswersPrompter:
         if given is not None:
             matches = [p for p in expand(str(given), self.base) if p.resolve() not in self._used]
             if not matches:
-                raise PhotoError(f"{self.path}: steps.{view.step.id}.photos.{spec.id}: nothing matches {given!r}")
-            chosen = max(matches, key=lambda p: p.stat().st_mtime) if len(matches) > 1 else matches[0]
+                raise PhotoError(
+                    f"{self.path}: steps.{view.step.id}.photos.{spec.id}: nothing matches {given!r}"
+                )
+            chosen = (
+                max(matches, key=lambda p: p.stat().st_mtime) if len(matches) > 1 else matches[0]
+            )
             self._used.add(chosen.resolve())
             return PhotoInput(path=chosen, source="answers")
         while self._queue:
@@ -130,15 +140,24 @@ class AnswersPrompter:
             if not directory.is_dir():
                 raise PhotoError(f"{self.path}: defaults.photos_from: no folder {directory}")
             for candidate in sorted(directory.iterdir()):
-                if candidate.suffix.lower() in PHOTO_SUFFIXES and candidate.resolve() not in self._used:
+                if (
+                    candidate.suffix.lower() in PHOTO_SUFFIXES
+                    and candidate.resolve() not in self._used
+                ):
                     self._used.add(candidate.resolve())
                     return PhotoInput(path=candidate, source="answers")
-            raise PhotoError(f"{self.path}: defaults.photos_from: no unused photo left in {directory} for {view.step.id}/{spec.id}")
-        raise ConsentRequired(f"{self.path}: steps.{view.step.id}.photos.{spec.id}: no photo given ({spec.shows})")
+            raise PhotoError(
+                f"{self.path}: defaults.photos_from: no unused photo left in {directory} for {view.step.id}/{spec.id}"
+            )
+        raise ConsentRequired(
+            f"{self.path}: steps.{view.step.id}.photos.{spec.id}: no photo given ({spec.shows})"
+        )
 
     def _from_stdin(self, view: StepView, spec: PhotoSpec) -> PhotoInput:
         if self._stdin_used:
-            raise ConfigError(f"{self.path}: steps.{view.step.id}.photos.{spec.id}: stdin ('-') can give only one photo")
+            raise ConfigError(
+                f"{self.path}: steps.{view.step.id}.photos.{spec.id}: stdin ('-') can give only one photo"
+            )
         self._stdin_used = True
         stream = self._stdin or sys.stdin.buffer
         return PhotoInput(data=stream.read(), source="stdin")
@@ -147,14 +166,20 @@ class AnswersPrompter:
         answers = self._step(view).get("confirm") or {}
         value = answers.get(check.id, self.defaults.get("confirm"))
         if value is None:
-            raise ConsentRequired(f"{self.path}: steps.{view.step.id}.confirm.{check.id}: no answer ({check.prompt})")
+            raise ConsentRequired(
+                f"{self.path}: steps.{view.step.id}.confirm.{check.id}: no answer ({check.prompt})"
+            )
         return bool(value)
 
-    def check_failed(self, view: StepView, check: CheckSpec, result: CheckResult, bug_command: str) -> tuple[FailAction, str]:
+    def check_failed(
+        self, view: StepView, check: CheckSpec, result: CheckResult, bug_command: str
+    ) -> tuple[FailAction, str]:
         name = self._step(view).get("on_check_fail", self.defaults.get("on_check_fail", "stop"))
         action = _ACTIONS.get(str(name))
         if action is None:
-            raise ConfigError(f"{self.path}: steps.{view.step.id}.on_check_fail: one of {', '.join(_ACTIONS)}")
+            raise ConfigError(
+                f"{self.path}: steps.{view.step.id}.on_check_fail: one of {', '.join(_ACTIONS)}"
+            )
         if action is FailAction.RETRY:
             key = (view.step.id, check.id)
             self._retries[key] = self._retries.get(key, 1) + 1

@@ -242,7 +242,9 @@ def default_registry() -> CheckRegistry:
                 "expect": Param("any", help="accepted value, or a list of accepted values"),
                 "command": Param("str", help="command to run (default: selftest)"),
                 "timeout": Param("number", help="seconds for the command"),
-                "settle": Param("number", help="keep asking for this long while the value is wrong (fresh boot)"),
+                "settle": Param(
+                    "number", help="keep asking for this long while the value is wrong (fresh boot)"
+                ),
             },
         )
     )

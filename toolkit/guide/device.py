@@ -43,7 +43,10 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
     try:
         state = sample.status(name)
     except Exception as err:  # a damaged state file must not crash the assembly
-        return Device(description=f"virtual sample {shown!r}", unavailable=f"cannot read the sample's state: {err}")
+        return Device(
+            description=f"virtual sample {shown!r}",
+            unavailable=f"cannot read the sample's state: {err}",
+        )
     if state is None or not state.running:
         return Device(
             description=f"virtual sample {shown!r}",
@@ -69,8 +72,10 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
         from toolkit.transport import open_serial
 
         if not state.firmware:
-            raise DeviceError("the virtual sample has no firmware on its disk yet, so no Linux to run it in",
-                              hint="flash an image first (`routerkit flash`)")
+            raise DeviceError(
+                "the virtual sample has no firmware on its disk yet, so no Linux to run it in",
+                hint="flash an image first (`routerkit flash`)",
+            )
         deadline = time.monotonic() + timeout
         with Console(open_serial(url), name=f"sample {shown}") as console:
             linux = LinuxShell(console, board)
@@ -80,7 +85,9 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
             # and it would sit at `=> ` forever. If output is streaming (a boot after the
             # reset of an earlier check), wait for the kernel to take over first.
             if console.try_expect(re.compile(r"\S"), 1.5) is not None:
-                console.expect([booting, linux.prompt_end], timeout=max(1.0, deadline - time.monotonic()))
+                console.expect(
+                    [booting, linux.prompt_end], timeout=max(1.0, deadline - time.monotonic())
+                )
             else:
                 # Idle: a Linux shell, or U-Boot left at its prompt by someone. One Enter tells.
                 console.sendline()

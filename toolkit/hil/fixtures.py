@@ -91,7 +91,9 @@ def _verify_image(image: Path, spec: Any, board: str | None) -> None:
     try:
         verify_image(image, board or DEFAULT_BOARD)
     except ImageError as exc:
-        exc.message = f"--routerkit-image {image} failed verification, nothing was flashed: {exc.message}"
+        exc.message = (
+            f"--routerkit-image {image} failed verification, nothing was flashed: {exc.message}"
+        )
         raise
 
 
@@ -162,7 +164,8 @@ def sample(routerkit_hil: HilSession) -> HilSession:
 def uboot(routerkit_hil: HilSession) -> Any:
     """``toolkit.target.uboot.UBoot`` at a synced U-Boot prompt of the session's target."""
     return _attempt(
-        f"cannot bring {routerkit_hil.name} to the U-Boot prompt", lambda: routerkit_hil.ensure().uboot()
+        f"cannot bring {routerkit_hil.name} to the U-Boot prompt",
+        lambda: routerkit_hil.ensure().uboot(),
     )
 
 
@@ -170,7 +173,8 @@ def uboot(routerkit_hil: HilSession) -> Any:
 def shell(routerkit_hil: HilSession) -> Any:
     """``toolkit.target.shell.LinuxShell`` on the target's serial console (booted to Linux)."""
     return _attempt(
-        f"cannot bring {routerkit_hil.name} to a Linux shell", lambda: routerkit_hil.ensure().shell()
+        f"cannot bring {routerkit_hil.name} to a Linux shell",
+        lambda: routerkit_hil.ensure().shell(),
     )
 
 
@@ -189,7 +193,10 @@ def flashed_sample(request: pytest.FixtureRequest, routerkit_hil: HilSession) ->
     image = request.config.getoption("--routerkit-image", None)
     if not image:
         pytest.skip("flashed_sample needs --routerkit-image IMAGE")
-    _attempt(f"flashing {image} onto {routerkit_hil.name} failed", lambda: routerkit_hil.flash_once(Path(image)))
+    _attempt(
+        f"flashing {image} onto {routerkit_hil.name} failed",
+        lambda: routerkit_hil.flash_once(Path(image)),
+    )
     return routerkit_hil
 
 
@@ -250,12 +257,16 @@ def _attach(item: pytest.Item, report: pytest.TestReport, session: HilSession) -
         props.append(("routerkit_console_log", str(log)))
         lines = strip_terminal(raw).rstrip("\n").split("\n")
         tail = "\n".join(lines[-TAIL_LINES:])
-        sections.append((f"routerkit console ({session.name}, last {min(len(lines), TAIL_LINES)} lines)", tail))
+        sections.append(
+            (f"routerkit console ({session.name}, last {min(len(lines), TAIL_LINES)} lines)", tail)
+        )
     record = session.flash_record()
     if record is not None:
         props.append(("routerkit_flash_session", str(record.get("session"))))
         props.append(("routerkit_flash_record", json.dumps(record, default=str, sort_keys=True)))
-        sections.append(("routerkit flash record", json.dumps(record, indent=2, default=str, sort_keys=True)))
+        sections.append(
+            ("routerkit flash record", json.dumps(record, indent=2, default=str, sort_keys=True))
+        )
     for prop in props:
         report.user_properties.append(prop)
         item.user_properties.append(prop)  # JUnit XML reads them from the teardown report

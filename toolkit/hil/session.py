@@ -216,7 +216,9 @@ class HilSession:
             assert self._shared_sample is not None, "the virtual target needs the shared sample"
             self._holder = self._shared_sample()
             status = self._start_virtual()
-            power: power_mod.Power = power_mod.QMPPower(state=lambda: self._holder.state, on=self._power_on)
+            power: power_mod.Power = power_mod.QMPPower(
+                state=lambda: self._holder.state, on=self._power_on
+            )
         elif self.spec.kind == "labgrid":
             self._lease_cm = coordinator.lease(self.spec.value)
             self.lease = self._lease_cm.__enter__()
@@ -307,7 +309,9 @@ class HilSession:
     def flash_once(self, image: Path) -> Any:
         """Flash ``image`` the first time; later calls return that result (or its failure)."""
         if self.flash_error is not None:
-            raise TargetBrokenError(f"flashing {image} failed earlier in this session: {self.flash_error}")
+            raise TargetBrokenError(
+                f"flashing {image} failed earlier in this session: {self.flash_error}"
+            )
         if self.flash_result is not None:
             return self.flash_result
         from toolkit.firmware.image import parse
@@ -323,7 +327,9 @@ class HilSession:
                 self._trust_for_flash()
             strategy.release()  # the journey opens the console itself when it needs it
             self.flash_journal = Journal.create("flash", board=target.board, target=target.name)
-            self.flash_result = flash(image, target, FlashOptions(via=via), journal=self.flash_journal)
+            self.flash_result = flash(
+                image, target, FlashOptions(via=via), journal=self.flash_journal
+            )
             self.flashed_image_meta = dict(parse(image).metadata)
         except BaseException as exc:
             self.flash_error = str(exc) or type(exc).__name__
@@ -351,8 +357,14 @@ class HilSession:
         if not lines:
             return  # the journey's own rules decide (and say why they refuse)
         keytype, key = parse_key_line(lines[0])
-        store.trust(identity, keytype, key, source="serial-console", host=target.ssh_host,
-                    port=target.ssh_port)
+        store.trust(
+            identity,
+            keytype,
+            key,
+            source="serial-console",
+            host=target.ssh_host,
+            port=target.ssh_port,
+        )
         if self._holder is not None:
             self._forget_on_close = identity  # a throwaway sample leaves no known_hosts entry
 

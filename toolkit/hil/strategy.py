@@ -144,11 +144,17 @@ class Strategy:
             reason = f"{source.value} → {wanted.value} failed: {exc}"
             if isinstance(exc, KeyboardInterrupt):
                 reason = f"{source.value} → {wanted.value} interrupted (Ctrl-C)"
-            self.history.append(Transition(source, wanted, "failed", round(time.monotonic() - start, 3), False, str(exc)))
+            self.history.append(
+                Transition(
+                    source, wanted, "failed", round(time.monotonic() - start, 3), False, str(exc)
+                )
+            )
             self.mark_broken(reason)
             raise
         self.status = wanted
-        self.history.append(Transition(source, wanted, how, round(time.monotonic() - start, 3), True))
+        self.history.append(
+            Transition(source, wanted, how, round(time.monotonic() - start, 3), True)
+        )
 
     def uboot(self) -> UBoot:
         """The U-Boot dialogue at a synced prompt (transitions to UBOOT first)."""

@@ -54,7 +54,8 @@ class AssemblyResult:
 def bug_command(session_id: str, step: str, check: str) -> str:
     """The command that files a bug for a failed check (``routerkit bug`` is its own journey)."""
     return "routerkit bug " + " ".join(
-        shlex.quote(a) for a in (f"assembly check {check} failed", "--session", session_id, "--step", step)
+        shlex.quote(a)
+        for a in (f"assembly check {check} failed", "--session", session_id, "--step", step)
     )
 
 
@@ -65,13 +66,17 @@ def _unfinished(journal: Journal) -> bool:
     return journal.last("assembly_finished") is None
 
 
-def open_session(board: str, guide: Guide, *, resume: bool = False, session_id: str | None = None) -> tuple[Journal, bool]:
+def open_session(
+    board: str, guide: Guide, *, resume: bool = False, session_id: str | None = None
+) -> tuple[Journal, bool]:
     """A new assembly session, or the one to resume. Returns (journal, resumed)."""
     if session_id:
         journal = Journal.open(session_id)
         head = journal.header
         if head.get("kind") != KIND:
-            raise SessionMismatch(f"session {session_id} is a {head.get('kind')!r} session, not an assembly")
+            raise SessionMismatch(
+                f"session {session_id} is a {head.get('kind')!r} session, not an assembly"
+            )
         if head.get("board") != board:
             raise SessionMismatch(
                 f"session {session_id} assembles board {head.get('board')!r}, not {board!r}",
@@ -81,7 +86,9 @@ def open_session(board: str, guide: Guide, *, resume: bool = False, session_id: 
     if resume:
         latest = Journal.latest(kind=KIND)
         if latest is None:
-            raise SessionNotFound("no assembly session to resume", hint="start one with `routerkit assemble`")
+            raise SessionNotFound(
+                "no assembly session to resume", hint="start one with `routerkit assemble`"
+            )
         if latest.board != board:
             raise SessionMismatch(
                 f"the last assembly session ({latest.id}) is for board {latest.board!r}, not {board!r}",
@@ -135,8 +142,10 @@ class Assembly:
 
     def _device_for_checks(self) -> Device:
         if self._device is None:
-            self._device = self._device_factory() if self._device_factory else Device(
-                unavailable="no device connected to this assembly session"
+            self._device = (
+                self._device_factory()
+                if self._device_factory
+                else Device(unavailable="no device connected to this assembly session")
             )
         return self._device
 
@@ -144,9 +153,16 @@ class Assembly:
         running = self.clock() - seg_start
         others = sum(s.seconds for sid, s in self.state.steps.items() if sid != step.id)
         return StepView(
-            self.journal.id, self.guide, step, self.guide.index(step.id), len(self.guide.steps),
-            others + st.seconds + running, st.seconds + running, resumed,
-            tuple(st.photos), tuple(sorted(st.checks_ok)),
+            self.journal.id,
+            self.guide,
+            step,
+            self.guide.index(step.id),
+            len(self.guide.steps),
+            others + st.seconds + running,
+            st.seconds + running,
+            resumed,
+            tuple(st.photos),
+            tuple(sorted(st.checks_ok)),
         )
 
     # -- run --
@@ -157,17 +173,27 @@ class Assembly:
             return self._result(stopped=False)
         if len(self.journal.events()) > 1:
             if self.journal.header.get("guide_sha256") not in (None, self.guide.sha256):
-                self.reporter.message("the guide changed since this session started; continuing by step id", "warning")
-            nxt = self.state.current or next((s.id for s in self.guide.steps if not self.state.step(s.id).done), None)
-            self.journal.append("resumed", step=nxt, index=self.guide.index(nxt) if nxt else None,
-                                guide_sha256=self.guide.sha256)
+                self.reporter.message(
+                    "the guide changed since this session started; continuing by step id", "warning"
+                )
+            nxt = self.state.current or next(
+                (s.id for s in self.guide.steps if not self.state.step(s.id).done), None
+            )
+            self.journal.append(
+                "resumed",
+                step=nxt,
+                index=self.guide.index(nxt) if nxt else None,
+                guide_sha256=self.guide.sha256,
+            )
         try:
             for step in self.guide.steps:
                 if self.state.step(step.id).done:
                     continue
                 self._current = step.id
                 if self._run_step(step) == "stop":
-                    self.journal.append("paused", step=step.id, reason="stopped after a failed check")
+                    self.journal.append(
+                        "paused", step=step.id, reason="stopped after a failed check"
+                    )
                     return self._result(stopped=True)
             self._current = None
         except KeyboardInterrupt:
@@ -175,8 +201,12 @@ class Assembly:
             raise
         done = [s.id for s in self.guide.steps if self.state.step(s.id).finished]
         skipped = [s.id for s in self.guide.steps if self.state.step(s.id).skipped]
-        self.journal.append("assembly_finished", steps_done=len(done), steps_skipped=len(skipped),
-                            seconds=round(self.state.active_seconds(), 1))
+        self.journal.append(
+            "assembly_finished",
+            steps_done=len(done),
+            steps_skipped=len(skipped),
+            seconds=round(self.state.active_seconds(), 1),
+        )
         self.state.finished = True
         return self._result(stopped=False)
 
@@ -189,10 +219,14 @@ class Assembly:
             if not rec.get("ok") and rec.get("check") not in passed and key not in failed:
                 failed.append(key)
         return AssemblyResult(
-            self.journal.id, self.state.finished, stopped,
+            self.journal.id,
+            self.state.finished,
+            stopped,
             [s.id for s in self.guide.steps if st[s.id].finished],
             [s.id for s in self.guide.steps if st[s.id].skipped],
-            len(self.journal.events("photo")), round(self.state.active_seconds(), 1), failed,
+            len(self.journal.events("photo")),
+            round(self.state.active_seconds(), 1),
+            failed,
             [f"{r.get('step')}/{r.get('check')}" for r in self.journal.events("check_waived")],
         )
 
@@ -207,7 +241,13 @@ class Assembly:
             self._finish(step, st, seg_start, skipped=reason)
             return "skipped"
         if not st.started:
-            self.journal.append("step_started", step=step.id, index=index, total=len(self.guide.steps), title=step.title)
+            self.journal.append(
+                "step_started",
+                step=step.id,
+                index=index,
+                total=len(self.guide.steps),
+                title=step.title,
+            )
             st.started = True
         self.reporter.step_started(f"step {index}/{len(self.guide.steps)}: {step.title}")
         self._take_photos(step, st, seg_start, resumed)
@@ -220,18 +260,24 @@ class Assembly:
         self._finish(step, st, seg_start)
         return "done"
 
-    def _finish(self, step: Step, st: StepState, seg_start: float, skipped: str | None = None) -> None:
+    def _finish(
+        self, step: Step, st: StepState, seg_start: float, skipped: str | None = None
+    ) -> None:
         seconds = round(st.seconds + self.clock() - seg_start, 1)
         index = self.guide.index(step.id)
         if skipped is not None:
-            self.journal.append("step_skipped", step=step.id, index=index, reason=skipped, seconds=seconds)
+            self.journal.append(
+                "step_skipped", step=step.id, index=index, reason=skipped, seconds=seconds
+            )
             st.skipped = True
         else:
             self.journal.append("step_finished", step=step.id, index=index, seconds=seconds)
             st.finished = True
         st.seconds = seconds
         label = f"step {index}/{len(self.guide.steps)}: {step.title}"
-        self.reporter.step_finished(label, skipped is None, seconds, f"skipped: {skipped}" if skipped else "")
+        self.reporter.step_finished(
+            label, skipped is None, seconds, f"skipped: {skipped}" if skipped else ""
+        )
 
     # -- photos --
 
@@ -251,13 +297,17 @@ class Assembly:
             raise PhotoError(f"{path}: cannot read: {err.strerror or err}") from None
 
     def _take_photos(self, step: Step, st: StepState, seg_start: float, resumed: bool) -> None:
-        problems: dict[str, PhotoError | None] = {p.id: None for p in step.photos if p.id not in st.photos}
+        problems: dict[str, PhotoError | None] = {
+            p.id: None for p in step.photos if p.id not in st.photos
+        }
         while problems:
             jobs: list[tuple[PhotoSpec, PhotoInput, PhotoJob]] = []
             for spec in step.photos:
                 if spec.id not in problems:
                     continue
-                given = self.prompter.photo(self._view(step, st, seg_start, resumed), spec, problems[spec.id])
+                given = self.prompter.photo(
+                    self._view(step, st, seg_start, resumed), spec, problems[spec.id]
+                )
                 try:
                     original = self._store_original(step, spec, given)
                 except PhotoError as err:
@@ -269,8 +319,10 @@ class Assembly:
             if not jobs:
                 continue
             results = process_photos(
-                [j[2] for j in jobs], longest_side=self.photo_options.longest_side,
-                quality=self.photo_options.quality, workers=self.photo_options.workers,
+                [j[2] for j in jobs],
+                longest_side=self.photo_options.longest_side,
+                quality=self.photo_options.quality,
+                workers=self.photo_options.workers,
             )
             for (spec, given, job), res in zip(jobs, results, strict=True):
                 if isinstance(res, PhotoError):
@@ -279,15 +331,24 @@ class Assembly:
                     job.source.unlink(missing_ok=True)  # rejected: not evidence of anything
                     continue
                 rec = self.journal.append(
-                    "photo", step=step.id, photo=spec.id, sha256=res.sha256,
-                    original=self.journal.relpath(res.source), processed=self.journal.relpath(res.target),
-                    bytes=res.bytes, original_bytes=res.original_bytes, width=res.width, height=res.height,
+                    "photo",
+                    step=step.id,
+                    photo=spec.id,
+                    sha256=res.sha256,
+                    original=self.journal.relpath(res.source),
+                    processed=self.journal.relpath(res.target),
+                    bytes=res.bytes,
+                    original_bytes=res.original_bytes,
+                    width=res.width,
+                    height=res.height,
                     source=given.source,
                 )
                 st.photos[spec.id] = rec
                 del problems[spec.id]
-                self.reporter.message(f"📷 {spec.id}: {res.width}×{res.height}, {res.bytes // 1024} KiB, "
-                                      f"no metadata (original sha256 {res.sha256[:12]}…)")
+                self.reporter.message(
+                    f"📷 {spec.id}: {res.width}×{res.height}, {res.bytes // 1024} KiB, "
+                    f"no metadata (original sha256 {res.sha256[:12]}…)"
+                )
 
     # -- checks --
 
@@ -300,7 +361,9 @@ class Assembly:
                 view = self._view(step, st, seg_start, resumed)
                 if check.manual:
                     ok = self.prompter.confirm(view, check)
-                    result = CheckResult(ok, "confirmed by the tester" if ok else "the tester answered no")
+                    result = CheckResult(
+                        ok, "confirmed by the tester" if ok else "the tester answered no"
+                    )
                 else:
                     label = f"check: {check.prompt}"
                     self.reporter.step_started(label, check.kind)
@@ -311,8 +374,15 @@ class Assembly:
                 if not result.ok:  # the bug reporter groups failures by error class
                     extra.update(error_class="CheckFailed", error=result.detail)
                 self.journal.append(
-                    "check", step=step.id, check=check.id, kind=check.kind, automatic=not check.manual,
-                    ok=result.ok, detail=result.detail, attempt=attempt, **extra,
+                    "check",
+                    step=step.id,
+                    check=check.id,
+                    kind=check.kind,
+                    automatic=not check.manual,
+                    ok=result.ok,
+                    detail=result.detail,
+                    attempt=attempt,
+                    **extra,
                 )
                 st.attempts[check.id] = attempt
                 if result.ok:
@@ -324,7 +394,12 @@ class Assembly:
                 if action is FailAction.RETRY:
                     continue
                 if action is FailAction.WAIVE:
-                    self.journal.append("check_waived", step=step.id, check=check.id, reason=reason or "waived by the tester")
+                    self.journal.append(
+                        "check_waived",
+                        step=step.id,
+                        check=check.id,
+                        reason=reason or "waived by the tester",
+                    )
                     st.checks_ok.add(check.id)
                     break
                 if action is FailAction.SKIP:
@@ -350,5 +425,6 @@ def run_assembly(
     journal, resumed = open_session(board, guide, resume=resume, session_id=session_id)
     if on_session:
         on_session(journal, resumed)
-    return Assembly(journal, guide, prompter, reporter=reporter, device=device,
-                    registry=registry, photos=photos).run()
+    return Assembly(
+        journal, guide, prompter, reporter=reporter, device=device, registry=registry, photos=photos
+    ).run()

@@ -157,8 +157,16 @@ def write_payload(
     The middle of the journey without image checks, slot switch or reboot: for tests with
     small payloads and for benches that stage data. Returns (bytes sent, resumed_from, path).
     """
-    run = _Run(Path("payload"), target, options or FlashOptions(), reporter or events.NullReporter(),
-               journal, load_board(target.board), data=data, sha256=hashlib.sha256(data).hexdigest())
+    run = _Run(
+        Path("payload"),
+        target,
+        options or FlashOptions(),
+        reporter or events.NullReporter(),
+        journal,
+        load_board(target.board),
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     run.console = console
     run.device = Device(UBoot(console, run.board), run.board)
     run.device.rescan()
@@ -201,7 +209,9 @@ def open_console(run: _Run) -> None:
         raise PortError(f"target {run.target.name} has no serial port", hint="pass --port URL")
     transport = open_serial(run.target.serial_url)
     run.console = Console(
-        transport, transcript_path=run.journal.files_dir / "console.log", name=f"{run.target.name} console"
+        transport,
+        transcript_path=run.journal.files_dir / "console.log",
+        name=f"{run.target.name} console",
     )
     run.device = Device(UBoot(run.console, run.board), run.board)
 
@@ -228,7 +238,9 @@ def record_uboot(run: _Run) -> None:
     version = run.device.uboot.version()
     env = run.device.uboot.env()
     run.journal.store_bytes("uboot-env.json", json.dumps(env, indent=1, sort_keys=True).encode())
-    run.journal.append("uboot", version=version.splitlines()[0] if version else "", env_keys=len(env))
+    run.journal.append(
+        "uboot", version=version.splitlines()[0] if version else "", env_keys=len(env)
+    )
 
 
 def read_slots(run: _Run) -> None:
@@ -241,10 +253,17 @@ def read_slots(run: _Run) -> None:
     meta = run.device.slot_metadata(run.board.slot(run.active))
     if meta and isinstance(meta.get("version"), str):
         run.version_before = str(meta["version"])
-        run.journal.append("running_version", version=run.version_before, slot=run.active, source="slot")
+        run.journal.append(
+            "running_version", version=run.version_before, slot=run.active, source="slot"
+        )
         try:
-            check_downgrade(run.version, run.version_before, allow=run.options.allow_downgrade,
-                            where=f"slot {run.active} holds", journal=run.journal)
+            check_downgrade(
+                run.version,
+                run.version_before,
+                allow=run.options.allow_downgrade,
+                where=f"slot {run.active} holds",
+                journal=run.journal,
+            )
         except InvalidVersion as exc:
             run.journal.append("downgrade_unchecked", running=run.version_before, reason=str(exc))
     run.journal.append("slots", active=run.active, version_before=run.version_before)
@@ -257,11 +276,17 @@ def plan_transfer(run: _Run, slot: Slot) -> tuple[list[plan.Chunk], int]:
     run.path = plan.choose_path(requested, own_tftp=False, bench_tftp=bench_has_tftp(run.target))
     size = run.options.chunk_size or plan.DEFAULT_CHUNK.get(run.path, 256 << 10)
     chunks = plan.plan_chunks(run.data, size, run.board.block_size)
-    records = plan.previous_chunks(run.target.name, run.board.id, run.sha256, slot.name, run.journal.id)
+    records = plan.previous_chunks(
+        run.target.name, run.board.id, run.sha256, slot.name, run.journal.id
+    )
     count = plan.verified_prefix(records, chunks, run.sha256, slot.name)
     start = first_bad_chunk(run.device, slot, chunks, count, run.data) if count else 0
     for chunk in chunks[:start]:
-        run.journal.append("chunk", carried=True, **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path))
+        run.journal.append(
+            "chunk",
+            carried=True,
+            **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path),
+        )
     run.resumed_from = chunks[start].offset if start < len(chunks) else len(run.data)
     run.journal.append(
         "plan", path=run.path, chunk_size=size, chunks=len(chunks), resume_chunk=start,
@@ -270,7 +295,9 @@ def plan_transfer(run: _Run, slot: Slot) -> tuple[list[plan.Chunk], int]:
     return chunks, start
 
 
-def first_bad_chunk(device: Device, slot: Slot, chunks: list[plan.Chunk], count: int, data: bytes) -> int:
+def first_bad_chunk(
+    device: Device, slot: Slot, chunks: list[plan.Chunk], count: int, data: bytes
+) -> int:
     """The journal says ``count`` chunks are written; believe only what the device confirms."""
     end = chunks[count - 1].end
     if device.slot_crc_is(slot, 0, end, zlib.crc32(memoryview(data)[:end])):
@@ -314,13 +341,19 @@ def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total:
                 break
             continue
         if not run.device.crc32_is(run.device.load_addr, chunk.length, chunk.crc32):
-            run.journal.append("chunk_retry", index=chunk.index, attempt=attempt, reason="crc32 in RAM")
+            run.journal.append(
+                "chunk_retry", index=chunk.index, attempt=attempt, reason="crc32 in RAM"
+            )
             continue
         run.device.write_slot(slot, chunk.offset, chunk.length)
         if not run.device.slot_crc_is(slot, chunk.offset, chunk.length, chunk.crc32):
-            run.journal.append("chunk_retry", index=chunk.index, attempt=attempt, reason="read-back crc32")
+            run.journal.append(
+                "chunk_retry", index=chunk.index, attempt=attempt, reason="read-back crc32"
+            )
             continue
-        run.journal.append("chunk", **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path))
+        run.journal.append(
+            "chunk", **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path)
+        )
         return
     raise TransferError(
         f"chunk {chunk.index} (bytes {chunk.offset}..{chunk.end}) failed {attempt} times; "
@@ -368,8 +401,17 @@ def verify_running(run: _Run, slot: str) -> dict[str, Any]:
         raise VerifyError("fwinfo did not print a JSON object", last_output=str(info))
     version_file = shell.read_file("/etc/firmware-version").strip()
     info["firmware_version_file"] = version_file
-    run.journal.append("running_version", version=info.get("version"), slot=info.get("running_slot"), source="fwinfo")
-    if info.get("version") != run.version or version_file != run.version or info.get("running_slot") != slot:
+    run.journal.append(
+        "running_version",
+        version=info.get("version"),
+        slot=info.get("running_slot"),
+        source="fwinfo",
+    )
+    if (
+        info.get("version") != run.version
+        or version_file != run.version
+        or info.get("running_slot") != slot
+    ):
         raise VerifyError(
             f"the sample runs {info.get('version')} from slot {info.get('running_slot')}, "
             f"expected {run.version} from slot {slot} (it fell back to the old slot?)",
@@ -399,7 +441,8 @@ def trust_host_key(run: _Run, shell: Any) -> bool:
         run.journal.append("host_key_unread", error=str(exc))
         run.reporter.message(
             f"the SSH host key could not be read over the console ({exc}); SSH will ask you "
-            "to confirm it", level="warning",
+            "to confirm it",
+            level="warning",
         )
         return False
     keytype, key = hostkeys.parse_key_line(lines[0])
@@ -411,8 +454,12 @@ def trust_host_key(run: _Run, shell: Any) -> bool:
             identity, keytype, key, host=run.target.ssh_host, port=run.target.ssh_port,
             source=f"serial console after flashing {run.version}",
         )  # fmt: skip
-    run.journal.append("host_key_trusted", identity=identity, fingerprint=hostkeys.fingerprint(key),
-                       changed=stored is not None and not stored.matches(keytype, key))
+    run.journal.append(
+        "host_key_trusted",
+        identity=identity,
+        fingerprint=hostkeys.fingerprint(key),
+        changed=stored is not None and not stored.matches(keytype, key),
+    )
     return True
 
 

@@ -196,7 +196,9 @@ class Device:
 
     # --- loads into RAM ----------------------------------------------------------------
 
-    def load_serial(self, data: bytes, addr: int, protocol: str, progress: xymodem.Progress | None) -> int:
+    def load_serial(
+        self, data: bytes, addr: int, protocol: str, progress: xymodem.Progress | None
+    ) -> int:
         """Send ``data`` to RAM by ``loady``/``loadx``; returns bytes put on the line."""
         command = {"ymodem": "loady", "xmodem": "loadx"}[protocol]
         if not self.uboot.type_checked(f"{command} {addr:#x}"):
@@ -207,7 +209,9 @@ class Device:
             self.console.expect("download", timeout=5.0)
         except DeviceTimeout as exc:
             self.recover()
-            raise TransferError(f"U-Boot did not start {command}", last_output=exc.last_output) from None
+            raise TransferError(
+                f"U-Boot did not start {command}", last_output=exc.last_output
+            ) from None
         _no_nagle(self.console)
         try:
             with self.console.binary():
@@ -233,7 +237,10 @@ class Device:
         total = _TOTAL.search(said)
         if protocol == "ymodem" and (total is None or int(total.group(1)) != len(data)):
             got = total.group(1) if total else "no"
-            raise TransferError(f"U-Boot's loady reports {got} bytes received, {len(data)} were sent", last_output=said)
+            raise TransferError(
+                f"U-Boot's loady reports {got} bytes received, {len(data)} were sent",
+                last_output=said,
+            )
         return int(stats.wire)
 
     def abort_transfer(self) -> None:

@@ -43,7 +43,9 @@ def plan_chunks(data: bytes, chunk_size: int, block_size: int) -> list[Chunk]:
     ]
 
 
-def chunk_record(chunk: Chunk, image_sha256: str, slot: str, target: str, path: str) -> dict[str, Any]:
+def chunk_record(
+    chunk: Chunk, image_sha256: str, slot: str, target: str, path: str
+) -> dict[str, Any]:
     """The journal record of one chunk that is verified on the device."""
     return {
         "index": chunk.index, "offset": chunk.offset, "length": chunk.length,
@@ -52,7 +54,9 @@ def chunk_record(chunk: Chunk, image_sha256: str, slot: str, target: str, path: 
     }  # fmt: skip
 
 
-def verified_prefix(records: list[dict[str, Any]], chunks: list[Chunk], image_sha256: str, slot: str) -> int:
+def verified_prefix(
+    records: list[dict[str, Any]], chunks: list[Chunk], image_sha256: str, slot: str
+) -> int:
     """How many leading chunks the records show as verified for this image and slot."""
     done: set[tuple[int, int, str]] = set()
     for rec in records:
@@ -80,7 +84,11 @@ def previous_chunks(
         if journal.id == exclude:
             continue
         head = journal.header
-        if head.get("kind") != "flash" or head.get("board") != board or head.get("target") != target:
+        if (
+            head.get("kind") != "flash"
+            or head.get("board") != board
+            or head.get("target") != target
+        ):
             continue
         records = journal.read().records
         finished = [r for r in records if r.get("type") == "flash" and r.get("ok")]

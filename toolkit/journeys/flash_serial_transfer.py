@@ -62,7 +62,9 @@ class GzipLoader:
         packed = gzip.compress(data, compresslevel=6, mtime=0)
         staging = self.device.load_addr + (64 << 20)
         sent = self.device.load_serial(packed, staging, "ymodem", progress)
-        self.device.run(f"unzip {staging:#x} {self.device.load_addr:#x} {len(data):#x}", timeout=60.0)
+        self.device.run(
+            f"unzip {staging:#x} {self.device.load_addr:#x} {len(data):#x}", timeout=60.0
+        )
         return sent
 
     def close(self) -> None:

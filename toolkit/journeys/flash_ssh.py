@@ -90,8 +90,12 @@ def flash(
     board = load_board(target.board)
     with steps("check image", str(image)):
         checked = verify_image(
-            image, board, running_version=options.running_version,
-            allow_downgrade=options.allow_downgrade, force_board=options.force_board, journal=journal,
+            image,
+            board,
+            running_version=options.running_version,
+            allow_downgrade=options.allow_downgrade,
+            force_board=options.force_board,
+            journal=journal,
             data=data,
         )
         # The bytes just verified, never the file again: it may have been replaced since.
@@ -116,16 +120,20 @@ def flash(
         _check_downgrade(checked.version, before, options.allow_downgrade, journal)
 
         dest = f"{board.get('ssh.upload_dir', '/tmp').rstrip('/')}/routerkit-{digest[:12]}.img"
-        conn, upload = _upload_checked(conn, target, data, digest, dest, options, steps, reporter, journal,
-                                       connect)
+        conn, upload = _upload_checked(
+            conn, target, data, digest, dest, options, steps, reporter, journal, connect
+        )
 
         with steps("sysupgrade", device["sysupgrade"]):
             args = "" if options.keep_settings else " -n"
             journal.append("sysupgrade_started", command=f"{device['sysupgrade']}{args} {dest}")
             # Its lines ("FIT sha256 ok", "writing slot B") show where a slow device is.
-            result = conn.run(f"{shlex.quote(device['sysupgrade'])}{args} {shlex.quote(dest)}",
-                              timeout=600, what="sysupgrade",
-                              on_line=lambda line: reporter.message(line, level="debug"))
+            result = conn.run(
+                f"{shlex.quote(device['sysupgrade'])}{args} {shlex.quote(dest)}",
+                timeout=600,
+                what="sysupgrade",
+                on_line=lambda line: reporter.message(line, level="debug"),
+            )
             journal.append("sysupgrade", exit_status=result.exit_status, output=result.tail(30))
             if result.exit_status > 0:
                 with contextlib.suppress(Exception):
@@ -139,7 +147,9 @@ def flash(
 
         timeout = options.timeout or float(board.get("ssh.reboot_timeout", 120.0))
         with steps("reboot", f"waiting up to {timeout:.0f} s"):
-            conn = _wait_for_reboot(target, device["boot_id"], checked, options, timeout, journal, connect)
+            conn = _wait_for_reboot(
+                target, device["boot_id"], checked, options, timeout, journal, connect
+            )
         with steps("verify"):
             report = verify(target, via="ssh", reporter=reporter, journal=journal, ssh=conn)
     finally:
@@ -149,18 +159,33 @@ def flash(
     slot = report.get("running_slot")
     problems = list(report.get("problems", []))
     if after != checked.version:
-        problems.insert(0, f"the device runs {after} from slot {slot}, not {checked.version}: "
-                           "the new firmware did not boot and the sample fell back")
+        problems.insert(
+            0,
+            f"the device runs {after} from slot {slot}, not {checked.version}: "
+            "the new firmware did not boot and the sample fell back",
+        )
     result_obj = FlashResult(
-        ok=not problems, target=target.name, board=board.id, via="ssh", path=upload.method,
-        image=str(image), image_sha256=digest, version_before=before, version_after=after,
-        slot=slot, bytes=upload.bytes_sent, seconds=round(time.monotonic() - start, 3),
-        steps=steps.seconds, verify=report,
+        ok=not problems,
+        target=target.name,
+        board=board.id,
+        via="ssh",
+        path=upload.method,
+        image=str(image),
+        image_sha256=digest,
+        version_before=before,
+        version_after=after,
+        slot=slot,
+        bytes=upload.bytes_sent,
+        seconds=round(time.monotonic() - start, 3),
+        steps=steps.seconds,
+        verify=report,
     )
     if problems:
         journal.append("flash_problems", problems=problems)
-        raise VerifyError("flash finished but verify failed: " + "; ".join(problems),
-                          hint=f"session {journal.id} has the details")
+        raise VerifyError(
+            "flash finished but verify failed: " + "; ".join(problems),
+            hint=f"session {journal.id} has the details",
+        )
     return result_obj
 
 
@@ -184,8 +209,12 @@ def authorize_key(runner: Any, options: FlashOptions, journal: Journal, reporter
         result = runner.run(f"rk-settings authorize {shlex.quote(line)} {digest} 2>&1", timeout=30)
         out = str(result.output)
         if f"authorized {digest}" in out:
-            journal.append("authorized_key", installed=True, sha256=digest,
-                           key=" ".join(line.split()[:2])[:40] + "...")
+            journal.append(
+                "authorized_key",
+                installed=True,
+                sha256=digest,
+                key=" ".join(line.split()[:2])[:40] + "...",
+            )
             return True
         if "not found" in out:
             journal.append("authorized_key", installed=False, reason="no rk-settings on the device")
@@ -206,7 +235,8 @@ def _inspect(conn: SSHConnection, board: Any, size: int) -> dict[str, Any]:
     probe = conn.run(
         f"cat {BOOT_ID}; echo @@; command -v {shlex.quote(sysupgrade)} || command -v sysupgrade; "
         f"echo @@; df -Pk {shlex.quote(upload_dir)} | tail -n 1; echo @@; {_RUNNING}",
-        timeout=60, what="device check",
+        timeout=60,
+        what="device check",
     )
     parts = (probe.stdout + "@@@@@@").split("@@")
     boot_id, found, df_line, fwinfo = (p.strip() for p in parts[:4])
@@ -219,7 +249,9 @@ def _inspect(conn: SSHConnection, board: Any, size: int) -> dict[str, Any]:
     try:
         free_kib = int(fields[-3])
     except (IndexError, ValueError):
-        raise DeviceCommandError(f"cannot read the free space of {upload_dir}: {df_line!r}") from None
+        raise DeviceCommandError(
+            f"cannot read the free space of {upload_dir}: {df_line!r}"
+        ) from None
     need_kib = (size + TMP_HEADROOM + 1023) // 1024
     if free_kib < need_kib:
         raise NoSpaceError(
@@ -229,8 +261,11 @@ def _inspect(conn: SSHConnection, board: Any, size: int) -> dict[str, Any]:
         )
     info = _json_object(fwinfo) or {}
     return {
-        "boot_id": boot_id, "sysupgrade": found.splitlines()[0], "tmp_free_kib": free_kib,
-        "version": info.get("version") or None, "running_slot": info.get("running_slot") or None,
+        "boot_id": boot_id,
+        "sysupgrade": found.splitlines()[0],
+        "tmp_free_kib": free_kib,
+        "version": info.get("version") or None,
+        "running_slot": info.get("running_slot") or None,
     }
 
 
@@ -252,8 +287,15 @@ class _Upload:
 
 
 def _upload_checked(
-    conn: SSHConnection, target: Target, data: bytes, digest: str, dest: str,
-    options: FlashOptions, steps: Steps, reporter: Reporter, journal: Journal,
+    conn: SSHConnection,
+    target: Target,
+    data: bytes,
+    digest: str,
+    dest: str,
+    options: FlashOptions,
+    steps: Steps,
+    reporter: Reporter,
+    journal: Journal,
     connect: Callable[..., SSHConnection] = connect_target,
 ) -> tuple[SSHConnection, _Upload]:
     """Upload until the device holds exactly ``data`` at ``dest``; return the live connection."""
@@ -266,12 +308,22 @@ def _upload_checked(
         try:
             with steps("upload", f"{len(data)} bytes to {dest}"):
                 conn.run(f"rm -f {shlex.quote(dest)}", timeout=30)
-                res = conn.upload(data, dest, method=method,
-                                  progress=lambda done, total: reporter.progress("upload", done, total))
+                res = conn.upload(
+                    data,
+                    dest,
+                    method=method,
+                    progress=lambda done, total: reporter.progress("upload", done, total),
+                )
                 sent += res.bytes
                 used = res.method
-            journal.append("upload", method=res.method, bytes=res.bytes, seconds=round(res.seconds, 3),
-                           streams=res.streams, dest=dest)
+            journal.append(
+                "upload",
+                method=res.method,
+                bytes=res.bytes,
+                seconds=round(res.seconds, 3),
+                streams=res.streams,
+                dest=dest,
+            )
             with steps("check upload", "sha256 on the device"):
                 out = conn.run(f"sha256sum {shlex.quote(dest)}", timeout=120, what="sha256sum")
                 got = (out.stdout.split() or [""])[0]
@@ -285,7 +337,9 @@ def _upload_checked(
                     f"upload failed {link_failures} times, last: {exc}; nothing was written to flash",
                     hint="check the network link to the device",
                 ) from None
-            reporter.message(f"upload interrupted ({exc}); reconnecting and retrying", level="warning")
+            reporter.message(
+                f"upload interrupted ({exc}); reconnecting and retrying", level="warning"
+            )
             conn.close()
             time.sleep(0.5 * link_failures)
             conn = connect(target, context=host_key_context(target), reporter=reporter)
@@ -304,12 +358,19 @@ def _upload_checked(
                 "the upload was removed",
                 hint="a failing link or device memory; try again, or flash over serial",
             )
-        reporter.message("sha256 on the device does not match; uploading once more", level="warning")
+        reporter.message(
+            "sha256 on the device does not match; uploading once more", level="warning"
+        )
 
 
 def _wait_for_reboot(
-    target: Target, old_boot_id: str, checked: Any, options: FlashOptions, timeout: float,
-    journal: Journal, connect: Callable[..., SSHConnection] = connect_target,
+    target: Target,
+    old_boot_id: str,
+    checked: Any,
+    options: FlashOptions,
+    timeout: float,
+    journal: Journal,
+    connect: Callable[..., SSHConnection] = connect_target,
 ) -> SSHConnection:
     """Reconnect with back-off until the device runs a new boot; check the new host key."""
     from toolkit.hostkeys import HostKeyContext
@@ -317,8 +378,10 @@ def _wait_for_reboot(
 
     serial = (lambda: serial_host_keys(target)) if target.serial_url else None
     context = HostKeyContext(
-        after_flash=True, accept_new=options.accept_new_hostkey,
-        serial_keys=serial, image_version=checked.version,
+        after_flash=True,
+        accept_new=options.accept_new_hostkey,
+        serial_keys=serial,
+        image_version=checked.version,
     )
     deadline = time.monotonic() + timeout
     delay = BACKOFF_START
@@ -330,7 +393,9 @@ def _wait_for_reboot(
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        conn = connect(target, context=context, connect=False, connect_timeout=max(1.0, min(5.0, left)))
+        conn = connect(
+            target, context=context, connect=False, connect_timeout=max(1.0, min(5.0, left))
+        )
         try:
             boot_id = conn.run(f"cat {BOOT_ID}", timeout=max(1.0, min(10.0, left))).stdout.strip()
             if boot_id and boot_id != old_boot_id:

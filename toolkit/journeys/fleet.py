@@ -127,11 +127,23 @@ def flash_fleet(
     key = fleet_key(lab, digest)
     journal = _find_journal(key)
     if journal is None:
-        journal = Journal.create("fleet", board=None, fleet_key=key, lab=str(lab), image=str(image),
-                                 image_sha256=digest, targets=names)
+        journal = Journal.create(
+            "fleet",
+            board=None,
+            fleet_key=key,
+            lab=str(lab),
+            image=str(image),
+            image_sha256=digest,
+            targets=names,
+        )
     already = done_targets(journal)
-    journal.append("fleet_run", parallel=parallel, force=force, targets=names,
-                   skipping=sorted(already & set(names)) if not force else [])
+    journal.append(
+        "fleet_run",
+        parallel=parallel,
+        force=force,
+        targets=names,
+        skipping=sorted(already & set(names)) if not force else [],
+    )
     base = replace(options or FlashOptions(), via="ssh", interactive=False)
     resolve = resolve or from_lab
     outcomes: dict[str, TargetOutcome] = {}
@@ -151,22 +163,38 @@ def flash_fleet(
             result = flash(Path(image), target, base, reporter, data=image_bytes)
         except RouterkitError as exc:
             outcome = TargetOutcome(
-                name, "failed", ok=False, seconds=round(time.monotonic() - t0, 3), error=str(exc),
-                error_class=type(exc).__name__, exit_code=exc.exit_code,
+                name,
+                "failed",
+                ok=False,
+                seconds=round(time.monotonic() - t0, 3),
+                error=str(exc),
+                error_class=type(exc).__name__,
+                exit_code=exc.exit_code,
             )
         except Exception as exc:  # a bug on one target must not take the fleet down
             outcome = TargetOutcome(
-                name, "failed", ok=False, seconds=round(time.monotonic() - t0, 3),
-                error=f"{type(exc).__name__}: {exc}", error_class=type(exc).__name__, exit_code=1,
+                name,
+                "failed",
+                ok=False,
+                seconds=round(time.monotonic() - t0, 3),
+                error=f"{type(exc).__name__}: {exc}",
+                error_class=type(exc).__name__,
+                exit_code=1,
             )
         else:
             outcome = TargetOutcome(
-                name, "done", ok=True, seconds=round(time.monotonic() - t0, 3),
-                version_before=result.version_before, version_after=result.version_after,
-                slot=result.slot, session=result.session,
+                name,
+                "done",
+                ok=True,
+                seconds=round(time.monotonic() - t0, 3),
+                version_before=result.version_before,
+                version_after=result.version_after,
+                slot=result.slot,
+                session=result.session,
             )
-        journal.append("fleet_target", **{k: v for k, v in asdict(outcome).items() if k != "name"},
-                       target=name)
+        journal.append(
+            "fleet_target", **{k: v for k, v in asdict(outcome).items() if k != "name"}, target=name
+        )
         with lock:
             outcomes[name] = outcome
         return outcome
@@ -174,10 +202,16 @@ def flash_fleet(
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="fleet") as pool:
         results = list(pool.map(one, names))
     fleet = FleetResult(
-        ok=all(r.ok for r in results), lab=str(lab), image=str(image), image_sha256=digest,
-        session=journal.id, parallel=parallel, seconds=round(time.monotonic() - start, 3),
+        ok=all(r.ok for r in results),
+        lab=str(lab),
+        image=str(image),
+        image_sha256=digest,
+        session=journal.id,
+        parallel=parallel,
+        seconds=round(time.monotonic() - start, 3),
         targets=results,
     )
-    journal.append("fleet", ok=fleet.ok, seconds=fleet.seconds,
-                   failed=[r.name for r in results if not r.ok])
+    journal.append(
+        "fleet", ok=fleet.ok, seconds=fleet.seconds, failed=[r.name for r in results if not r.ok]
+    )
     return fleet

@@ -60,7 +60,9 @@ class Plan:
             "fields": self.item.payload.get("fields", {}),
             "target": self.item.payload.get("target"),
             "body": self.item.body,
-            "attachments": [{"name": b.name, "bytes": len(b.data), "mime": b.mime} for b in self.blobs],
+            "attachments": [
+                {"name": b.name, "bytes": len(b.data), "mime": b.mime} for b in self.blobs
+            ],
             "total_bytes": self.total_bytes,
             "original_photo_bytes": self.original_bytes,
             "redactions": self.redactions,
@@ -72,7 +74,9 @@ def item_key(*parts: str, salt: bytes | None = None) -> str:
     """An idempotency key: stable for the same content, 34 chars (fits Discourse's external_id)."""
     from toolkit.community.redact import installation_salt
 
-    digest = hmac.new(salt or installation_salt(), "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        salt or installation_salt(), "\x1f".join(parts).encode(), hashlib.sha256
+    ).hexdigest()
     return "rk" + digest[:32]
 
 
@@ -113,7 +117,12 @@ def prepare_share(
         publisher=publisher,
         kind="buildlog",
         title=log.title,
-        payload={"body": log.markdown, "fields": fields, "tags": ["build-log", log.board], "session": journal.id},
+        payload={
+            "body": log.markdown,
+            "fields": fields,
+            "tags": ["build-log", log.board],
+            "session": journal.id,
+        },
     )
     return Plan(item, blobs, log.redactions, warnings, log.original_bytes, log)
 
@@ -168,8 +177,13 @@ def deliver(
     return outbox.drain(publishers, reporter or NullReporter(), keys=keys, deadline=deadline)
 
 
-def share_session(session_id: str | None = None, publisher: str = "roundup", *, wait: float = 60.0,
-                  reporter: Reporter | None = None) -> dict[str, Any]:
+def share_session(
+    session_id: str | None = None,
+    publisher: str = "roundup",
+    *,
+    wait: float = 60.0,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
     """Compose, queue and deliver a build log in one call (for the demo and scripts that have
     the tester's consent already). Returns ``{"key", "state", "url", "bytes"}``."""
     from toolkit.community.publishers import PublisherCache
@@ -182,5 +196,9 @@ def share_session(session_id: str | None = None, publisher: str = "roundup", *, 
     finally:
         pubs.close()
     done = next((i for i in result.sent if i.key == item.key), None)
-    return {"key": item.key, "state": "sent" if done else "queued", "url": (done.remote or {}).get("url") if done else None,
-            "bytes": plan.total_bytes}
+    return {
+        "key": item.key,
+        "state": "sent" if done else "queued",
+        "url": (done.remote or {}).get("url") if done else None,
+        "bytes": plan.total_bytes,
+    }

@@ -70,24 +70,34 @@ def verify(
     report["seconds"] = round(time.monotonic() - start, 3)
     journal.append("verify", **report)
     if report.get("version"):
-        journal.append("running_version", version=report["version"], slot=report.get("running_slot"),
-                       target=target.name)
+        journal.append(
+            "running_version",
+            version=report["version"],
+            slot=report.get("running_slot"),
+            target=target.name,
+        )
     for problem in report["problems"]:
         reporter.message(f"verify: {problem}", level="warning")
     return report
 
 
-def _over_ssh(target: Target, ssh: SSHConnection | None, accept_new: bool, reporter: Reporter) -> tuple[str, int]:
+def _over_ssh(
+    target: Target, ssh: SSHConnection | None, accept_new: bool, reporter: Reporter
+) -> tuple[str, int]:
     from toolkit.transport.ssh import connect_target
 
     own = ssh is None
-    conn = ssh or connect_target(target, context=host_key_context(target, accept_new=accept_new), reporter=reporter)
+    conn = ssh or connect_target(
+        target, context=host_key_context(target, accept_new=accept_new), reporter=reporter
+    )
     try:
         result = conn.run(_probe_command(), timeout=120, what="fwinfo/selftest")
     finally:
         if own:
             conn.close()
-    return result.stdout + ("\n" + result.stderr if result.stderr and not result.ok else ""), result.exit_status
+    return result.stdout + (
+        "\n" + result.stderr if result.stderr and not result.ok else ""
+    ), result.exit_status
 
 
 def _over_serial(target: Target) -> tuple[str, int]:
@@ -122,7 +132,9 @@ def build_report(target: Target, via: str, output: str, status: int) -> dict[str
     selftest = _json_object(tail)
     problems: list[str] = []
     if fw is None:
-        problems.append(f"fwinfo gave no JSON (exit {status}): {head.strip()[-200:] or 'no output'}")
+        problems.append(
+            f"fwinfo gave no JSON (exit {status}): {head.strip()[-200:] or 'no output'}"
+        )
         fw = {}
     if selftest is None:
         problems.append("selftest gave no JSON")
@@ -138,9 +150,13 @@ def build_report(target: Target, via: str, output: str, status: int) -> dict[str
             if name == running:
                 problems.append(f"slot {name} is running but reads as empty")
         elif info.get("ok") is not True:
-            problems.append(f"slot {name}: integrity check FAILED ({info.get('error') or 'FIT sha256 does not match its metadata'})")
+            problems.append(
+                f"slot {name}: integrity check FAILED ({info.get('error') or 'FIT sha256 does not match its metadata'})"
+            )
     if running and active and running != active:
-        problems.append(f"running slot {running} is not the active slot {active}: the sample fell back after failed boots")
+        problems.append(
+            f"running slot {running} is not the active slot {active}: the sample fell back after failed boots"
+        )
     tries = fw.get("rk_tries")
     max_tries = board.get("flash.bootstate.max_tries")
     if isinstance(tries, int) and tries > 0:
@@ -222,7 +238,9 @@ def serial_answers(target: Target, timeout: float = 5.0) -> str:
         return "no serial console is attached"
     try:
         with open_shell(target, timeout=timeout) as shell:
-            out = shell.run("cat /etc/firmware-version 2>/dev/null; cat /proc/cmdline", timeout=timeout)
+            out = shell.run(
+                "cat /etc/firmware-version 2>/dev/null; cat /proc/cmdline", timeout=timeout
+            )
         return f"the serial console answers (a Linux shell: {' '.join(out.output.split())[:120]})"
     except DeviceError as exc:
         tail = (exc.last_output or "").strip().splitlines()[-1:] or ["nothing"]

@@ -108,7 +108,9 @@ def cancel(link: Link) -> None:
 class _Reader:
     """Reads single control bytes from a link, keeping what came in a burst."""
 
-    def __init__(self, link: Link, abort: threading.Event | None, max_seconds: float | None = None) -> None:
+    def __init__(
+        self, link: Link, abort: threading.Event | None, max_seconds: float | None = None
+    ) -> None:
         self.link = link
         self.buf = bytearray()
         self.abort = abort
@@ -210,7 +212,13 @@ def send_ymodem(
         raise ValueError(f"block size {block_size}: YMODEM has 128 or 1024")
     reader = _Reader(link, abort, max_seconds)
     stats = TransferStats(payload=len(data))
-    log.info("YMODEM: sending %s (%d bytes, %d-byte blocks, window %d)", name, len(data), block_size, window)
+    log.info(
+        "YMODEM: sending %s (%d bytes, %d-byte blocks, window %d)",
+        name,
+        len(data),
+        block_size,
+        window,
+    )
     wait_crc_request(reader, start_timeout)
     start = time.monotonic()  # from the receiver's first "C": the receiver sets the pace before
     opts = {"retries": retries, "ack_timeout": ack_timeout}
@@ -218,7 +226,9 @@ def send_ymodem(
     _send_until_ack(link, reader, header_block(name, len(data)), stats, what="block 0", **opts)  # type: ignore[arg-type]
     if wait_c_after_header:  # what the spec asks, and what costs ~4 s against U-Boot
         wait_crc_request(reader, start_timeout)
-    _Window(link, reader, data, stats, progress, retries, ack_timeout, max(1, window), block_size).run()
+    _Window(
+        link, reader, data, stats, progress, retries, ack_timeout, max(1, window), block_size
+    ).run()
     _send_eot(link, reader, stats, retries, ack_timeout)
     # YMODEM batch end: an empty block 0 says "no more files". The receiver asks for it with
     # "C", but U-Boot sends that "C" only after its ~4 s timeout again, so do not wait for it:
@@ -226,7 +236,12 @@ def send_ymodem(
     end = bytes([SOH, 0, 0xFF]) + bytes(130)  # CRC-16 of zeros is zero
     _send_until_ack(link, reader, end, stats, what="the batch end", **opts)  # type: ignore[arg-type]
     stats.seconds = time.monotonic() - start
-    log.info("YMODEM: %s sent in %.1f s (%d retransmitted blocks)", name, stats.seconds, stats.retransmits)
+    log.info(
+        "YMODEM: %s sent in %.1f s (%d retransmitted blocks)",
+        name,
+        stats.seconds,
+        stats.retransmits,
+    )
     return stats
 
 
@@ -238,7 +253,12 @@ class _Window:
         progress: Progress | None, retries: int, ack_timeout: float, window: int, block_size: int,
     ) -> None:  # fmt: skip
         self.link, self.reader, self.data, self.stats = link, reader, data, stats
-        self.progress, self.retries, self.ack_timeout, self.window = progress, retries, ack_timeout, window
+        self.progress, self.retries, self.ack_timeout, self.window = (
+            progress,
+            retries,
+            ack_timeout,
+            window,
+        )
         view = memoryview(data)
         self.block_size = block_size
         self.offsets = list(range(0, len(data), block_size))
@@ -282,14 +302,20 @@ class _Window:
             byte = self.reader.next_byte(self.ack_timeout)
             if byte == ACK:
                 now = time.monotonic()
-                self.block_time = 0.8 * self.block_time + 0.2 * (now - last_ack) if self.block_time else now - last_ack
+                self.block_time = (
+                    0.8 * self.block_time + 0.2 * (now - last_ack)
+                    if self.block_time
+                    else now - last_ack
+                )
                 last_ack = now
                 self.ack(self.acked + 1)
                 cans = 0
             elif byte == CAN:
                 cans += 1
                 if cans >= 2:
-                    raise TransferError(f"the receiver cancelled the transfer at block {self.acked + 1}")
+                    raise TransferError(
+                        f"the receiver cancelled the transfer at block {self.acked + 1}"
+                    )
             elif byte in (CRC_REQUEST, NAK, None):
                 self.recover()
                 last_ack = time.monotonic()
@@ -304,7 +330,9 @@ class _Window:
         log.debug("YMODEM: block %d refused or unanswered; resynchronizing", self.acked + 1)
         self.quiet()
         around = [self.acked, self.acked + 1, self.acked - 1]
-        self.probe_from([i for i in around if 0 <= i < max(self.sent, self.acked + 1) and i < len(self.offsets)])
+        self.probe_from(
+            [i for i in around if 0 <= i < max(self.sent, self.acked + 1) and i < len(self.offsets)]
+        )
 
     def quiet(self) -> None:
         """Read (and forget) answers to frames still in flight, until none came for a while.
@@ -333,7 +361,9 @@ class _Window:
                 if byte in (CRC_REQUEST, NAK, None, CAN):
                     break
             self.quiet()
-        raise TransferError(f"block {self.acked + 1} was not acknowledged after {self.retries} retries")
+        raise TransferError(
+            f"block {self.acked + 1} was not acknowledged after {self.retries} retries"
+        )
 
 
 def _send_eot(

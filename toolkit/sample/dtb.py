@@ -116,7 +116,9 @@ def dump_machine_dtb(qemu: str, machine_args: Sequence[str], dest: Path) -> None
     args[i] = f"{args[i]},dumpdtb={dest}"
     proc = subprocess.run([qemu, *args], capture_output=True, text=True, check=False, timeout=60)
     if proc.returncode != 0 or not dest.is_file():
-        raise BuildError(f"QEMU could not dump its device tree: {(proc.stderr or proc.stdout).strip()[-300:]}")
+        raise BuildError(
+            f"QEMU could not dump its device tree: {(proc.stderr or proc.stdout).strip()[-300:]}"
+        )
 
 
 def control_dtb(
@@ -138,7 +140,11 @@ def control_dtb(
         "format": FORMAT, "qemu": [qemu, stat.st_size, stat.st_mtime_ns], "args": margs,
         "keys": [[k.name, k.fingerprint] for k in keys],
     }, sort_keys=True)  # fmt: skip
-    target = paths.cache_dir() / "sample" / f"control-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.dtb"
+    target = (
+        paths.cache_dir()
+        / "sample"
+        / f"control-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.dtb"
+    )
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

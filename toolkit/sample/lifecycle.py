@@ -166,7 +166,9 @@ def down(name: str | SampleState) -> SampleState:
     state = _load(name)
     if state is None:
         shown = name.name if isinstance(name, SampleState) else name
-        raise SampleError(f"sample {shown!r} is not running", hint="`routerkit sample up` starts it")
+        raise SampleError(
+            f"sample {shown!r} is not running", hint="`routerkit sample up` starts it"
+        )
     _stop(state)
     (state.directory / "state.json").unlink(missing_ok=True)
     state.running = False
@@ -191,7 +193,9 @@ def _require_running(name: str | SampleState) -> SampleState:
     state = status(name)
     shown = name.name if isinstance(name, SampleState) else name
     if state is None or not state.running:
-        raise SampleError(f"sample {shown!r} is not running", hint="`routerkit sample up` starts it")
+        raise SampleError(
+            f"sample {shown!r} is not running", hint="`routerkit sample up` starts it"
+        )
     return state
 
 
@@ -208,7 +212,12 @@ def _qmp_path(directory: Path) -> Path:
 
 
 def _start_qemu(
-    profile: Board, name: str, directory: Path, disk_path: Path, serial: str, firmware: bool,
+    profile: Board,
+    name: str,
+    directory: Path,
+    disk_path: Path,
+    serial: str,
+    firmware: bool,
     reporter: Reporter,
 ) -> tuple[SampleState, subprocess.Popen[bytes], float]:
     """Start QEMU, retrying with new ports when one was taken between probing and binding."""
@@ -240,7 +249,9 @@ def _start_qemu(
             procs.children.pop(proc.pid, None)
             busy = "in use" in output or "host forwarding" in output or "bind" in output
             if not busy or attempt == _START_ATTEMPTS - 1:
-                raise SampleError(f"QEMU failed to start: {output.strip()[-400:]}", last_output=output)
+                raise SampleError(
+                    f"QEMU failed to start: {output.strip()[-400:]}", last_output=output
+                )
             reporter.message(f"port taken, retrying ({output.strip().splitlines()[-1:]})", "debug")
     serial_url = f"socket://127.0.0.1:{serial_port}" if serial == "socket" else ""
     state = SampleState(
@@ -293,7 +304,11 @@ def _start_ser2net(state: SampleState, reporter: Reporter) -> None:
 
 
 def _watch(
-    state: SampleState, profile: Board, wait: str, t0: float, timeout: float | None,
+    state: SampleState,
+    profile: Board,
+    wait: str,
+    t0: float,
+    timeout: float | None,
     reporter: Reporter,
 ) -> None:
     """Connect to the console, record the boot, stop at ``wait``, disconnect."""

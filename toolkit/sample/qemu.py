@@ -44,7 +44,9 @@ def find_qemu(board: Board) -> str:
     name = str(board.get("qemu.binary", QEMU_BINARY))
     found = shutil.which(name)
     if not found:
-        raise ToolMissingError(f"{name} is not installed (Debian package qemu-system-arm)", hint=SETUP_HINT)
+        raise ToolMissingError(
+            f"{name} is not installed (Debian package qemu-system-arm)", hint=SETUP_HINT
+        )
     return found
 
 

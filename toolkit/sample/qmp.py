@@ -36,7 +36,10 @@ class QMPClient:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -53,11 +56,15 @@ class QMPClient:
                 # QEMU creates the socket file a moment before it listens on it.
                 sock.close()
                 if time.monotonic() >= deadline:
-                    raise QMPError(f"cannot connect to QMP socket {self.path}: {exc.strerror}") from None
+                    raise QMPError(
+                        f"cannot connect to QMP socket {self.path}: {exc.strerror}"
+                    ) from None
                 time.sleep(0.02)
             except OSError as exc:
                 sock.close()
-                raise QMPError(f"cannot connect to QMP socket {self.path}: {exc.strerror or exc}") from None
+                raise QMPError(
+                    f"cannot connect to QMP socket {self.path}: {exc.strerror or exc}"
+                ) from None
         self._sock = sock
         greeting = self._read_message(time.monotonic() + self.timeout)
         if "QMP" not in greeting:

@@ -150,28 +150,43 @@ class LoopbackDevice:
             self._script(name, f'exec sh {shlex.quote(str(d / "rootfs" / rel))} "$@"\n')
         self._script("reboot", _REBOOT.split("\n", 1)[1])
         # The firmware's selftest probes eth0 and /dev/vda*, which a host does not have.
-        self._script("selftest", (
-            'printf \'{"board": "%s", "version": "%s", "status": "ok", "ports": {}, '
-            '"storage": {"slots": "files"}, "note": "loopback light device: no hardware to test"}\\n\' '
-            '"$RK_BOARD" "$(cat "$RK_VERSION_FILE")"\n'
-        ))
+        self._script(
+            "selftest",
+            (
+                'printf \'{"board": "%s", "version": "%s", "status": "ok", "ports": {}, '
+                '"storage": {"slots": "files"}, "note": "loopback light device: no hardware to test"}\\n\' '
+                '"$RK_BOARD" "$(cat "$RK_VERSION_FILE")"\n'
+            ),
+        )
         if self.bad_sha256:
             (d / "bad-sha256").write_text(str(self.bad_sha256))
             # Lies only about uploads (fwinfo and sysupgrade hash slots and stdin too).
-            self._script("sha256sum", (
-                'n=$(cat "$RK_DEVICE_DIR/bad-sha256" 2>/dev/null || echo 0)\n'
-                'case "$1" in /tmp/*) ;; *) n=0 ;; esac\n'
-                'if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$RK_DEVICE_DIR/bad-sha256"\n'
-                '  echo "0000000000000000000000000000000000000000000000000000000000000000  $1"; exit 0; fi\n'
-                'exec /usr/bin/sha256sum "$@"\n'
-            ))
+            self._script(
+                "sha256sum",
+                (
+                    'n=$(cat "$RK_DEVICE_DIR/bad-sha256" 2>/dev/null || echo 0)\n'
+                    'case "$1" in /tmp/*) ;; *) n=0 ;; esac\n'
+                    'if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$RK_DEVICE_DIR/bad-sha256"\n'
+                    '  echo "0000000000000000000000000000000000000000000000000000000000000000  $1"; exit 0; fi\n'
+                    'exec /usr/bin/sha256sum "$@"\n'
+                ),
+            )
         if self.password:
             hashed = subprocess.run(
-                ["openssl", "passwd", "-6", "-stdin"], input=self.password, capture_output=True,
-                text=True, check=True,
+                ["openssl", "passwd", "-6", "-stdin"],
+                input=self.password,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
-            lines = [ln for ln in Path("/etc/shadow").read_text().splitlines() if not ln.startswith("root:")]
-            (d / "shadow").write_text(f"root:{hashed}:19000:0:99999:7:::\n" + "\n".join(lines) + "\n")
+            lines = [
+                ln
+                for ln in Path("/etc/shadow").read_text().splitlines()
+                if not ln.startswith("root:")
+            ]
+            (d / "shadow").write_text(
+                f"root:{hashed}:19000:0:99999:7:::\n" + "\n".join(lines) + "\n"
+            )
             os.chmod(d / "shadow", 0o640)
 
     def _script(self, name: str, body: str) -> None:
@@ -184,7 +199,9 @@ class LoopbackDevice:
         key = self.dir / "hostkey"
         with contextlib.suppress(FileNotFoundError):
             key.unlink()
-        proc = subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(key)], capture_output=True, text=True)
+        proc = subprocess.run(
+            ["dropbearkey", "-t", "ed25519", "-f", str(key)], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             raise ToolMissingError(f"dropbearkey failed: {proc.stderr.strip()}")
         if restart and self._proc is not None:
@@ -197,13 +214,19 @@ class LoopbackDevice:
         nxt = self.dir / "hostkey.next"
         with contextlib.suppress(FileNotFoundError):
             nxt.unlink()
-        subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(nxt)], capture_output=True, check=True)
-        out = subprocess.run(["dropbearkey", "-y", "-f", str(nxt)], capture_output=True, text=True).stdout
+        subprocess.run(
+            ["dropbearkey", "-t", "ed25519", "-f", str(nxt)], capture_output=True, check=True
+        )
+        out = subprocess.run(
+            ["dropbearkey", "-y", "-f", str(nxt)], capture_output=True, text=True
+        ).stdout
         return next(line for line in out.splitlines() if line.startswith("ssh-"))
 
     def host_key_line(self) -> str:
         """``ssh-ed25519 AAAA…`` of the current host key (what ``dropbearkey -y`` prints)."""
-        out = subprocess.run(["dropbearkey", "-y", "-f", str(self.dir / "hostkey")], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["dropbearkey", "-y", "-f", str(self.dir / "hostkey")], capture_output=True, text=True
+        ).stdout
         return next(line for line in out.splitlines() if line.startswith("ssh-"))
 
     def _env(self) -> dict[str, str]:
@@ -232,8 +255,11 @@ class LoopbackDevice:
         q = shlex.quote(str(d))
         # /tmp is replaced, and the device's own files may live under /tmp (pytest's tmp_path):
         # keep a handle on them at /mnt/rkdev first, then bind them back at their old path.
-        tmp = (f"mount -t tmpfs -o size={self.tmp_kib}k tmpfs /tmp" if self.tmp_kib
-               else "mount --bind /mnt/rkdev/tmp /tmp")
+        tmp = (
+            f"mount -t tmpfs -o size={self.tmp_kib}k tmpfs /tmp"
+            if self.tmp_kib
+            else "mount --bind /mnt/rkdev/tmp /tmp"
+        )
         mounts = [
             "mount -t tmpfs tmpfs /mnt",
             "mkdir /mnt/rkdev",
@@ -255,8 +281,19 @@ class LoopbackDevice:
                 mounts.append(f"mount --bind {shlex.quote(str(d / 'drop_caches'))} {hidden}")
         if self.password:
             mounts.append(f"mount --bind {shlex.quote(str(d / 'shadow'))} /etc/shadow")
-        args = ["dropbear", "-F", "-E", "-e", "-m", "-p", f"127.0.0.1:{self.port}",
-                "-r", str(d / "hostkey"), "-P", str(d / "dropbear.pid")]
+        args = [
+            "dropbear",
+            "-F",
+            "-E",
+            "-e",
+            "-m",
+            "-p",
+            f"127.0.0.1:{self.port}",
+            "-r",
+            str(d / "hostkey"),
+            "-P",
+            str(d / "dropbear.pid"),
+        ]
         if not self.password:
             args.append("-s")
         if self.window:
@@ -275,20 +312,27 @@ class LoopbackDevice:
         self.port = self.port or free_port()
         self._stopping = False
         self._boot(timeout)
-        self._supervisor = threading.Thread(target=self._supervise, daemon=True, name=f"device-{self.port}")
+        self._supervisor = threading.Thread(
+            target=self._supervise, daemon=True, name=f"device-{self.port}"
+        )
         self._supervisor.start()
         return self.port
 
     def _boot(self, timeout: float) -> None:
         log = open(self.dir / "dropbear.log", "ab")  # noqa: SIM115 - handed to the child
         with self._lock:
-            self._proc = subprocess.Popen(self._command(), env=self._env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                self._command(), env=self._env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ToolMissingError(f"dropbear exited at start; see {self.dir / 'dropbear.log'}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s,
+            ):
                 s.settimeout(2)
                 if s.recv(4).startswith(b"SSH-"):
                     self.boots += 1
@@ -334,8 +378,15 @@ class LoopbackDevice:
 
     def fwinfo(self) -> dict[str, Any]:
         """The real ``fwinfo`` run against this device's files (host side, for tests)."""
-        env = dict(self._env(), PATH="/usr/sbin:/usr/bin:/sbin:/bin")  # not the device's fault injectors
-        out = subprocess.run(["sh", str(resources.rootfs_dir() / "sbin/fwinfo")], env=env, capture_output=True, text=True)
+        env = dict(
+            self._env(), PATH="/usr/sbin:/usr/bin:/sbin:/bin"
+        )  # not the device's fault injectors
+        out = subprocess.run(
+            ["sh", str(resources.rootfs_dir() / "sbin/fwinfo")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         try:
             data = json.loads(out.stdout)
         except ValueError:
@@ -363,7 +414,7 @@ class LoopbackDevice:
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(OSError):
-            for child in (Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()):
+            for child in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(child), 9)
         with contextlib.suppress(ProcessLookupError):
@@ -406,15 +457,23 @@ def make_image(
     # Deterministic per version: the same version always gives the same image.
     seed = version.encode()
     payload = b"".join(
-        __import__("hashlib").sha256(seed + i.to_bytes(4, "big")).digest() for i in range(-(-payload_bytes // 32))
+        __import__("hashlib").sha256(seed + i.to_bytes(4, "big")).digest()
+        for i in range(-(-payload_bytes // 32))
     )[:payload_bytes]
-    its = fit.its_source(description=f"routerkit light-device image {version}", kernel="kernel",
-                         initramfs="initramfs", load="0x40400000").replace('compression = "gzip"', 'compression = "none"')
+    its = fit.its_source(
+        description=f"routerkit light-device image {version}",
+        kernel="kernel",
+        initramfs="initramfs",
+        load="0x40400000",
+    ).replace('compression = "gzip"', 'compression = "none"')
     blob = fit.make_fit(its, {"kernel": payload, "initramfs": payload[:4096]}, epoch=1_700_000_000)
     metadata: dict[str, Any] = {
-        "board": profile.id, "supported_devices": profile.compatible, "version": version,
+        "board": profile.id,
+        "supported_devices": profile.compatible,
+        "version": version,
         "compat_version": str(profile.require("board.compat_version")),
-        "build_date": "2023-11-14T22:13:20Z", "source_revision": "light-device",
+        "build_date": "2023-11-14T22:13:20Z",
+        "source_revision": "light-device",
     }
     data = image.seal(blob, metadata)
     path = out if out.suffix == ".img" else out / f"{profile.id}-{version}.img"

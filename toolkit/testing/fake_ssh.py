@@ -68,8 +68,12 @@ class Slot:
     ok: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "fit_sha256": self.fit_sha256, "fit_size": self.fit_size,
-                "ok": self.ok}
+        return {
+            "version": self.version,
+            "fit_sha256": self.fit_sha256,
+            "fit_size": self.fit_size,
+            "ok": self.ok,
+        }
 
 
 def ed25519_host_key(fill: int = 0x42) -> tuple[str, str]:
@@ -136,8 +140,12 @@ class FakeSSHDevice:
         parsed = image.parse(data)
         fit_sha = hashlib.sha256(data[: parsed.fit_size]).hexdigest()
         meta = parsed.metadata
-        written = Slot(str(meta.get("version", "")), str(meta.get("fit_sha256", "")), parsed.fit_size,
-                       ok=meta.get("fit_sha256") == fit_sha)
+        written = Slot(
+            str(meta.get("version", "")),
+            str(meta.get("fit_sha256", "")),
+            parsed.fit_size,
+            ok=meta.get("fit_sha256") == fit_sha,
+        )
         self.slots[slot] = written
         return written
 
@@ -158,9 +166,14 @@ class FakeSSHDevice:
 
     def fwinfo(self) -> dict[str, Any]:
         slots = {name: (s.to_json() if s else {"empty": True}) for name, s in self.slots.items()}
-        return {"board": self.board, "version": self.running_version or "",
-                "running_slot": self.running_slot, "active_slot": self.active_slot,
-                "rk_tries": self.rk_tries, "slots": slots}
+        return {
+            "board": self.board,
+            "version": self.running_version or "",
+            "running_slot": self.running_slot,
+            "active_slot": self.active_slot,
+            "rk_tries": self.rk_tries,
+            "slots": slots,
+        }
 
     def read(self, path: str) -> bytes | None:
         if path == BOOT_ID:
@@ -190,14 +203,20 @@ class FakeSSHDevice:
 
         def announce(decision: Any) -> None:
             if reporter is not None and decision.how != "known":
-                reporter.message(f"{identity} presents {decision.fingerprint}; trusted via {decision.how}",
-                                 level="info")
+                reporter.message(
+                    f"{identity} presents {decision.fingerprint}; trusted via {decision.how}",
+                    level="info",
+                )
 
         conn = FakeSSHConnection(
-            host=str(target.ssh_host or "fake-device"), port=int(target.ssh_port or 22),
-            user=target.ssh_user or "root", identity=identity,
+            host=str(target.ssh_host or "fake-device"),
+            port=int(target.ssh_port or 22),
+            user=target.ssh_user or "root",
+            identity=identity,
             context=context or HostKeyContext(accept_new=accept_new),
-            connect_timeout=connect_timeout, on_hostkey=announce, device=self,
+            connect_timeout=connect_timeout,
+            on_hostkey=announce,
+            device=self,
         )
         return conn.connect() if connect else conn
 
@@ -233,10 +252,19 @@ class FakeSSHConnection(SSHConnection):
                 raise SSHError(f"ssh: the connection to {self.where} was lost")
             return self
         if not device.reachable:
-            raise HostUnreachableError(f"TCP: cannot reach {self.host}:{self.port}: Connection refused")
+            raise HostUnreachableError(
+                f"TCP: cannot reach {self.host}:{self.port}: Connection refused"
+            )
         keytype, key = device.host_key
-        decision = check(self.store or HostKeyStore(), self.identity or f"{self.host}:{self.port}",
-                         keytype, key, host=self.host, port=self.port, context=self.context)
+        decision = check(
+            self.store or HostKeyStore(),
+            self.identity or f"{self.host}:{self.port}",
+            keytype,
+            key,
+            host=self.host,
+            port=self.port,
+            context=self.context,
+        )
         self.hostkey = decision
         if self.on_hostkey is not None:
             self.on_hostkey(decision)
@@ -296,7 +324,10 @@ class FakeSSHConnection(SSHConnection):
                 if progress is not None:
                     progress(len(data) // 2, len(data))
                 raise TransferError(f"upload: the connection to {self.where} was lost mid-transfer")
-            if dest.startswith("/tmp/") and device.tmp_used_kib() + len(data) // 1024 > device.tmp_free_kib:
+            if (
+                dest.startswith("/tmp/")
+                and device.tmp_used_kib() + len(data) // 1024 > device.tmp_free_kib
+            ):
                 raise TransferError(f"upload: no space left on device writing {dest}")
             stored = data
             if device.corrupt_uploads > 0 and data:
@@ -376,7 +407,7 @@ class _Shell:
             piece = pieces[i]
             for word, branch in (("then", then), ("else", other)):
                 if piece == word or piece.startswith(word + " "):
-                    current, piece = branch, piece[len(word):].strip()
+                    current, piece = branch, piece[len(word) :].strip()
             if piece:
                 current.append(piece)
             i += 1
@@ -409,7 +440,9 @@ class _Shell:
             value = assign.group(2)
             sub = re.fullmatch(r"\$\((.*)\)", value, re.S)
             if sub:
-                status, out, _ = self.block([p for p, _ in _split_top(sub.group(1), (";",)) if p], "")
+                status, out, _ = self.block(
+                    [p for p, _ in _split_top(sub.group(1), (";",)) if p], ""
+                )
                 self.env[assign.group(1)] = out.strip()
                 return status, "", ""
             self.env[assign.group(1)] = " ".join(shlex.split(self.expand(value)))
@@ -425,7 +458,9 @@ class _Shell:
         return status, out, err
 
     def expand(self, text: str) -> str:
-        text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: self.env.get(m.group(1)) or m.group(2), text)
+        text = re.sub(
+            r"\$\{(\w+):-([^}]*)\}", lambda m: self.env.get(m.group(1)) or m.group(2), text
+        )
         return re.sub(r"\$(\w+)", lambda m: self.env.get(m.group(1), ""), text)
 
     def exec(self, argv: list[str], stdin: str) -> tuple[int, str, str]:
@@ -437,8 +472,12 @@ class _Shell:
 
 
 #: Device programs found by ``command -v`` at these paths (the rest are shell built-ins).
-_PATHS = {"sysupgrade": "/sbin/sysupgrade", "fwinfo": "/sbin/fwinfo", "selftest": "/usr/bin/selftest",
-          "rk-settings": "/sbin/rk-settings"}
+_PATHS = {
+    "sysupgrade": "/sbin/sysupgrade",
+    "fwinfo": "/sbin/fwinfo",
+    "selftest": "/usr/bin/selftest",
+    "rk-settings": "/sbin/rk-settings",
+}
 
 
 def _installed(device: FakeSSHDevice, path: str) -> bool:
@@ -479,8 +518,14 @@ def _df(device: FakeSSHDevice, argv: list[str], stdin: str) -> tuple[int, str, s
     free = max(0, device.tmp_free_kib - device.tmp_used_kib())
     total = device.tmp_free_kib + 1024
     used = total - free
-    return 0, ("Filesystem 1024-blocks Used Available Capacity Mounted on\n"
-               f"tmpfs {total} {used} {free} {used * 100 // total}% {argv[-1]}\n"), ""
+    return (
+        0,
+        (
+            "Filesystem 1024-blocks Used Available Capacity Mounted on\n"
+            f"tmpfs {total} {used} {free} {used * 100 // total}% {argv[-1]}\n"
+        ),
+        "",
+    )
 
 
 def _rm(device: FakeSSHDevice, argv: list[str], stdin: str) -> tuple[int, str, str]:

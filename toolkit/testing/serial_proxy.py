@@ -156,7 +156,10 @@ class SerialFaultProxy:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -187,8 +190,12 @@ class SerialFaultProxy:
         self._active = [client, upstream]
         done = threading.Event()
         threads = [
-            threading.Thread(target=self._one_way, args=(client, upstream, "to_device", done), daemon=True),
-            threading.Thread(target=self._one_way, args=(upstream, client, "to_host", done), daemon=True),
+            threading.Thread(
+                target=self._one_way, args=(client, upstream, "to_device", done), daemon=True
+            ),
+            threading.Thread(
+                target=self._one_way, args=(upstream, client, "to_host", done), daemon=True
+            ),
         ]
         for thread in threads:
             thread.start()
@@ -204,7 +211,9 @@ class SerialFaultProxy:
         for thread in threads:
             thread.join(timeout=2)
 
-    def _one_way(self, src: socket.socket, dst: socket.socket, way: str, done: threading.Event) -> None:
+    def _one_way(
+        self, src: socket.socket, dst: socket.socket, way: str, done: threading.Event
+    ) -> None:
         noise = _Noise(random.Random(self._rng.random()))
         free_at = time.monotonic()  # when the paced line is idle again
         sent = 0
@@ -238,7 +247,9 @@ class SerialFaultProxy:
                     # was busy until just now keeps its schedule (a sleep that overslept is made
                     # up by the next slice, as a UART's FIFO would), so the pace is the rate.
                     now = time.monotonic()
-                    free_at = (free_at if now - free_at < _CATCH_UP else now) + len(data) / faults.rate
+                    free_at = (free_at if now - free_at < _CATCH_UP else now) + len(
+                        data
+                    ) / faults.rate
                     if free_at > now:
                         time.sleep(free_at - now)
                 if data and faults.latency > 0:

@@ -57,8 +57,11 @@ log = logging.getLogger(__name__)
 #: instructions chacha20 costs it ~40 % less CPU per byte (toolkit.transport.chacha adds it
 #: to paramiko). AES-128 does 10 rounds to AES-256's 14.
 CIPHERS: tuple[str, ...] = (
-    "chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes128-ctr",
-    "aes256-gcm@openssh.com", "aes256-ctr",
+    "chacha20-poly1305@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes128-ctr",
+    "aes256-gcm@openssh.com",
+    "aes256-ctr",
 )
 
 
@@ -78,8 +81,11 @@ class RunResult:
     @property
     def output(self) -> str:
         """stdout then stderr, as a console shell's result reads (one interface for both)."""
-        return self.stdout + (("\n" if self.stdout and not self.stdout.endswith("\n") else "")
-                              + self.stderr if self.stderr else "")
+        return self.stdout + (
+            ("\n" if self.stdout and not self.stdout.endswith("\n") else "") + self.stderr
+            if self.stderr
+            else ""
+        )
 
     def tail(self, lines: int = 8) -> str:
         text = (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
@@ -311,7 +317,9 @@ class SSHConnection:
         ``streams`` (``cat`` only): parallel channels; default picks by size (1–4).
         ``progress(done, total)`` is called from the sending thread(s) as bytes leave.
         """
-        return Uploader(self).upload(source, dest, method=method, progress=progress, streams=streams)
+        return Uploader(self).upload(
+            source, dest, method=method, progress=progress, streams=streams
+        )
 
     def _client_or_connect(self) -> Any:
         self.transport  # noqa: B018 - connects
@@ -430,9 +438,15 @@ def connect_target(
 
             key_file = str(identity_path())
     conn = SSHConnection(
-        host=target.ssh_host, port=int(target.ssh_port or 22), user=target.ssh_user or "root",
-        identity=identity, key_file=key_file, password=password, context=context,
-        connect_timeout=connect_timeout, on_hostkey=announce,
+        host=target.ssh_host,
+        port=int(target.ssh_port or 22),
+        user=target.ssh_user or "root",
+        identity=identity,
+        key_file=key_file,
+        password=password,
+        context=context,
+        connect_timeout=connect_timeout,
+        on_hostkey=announce,
     )
     return conn.connect() if connect else conn
 
@@ -455,7 +469,9 @@ def fetch_host_key(host: str, port: int, timeout: float = 10.0) -> tuple[str, st
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        raise HostUnreachableError(f"TCP: cannot reach {host}:{port}: {exc.strerror or exc}") from None
+        raise HostUnreachableError(
+            f"TCP: cannot reach {host}:{port}: {exc.strerror or exc}"
+        ) from None
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=timeout)

@@ -114,7 +114,9 @@ class Uploader:
             finally:
                 sftp.close()
         except (OSError, EOFError) as exc:
-            raise TransferError(f"upload (sftp) to {self.conn.where}:{dest} failed: {exc}") from None
+            raise TransferError(
+                f"upload (sftp) to {self.conn.where}:{dest} failed: {exc}"
+            ) from None
 
     def _upload_scp(self, data: bytes, dest: str, progress: Progress | None) -> None:
         chan = self.conn.transport.open_session(window_size=WINDOW, max_packet_size=MAX_PACKET)
@@ -130,7 +132,9 @@ class Uploader:
             self._scp_ack(chan, "data")
             chan.shutdown_write()
         except (OSError, EOFError) as exc:
-            raise TransferError(f"upload (scp) to {self.conn.where}:{dest}: link lost ({exc})") from None
+            raise TransferError(
+                f"upload (scp) to {self.conn.where}:{dest}: link lost ({exc})"
+            ) from None
         finally:
             chan.close()
 
@@ -201,7 +205,9 @@ class Uploader:
             chan = self.conn.transport.open_session(window_size=WINDOW, max_packet_size=MAX_PACKET)
         except (SSHError, OSError, EOFError, paramiko_error()) as exc:
             # paramiko re-raises the transport's own failure (often a bare EOFError)
-            raise TransferError(f"upload: the link to {self.conn.where} was lost ({exc or type(exc).__name__})") from None
+            raise TransferError(
+                f"upload: the link to {self.conn.where} was lost ({exc or type(exc).__name__})"
+            ) from None
         chan.settimeout(60)
         try:
             chan.exec_command(command)

@@ -74,8 +74,13 @@ def build_fit() -> bytes:
         (work / "initrd").write_bytes(INITRD)
         (work / "fit.its").write_text(ITS)
         env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
-        subprocess.run(["mkimage", "-f", "fit.its", "fit.itb"], cwd=work, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["mkimage", "-f", "fit.its", "fit.itb"],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         return (work / "fit.itb").read_bytes()
 
 
@@ -93,14 +98,14 @@ def _raw(fit: bytes, meta: dict[str, object], key: SecretKey | None) -> bytes:
 def cases(fit: bytes) -> list[tuple[str, Callable[[], bytes], dict[str, object]]]:
     corpus, stranger = _key("corpus"), _key("stranger")
     good = seal(fit, META, corpus)
-    parts = json.loads(good[len(fit):].split(b"untrusted comment:")[0])
+    parts = json.loads(good[len(fit) :].split(b"untrusted comment:")[0])
 
     def footer_of(data: bytes) -> Footer:
         f = data[-33:].decode().split()
         return Footer(int(f[1]), int(f[2]), int(f[3]))
 
     def truncated() -> bytes:  # a chunk of the FIT lost, trailer intact
-        return good[: len(fit) // 2] + good[len(fit):]
+        return good[: len(fit) // 2] + good[len(fit) :]
 
     def sizes_fit() -> bytes:  # footer and FIT header disagree
         f = footer_of(good)
@@ -119,7 +124,7 @@ def cases(fit: bytes) -> list[tuple[str, Callable[[], bytes], dict[str, object]]
 
     def fit_tampered() -> bytes:  # one kernel byte flipped after signing
         at = good.find(KERNEL[:64]) + 10
-        return good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1:]
+        return good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1 :]
 
     def fit_node_hash() -> bytes:  # the FIT's own hash node is wrong, but signed as is
         value = hashlib.sha256(KERNEL).digest()
@@ -128,13 +133,20 @@ def cases(fit: bytes) -> list[tuple[str, Callable[[], bytes], dict[str, object]]
 
     def not_a_fit() -> bytes:
         junk = b"\x00" * 64
-        return _raw(junk, {**parts, "fit_size": 64, "fit_sha256": hashlib.sha256(junk).hexdigest()},
-                    corpus)
+        return _raw(
+            junk, {**parts, "fit_size": 64, "fit_sha256": hashlib.sha256(junk).hexdigest()}, corpus
+        )
 
-    def expect(cls: str, code: int, message: str, board: str = "es-virt",
-               args: list[str] | None = None) -> dict[str, object]:
-        return {"error_class": cls, "exit_code": code, "message": message, "board": board,
-                "args": args or []}
+    def expect(
+        cls: str, code: int, message: str, board: str = "es-virt", args: list[str] | None = None
+    ) -> dict[str, object]:
+        return {
+            "error_class": cls,
+            "exit_code": code,
+            "message": message,
+            "board": board,
+            "args": args or [],
+        }
 
     fmt = "ImageFormatError"
     return [
@@ -144,24 +156,51 @@ def cases(fit: bytes) -> list[tuple[str, Callable[[], bytes], dict[str, object]]
         ("truncated-tail.img", lambda: good[:-40], expect(fmt, 11, "bad magic")),
         ("bad-magic.img", lambda: good[:-33] + b"RKFW9" + good[-28:], expect(fmt, 11, "bad magic")),
         ("bad-json.img", bad_json, expect(fmt, 11, "bad metadata JSON")),
-        ("sizes-fit.img", sizes_fit, expect(fmt, 11, "declared sizes do not match: footer fit_size")),
-        ("sizes-meta.img", sizes_meta, expect(fmt, 11, "declared sizes do not match: metadata fit_size")),
+        (
+            "sizes-fit.img",
+            sizes_fit,
+            expect(fmt, 11, "declared sizes do not match: footer fit_size"),
+        ),
+        (
+            "sizes-meta.img",
+            sizes_meta,
+            expect(fmt, 11, "declared sizes do not match: metadata fit_size"),
+        ),
         ("not-a-fit.img", not_a_fit, expect(fmt, 11, "bad device-tree magic")),
         ("unsigned.img", lambda: _raw(fit, parts, None), expect("SignatureError", 12, "unsigned")),
-        ("unknown-signer.img", lambda: seal(fit, META, stranger),
-         expect("SignatureError", 12, "unknown signer")),
+        (
+            "unknown-signer.img",
+            lambda: seal(fit, META, stranger),
+            expect("SignatureError", 12, "unknown signer"),
+        ),
         ("bad-signature.img", bad_signature, expect("SignatureError", 12, "bad signature")),
-        ("wrong-board.img", lambda: seal(fit, {**META, "board": "es-other",
-                                               "supported_devices": ["es-other"]}, corpus),
-         expect("BoardMismatchError", 13, "wrong board")),
-        ("compat.img", lambda: seal(fit, {**META, "compat_version": "2.0"}, corpus),
-         expect("CompatError", 14, "compat_version mismatch")),
-        ("downgrade.img", lambda: seal(fit, {**META, "version": "1.0.0"}, corpus),
-         expect("DowngradeError", 15, "downgrade refused", args=["--running-version", "1.1.0"])),
-        ("oversize.img", lambda: good, expect("ImageTooLargeError", 16, "image too large",
-                                              board="es-virt-tiny")),
-        ("fit-tampered.img", fit_tampered,
-         expect("ImageHashError", 19, "the FIT does not match the signed metadata")),
+        (
+            "wrong-board.img",
+            lambda: seal(
+                fit, {**META, "board": "es-other", "supported_devices": ["es-other"]}, corpus
+            ),
+            expect("BoardMismatchError", 13, "wrong board"),
+        ),
+        (
+            "compat.img",
+            lambda: seal(fit, {**META, "compat_version": "2.0"}, corpus),
+            expect("CompatError", 14, "compat_version mismatch"),
+        ),
+        (
+            "downgrade.img",
+            lambda: seal(fit, {**META, "version": "1.0.0"}, corpus),
+            expect("DowngradeError", 15, "downgrade refused", args=["--running-version", "1.1.0"]),
+        ),
+        (
+            "oversize.img",
+            lambda: good,
+            expect("ImageTooLargeError", 16, "image too large", board="es-virt-tiny"),
+        ),
+        (
+            "fit-tampered.img",
+            fit_tampered,
+            expect("ImageHashError", 19, "the FIT does not match the signed metadata"),
+        ),
         ("fit-node-hash.img", fit_node_hash, expect("ImageHashError", 19, "FIT hash check failed")),
     ]
 
