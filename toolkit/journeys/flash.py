@@ -9,6 +9,7 @@ The serial path lives in :mod:`toolkit.journeys.flash_serial`, the SSH path in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ def flash(
     journal: Journal | None = None,
     *,
     data: bytes | None = None,
+    console: Callable[[Target, Journal], Any] | None = None,
+    power: Callable[..., Any] | None = None,
+    connect: Callable[..., Any] | None = None,
 ) -> FlashResult:
     """Flash ``image`` onto ``target`` by ``options.via``, recording into ``journal``.
 
@@ -74,6 +78,9 @@ def flash(
     first step, before any byte reaches the device, and exactly the verified bytes are sent.
     ``data``: the image's bytes already in memory (a fleet reads the file once for all
     targets); they are verified like a file would be.
+    ``console`` and ``power`` (serial) and ``connect`` (SSH) replace how the journey reaches
+    the device (see :func:`toolkit.journeys.flash_serial.flash` and
+    :func:`toolkit.journeys.flash_ssh.flash`); None keeps today's real ports and switches.
     """
     reporter = reporter or NullReporter()
     journal = journal or Journal.create("flash", board=target.board, target=target.name)
@@ -89,11 +96,15 @@ def flash(
         if options.via == "serial":
             from toolkit.journeys.flash_serial import flash as flash_serial
 
-            result = flash_serial(image, target, options, reporter, journal, data=data)
+            result = flash_serial(
+                image, target, options, reporter, journal, data=data, console=console, power=power
+            )
         elif options.via == "ssh":
             from toolkit.journeys.flash_ssh import flash as flash_ssh
 
-            result = flash_ssh(image, target, options, reporter, journal, data=data)
+            result = flash_ssh(
+                image, target, options, reporter, journal, data=data, connect=connect
+            )
         else:
             from toolkit.errors import ConfigError
 

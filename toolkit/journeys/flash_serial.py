@@ -19,9 +19,10 @@ import hashlib
 import json
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit import events
 from toolkit.boards import Board, Slot, load_board
@@ -41,6 +42,15 @@ from toolkit.protocol.console import Console
 from toolkit.record import Journal
 from toolkit.target.uboot import UBoot
 from toolkit.targets import Target
+
+if TYPE_CHECKING:
+    from toolkit.target.power import Power
+
+#: Opens the console a flash talks through: ``(target, journal) -> Console``.
+ConsoleFactory = Callable[[Target, Journal], Console]
+#: The power switch of a target, with the signature of
+#: :func:`toolkit.target.power.from_target` (``ask`` is how to ask a person, or None).
+PowerFactory = Callable[..., "Power"]
 
 CHUNK_ATTEMPTS = 5  # load + crc32 in RAM + write + read back, per chunk
 LOAD_FAILURES = 3  # of those, failed loads: a line that noisy will not get better by waiting
@@ -67,6 +77,8 @@ class _Run:
     resumed_from: int = 0
     path: str = ""
     transferring: bool = False  # a load may be running on the device: abort it on failure
+    console_factory: ConsoleFactory | None = None
+    power_factory: PowerFactory | None = None
     #: ``with run.step("name"):`` reports, times and journals a step (``run.step.seconds``).
     step: Steps = field(init=False)
 
@@ -82,10 +94,20 @@ def flash(
     journal: Journal,
     *,
     data: bytes | None = None,
+    console: ConsoleFactory | None = None,
+    power: PowerFactory | None = None,
 ) -> FlashResult:
-    """Flash ``image`` onto ``target`` through its U-Boot console; see the module docstring."""
+    """Flash ``image`` onto ``target`` through its U-Boot console; see the module docstring.
+
+    ``console`` opens the console (default :func:`serial_console`: the target's serial URL,
+    its transcript in the journal) and ``power`` gives the target's power switch (default
+    :func:`toolkit.target.power.from_target`); tests pass in-memory fakes
+    (:mod:`toolkit.testing.fake_board`) to run a whole flash without a device.
+    """
     run = _Run(image, target, options, reporter, journal, load_board(target.board))
     run.data = data or b""
+    run.console_factory = console
+    run.power_factory = power
     start = time.monotonic()
     with run.step("check image"):
         check_image(run)
@@ -202,17 +224,21 @@ def check_image(run: _Run) -> None:
     run.version_before = running
 
 
-def open_console(run: _Run) -> None:
+def serial_console(target: Target, journal: Journal) -> Console:
+    """The target's serial port (``serial_url``) as a console, its transcript in ``journal``."""
     from toolkit.transport import open_serial
 
-    if not run.target.serial_url:
-        raise PortError(f"target {run.target.name} has no serial port", hint="pass --port URL")
-    transport = open_serial(run.target.serial_url)
-    run.console = Console(
-        transport,
-        transcript_path=run.journal.files_dir / "console.log",
-        name=f"{run.target.name} console",
+    if not target.serial_url:
+        raise PortError(f"target {target.name} has no serial port", hint="pass --port URL")
+    return Console(
+        open_serial(target.serial_url),
+        transcript_path=journal.files_dir / "console.log",
+        name=f"{target.name} console",
     )
+
+
+def open_console(run: _Run) -> None:
+    run.console = (run.console_factory or serial_console)(run.target, run.journal)
     run.device = Device(UBoot(run.console, run.board), run.board)
 
 
@@ -224,7 +250,9 @@ def power_cycle(run: _Run) -> None:
     def ask(text: str) -> None:
         run.reporter.message(text, "action")
 
-    power = from_target(run.target, ask=ask if run.options.interactive else None)
+    power = (run.power_factory or from_target)(
+        run.target, ask=ask if run.options.interactive else None
+    )
     try:
         power.cycle()
     finally:
