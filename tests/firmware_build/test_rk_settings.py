@@ -133,3 +133,24 @@ def test_without_settings_storage_the_host_key_is_temporary(device: Device) -> N
     assert proc.returncode == 0, proc.stderr
     assert "temporary" in proc.stdout
     assert (device.root / "run" / "volatile" / "dropbear_ed25519_host_key").exists()
+
+
+def test_on_the_device_an_unmounted_boot_partition_means_a_temporary_key(device: Device) -> None:
+    """/boot exists (and is writable) in the initramfs itself: without the FAT mounted on it,
+    a key kept there would be lost at every boot, so it is called temporary."""
+    device.env["RK_SETTINGS_NEED_MOUNT"] = "1"  # as /etc/routerkit.conf sets it on the device
+    proc = device.run("init")
+    assert proc.returncode == 0, proc.stderr
+    assert "temporary" in proc.stdout
+    assert not (device.root / "boot" / "settings").exists()
+
+
+def test_on_the_device_a_mounted_boot_partition_keeps_the_key(device: Device) -> None:
+    """The same check passes for a directory /proc/mounts lists (here: the host's /proc)."""
+    device.env["RK_SETTINGS_NEED_MOUNT"] = "1"
+    device.env["RK_BOOT_DIR"] = "/proc"
+    device.env["RK_SETTINGS_DIR"] = str(device.root / "persistent")
+    proc = device.run("init")
+    assert proc.returncode == 0, proc.stderr
+    assert "temporary" not in proc.stdout
+    assert (device.root / "persistent" / "dropbear_ed25519_host_key").exists()

@@ -134,6 +134,8 @@ def _routerkit_conf(board: Board) -> str:
         f': "${{RK_BOOT_DEV:={disk}{boot}}}"',
         f': "${{RK_STATE_FILE:={board.get("flash.bootstate.file", "state.env")}}}"',
         f': "${{RK_MAX_TRIES:={board.get("flash.bootstate.max_tries", 3)}}}"',
+        # rk-settings keeps secrets only on the mounted boot partition, never on the RAM /boot.
+        ': "${RK_SETTINGS_NEED_MOUNT:=1}"',
     ]
     for name, slot in sorted(board.slots.items()):
         lines.append(f': "${{RK_DEV_{name}:={disk}{slot.partition}}}"')
