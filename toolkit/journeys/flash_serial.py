@@ -262,9 +262,17 @@ def power_cycle(run: _Run) -> None:
 
 
 def record_uboot(run: _Run) -> None:
+    """U-Boot's version and environment, for the journal only: best effort (on a noisy line
+    two identical answers to ``printenv`` may never come, and the flash does not need them)."""
     assert run.device is not None
-    version = run.device.uboot.version()
-    env = run.device.uboot.env()
+    from toolkit.errors import DeviceError
+
+    try:
+        version = run.device.uboot.version()
+        env = run.device.uboot.env()
+    except DeviceError as exc:
+        run.journal.append("uboot_unread", error=str(exc))
+        return
     run.journal.store_bytes("uboot-env.json", json.dumps(env, indent=1, sort_keys=True).encode())
     run.journal.append(
         "uboot", version=version.splitlines()[0] if version else "", env_keys=len(env)

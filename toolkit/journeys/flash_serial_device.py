@@ -17,15 +17,25 @@ import json
 import re
 import socket
 import time
+import zlib
 from dataclasses import dataclass
 
 from toolkit.boards import Board, Slot
-from toolkit.errors import DeviceCommandError, DeviceTimeout, TransferError, VerifyError
+from toolkit.errors import (
+    DeviceCommandError,
+    DeviceError,
+    DeviceTimeout,
+    TransferError,
+    VerifyError,
+)
 from toolkit.protocol import xymodem
 from toolkit.protocol.console import Console
 from toolkit.target.uboot import UBoot
 
 _TOTAL = re.compile(r"## Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes")
+#: ``md.b`` pieces: small enough to come through a noisy line whole, see :meth:`Device.dump`.
+DUMP_PIECE = 256
+DUMP_TRIES = 8
 _MD_LINE = re.compile(r"^[0-9a-fA-F]{8}:((?: [0-9a-fA-F]{2}){1,16})", re.M)
 
 
@@ -179,20 +189,51 @@ class Device:
             return None
         self.run(str(self.board.require("flash.read")).format(
             addr=hex(self.scratch_addr), block=slot.start_block + first, count=4096 // bs + 1))  # fmt: skip
-        raw = self.dump(self.scratch_addr + fit_size % bs, 4096)
-        try:
-            value, _ = json.JSONDecoder().raw_decode(raw.decode("utf-8", "replace"))
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        # Read only as much as the JSON needs (a few hundred bytes), up to 4 KiB.
+        start = self.scratch_addr + fit_size % bs
+        raw = b""
+        while len(raw) < 4096:
+            raw += self.dump(start + len(raw), DUMP_PIECE)
+            try:
+                value, _ = json.JSONDecoder().raw_decode(raw.decode("utf-8", "replace"))
+            except ValueError:
+                continue
+            return value if isinstance(value, dict) else None
+        return None
 
     def dump(self, addr: int, length: int) -> bytes:
-        """RAM bytes through ``md.b`` (U-Boot has no binary upload)."""
-        output = self.uboot.read(f"md.b {addr:#x} {length:#x}", timeout=30.0)
+        """RAM bytes through ``md.b`` (U-Boot has no binary upload), in small pieces each
+        checked against U-Boot's own ``crc32`` of that RAM.
+
+        A hex dump is ~4.7 characters per byte: a 4 KiB dump catches a flipped bit about
+        every other time at a bit-error rate of 1e-5, so asking for the whole dump until two
+        answers agree almost never ends on a noisy line. A 256-byte piece is clean ~9 times
+        in 10 at 1e-4, and its crc32 says whether this answer is the one (a wrong dump that
+        matches a wrong crc is a 2^-32 event)."""
         data = bytearray()
-        for match in _MD_LINE.finditer(output):
-            data += bytes.fromhex(match.group(1).replace(" ", ""))
-        return bytes(data[:length])
+        for offset in range(0, length, DUMP_PIECE):
+            data += self._dump_piece(addr + offset, min(DUMP_PIECE, length - offset))
+        return bytes(data)
+
+    def _dump_piece(self, addr: int, length: int) -> bytes:
+        last = ""
+        for _ in range(DUMP_TRIES):
+            result = self.uboot.run_status(f"md.b {addr:#x} {length:#x}", timeout=30.0)
+            last = result.output
+            piece = bytearray()
+            for match in _MD_LINE.finditer(result.output):
+                piece += bytes.fromhex(match.group(1).replace(" ", ""))
+            if result.ok and len(piece) >= length:
+                try:
+                    if self.uboot.crc32(addr, length) == zlib.crc32(bytes(piece[:length])):
+                        return bytes(piece[:length])
+                except DeviceError:
+                    pass  # the crc32 answer itself was garbled: dump and ask again
+        raise DeviceCommandError(
+            f"could not read {length} bytes at {addr:#x} cleanly in {DUMP_TRIES} tries "
+            "(a noisy line?)",
+            last_output=last,
+        )
 
     # --- loads into RAM ----------------------------------------------------------------
 
