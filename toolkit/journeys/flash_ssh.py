@@ -43,7 +43,9 @@ from toolkit.targets import Target
 from toolkit.transport.ssh import SSHConnection, connect_target
 
 #: Upload attempts when the link drops; sha256 mismatches get one retry (2 attempts).
-LINK_ATTEMPTS = 3
+#: Upload attempts over a failing link (each on a new connection, after 1 s, 2 s, 3 s...): a
+#: device busy with a 13 MB upload in RAM has been seen to refuse new sessions for seconds.
+LINK_ATTEMPTS = 4
 SHA_ATTEMPTS = 2
 #: Headroom kept free in /tmp beyond the image (sysupgrade's own temporary files).
 TMP_HEADROOM = 256 * 1024
@@ -341,7 +343,7 @@ def _upload_checked(
                 f"upload interrupted ({exc}); reconnecting and retrying", level="warning"
             )
             conn.close()
-            time.sleep(0.5 * link_failures)
+            time.sleep(1.0 * link_failures)
             conn = connect(target, context=host_key_context(target), reporter=reporter)
             continue
         if got == digest:
