@@ -7,22 +7,17 @@ import stat
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.firmware_build.conftest import Built
 from toolkit.boards import load_board
 from toolkit.firmware import fit as fitmod
 from toolkit.firmware import fitkeys, keys
 from toolkit.firmware.fdt import FdtNode, parse_fdt
+from toolkit.firmware.guest import need_tool
 from toolkit.firmware.image import parse
 from toolkit.sample import dtb as dtbmod
 from toolkit.sample.qemu import machine_args
 
-pytestmark = pytest.mark.skipif(
-    not shutil.which("mkimage") or not shutil.which("fdtput"),
-    reason="u-boot-tools / device-tree-compiler missing (make setup)",
-)
-QEMU = shutil.which("qemu-system-aarch64")
+# mkimage, fdtput and QEMU come with `make setup`: a missing one fails these tests, never skips.
 # PKCS#1 v1.5 DigestInfo prefix of a SHA-256 digest (RFC 8017, 9.2 note 1).
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
@@ -117,7 +112,6 @@ def test_the_built_image_has_a_signed_configuration(built: Built) -> None:
     assert "Sign algo:    sha256,rsa2048:dev" in listing.stdout
 
 
-@pytest.mark.skipif(not QEMU, reason="QEMU missing (make setup)")
 def test_control_dtb_requires_the_trusted_fit_key_as_mkimage_would_write_it(
     tmp_path: Path,
 ) -> None:
@@ -138,8 +132,7 @@ def test_control_dtb_requires_the_trusted_fit_key_as_mkimage_would_write_it(
 
     # The same node from mkimage -K (which has to sign a FIT to write it).
     mkdtb = tmp_path / "mk.dtb"
-    assert QEMU is not None
-    dtbmod.dump_machine_dtb(QEMU, machine_args(board), mkdtb)
+    dtbmod.dump_machine_dtb(need_tool("qemu-system-aarch64"), machine_args(board), mkdtb)
     dev = fitkeys.fit_key()
     with fitkeys.mkimage_keydir([dev]) as keydir:
         fit = tmp_path / "t.fit"
@@ -155,7 +148,6 @@ def test_control_dtb_requires_the_trusted_fit_key_as_mkimage_would_write_it(
         assert bytes(key.props[prop]) == bytes(theirs.props[prop]), prop
 
 
-@pytest.mark.skipif(not QEMU, reason="QEMU missing (make setup)")
 def test_a_trusted_certificate_adds_a_key_and_any_one_key_suffices() -> None:
     other = fitkeys.fit_key("elsewhere")
     trusted = keys.trusted_dir() / "release.fit.crt"
