@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import (
-    DeviceCommandError,
     HostUnreachableError,
     SSHError,
     TransferError,
@@ -295,12 +294,8 @@ class FakeSSHConnection(SSHConnection):
             for line in (out + err).splitlines():
                 on_line(line)
         result = RunResult(command, status, out, err)
-        if check and not result.ok:
-            raise DeviceCommandError(
-                f"{what or command.split()[0]} failed on {self.where} (exit {status}): "
-                f"{result.tail(3) or 'no output'}",
-                last_output=result.tail(20),
-            )
+        if check:
+            result.check(what, self.where)
         return result
 
     def upload(

@@ -87,6 +87,16 @@ class RunResult:
             else ""
         )
 
+    def check(self, what: str | None, where: str) -> None:
+        """:class:`DeviceCommandError` naming the command, the device and the output's tail
+        when the status is not 0 (``run(check=True)`` of real and fake connections)."""
+        if not self.ok:
+            raise DeviceCommandError(
+                f"{what or self.command.split()[0]} failed on {where} (exit {self.exit_status}): "
+                f"{self.tail(3) or 'no output'}",
+                last_output=self.tail(20),
+            )
+
     def tail(self, lines: int = 8) -> str:
         text = (self.stdout + ("\n" + self.stderr if self.stderr else "")).strip()
         return "\n".join(text.splitlines()[-lines:])
@@ -292,12 +302,8 @@ class SSHConnection:
             command, status, out.decode(errors="replace"), err.decode(errors="replace")
         )
         log.debug("ssh %s: %s -> exit %d", self.where, what or command[:120], status)
-        if check and not result.ok:
-            raise DeviceCommandError(
-                f"{what or command.split()[0]} failed on {self.where} (exit {status}): "
-                f"{result.tail(3) or 'no output'}",
-                last_output=result.tail(20),
-            )
+        if check:
+            result.check(what, self.where)
         return result
 
     # --- uploads (toolkit.transport.ssh_upload) -----------------------------------------
