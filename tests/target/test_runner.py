@@ -36,8 +36,16 @@ class NoisyUBoot(FakeUBoot):
     bad_echo_at: int = -1
     bad_status: int = 0
     bad_output: int = 0
+    lost_enters: int = 0  # Enters lost on the way to the device
+    flipped_enters: int = 0  # Enters that arrive as another character ("\n" ^ 0x40 = "J")
 
     def _type(self, char: str) -> None:
+        if char in "\r\n" and self.lost_enters:
+            self.lost_enters -= 1
+            return
+        if char in "\r\n" and self.flipped_enters:
+            self.flipped_enters -= 1
+            char = "J"
         self.bad_echo_at -= 1
         if self.bad_echo_at == -1 and char not in "\r\n\x03":
             self._line += char  # U-Boot got the right character; the echo flips on the way back
@@ -61,6 +69,28 @@ def test_uboot_line_whose_echo_comes_back_wrong_is_retyped_never_run(board: Boar
     assert uboot.run("setenv rk_x 1") == ""
     assert fake.env["rk_x"] == "1"
     assert sum("setenv rk_x 1" in line for line in fake.lines) == 1  # the garbled try: Ctrl-C
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("fault", ["lost_enters", "flipped_enters"])
+def test_an_enter_lost_on_the_line_is_noticed_and_the_line_typed_again(
+    board: Board, fault: str
+) -> None:
+    fake = NoisyUBoot(at_prompt=True, memory={0x50000000: b"routerkit"}, **{fault: 1})
+    uboot = UBoot(Console(fake, name="fake"), board)
+    # Without the Enter check this waits out the command's timeout and raises DeviceTimeout.
+    assert uboot.crc32(0x50000000, 9) == zlib.crc32(b"routerkit")
+    assert sum("crc32 0x50000000 0x9" in line for line in fake.lines) == 1  # ran once
+    assert fake.sent.count(b"\x03") >= 1  # Ctrl-C dropped the line left in the editor
+
+
+def test_boot_whose_enter_is_lost_is_entered_again(board: Board) -> None:
+    fake = NoisyUBoot(at_prompt=True, lost_enters=1)
+    uboot = UBoot(Console(fake, name="fake"), board)
+    uboot.boot()
+    uboot.wait_prompt(2.0)
+    boot = str(board.get("console.boot_command", "boot"))
+    assert [line.strip() for line in fake.lines].count(boot) == 1
 
 
 @pytest.mark.timeout(20)

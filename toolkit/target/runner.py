@@ -13,6 +13,10 @@ command goes through :meth:`Runner.execute`, which:
    the output). The markers carry a fresh random nonce, and the echoed line is written so that
    it can never be taken for either marker (``'rk''beg'`` is ``rkbeg`` only once the shell has
    run it; ``$?`` is a number only in the output).
+   **Enter is checked too**: if no newline comes back within :data:`ENTER_ECHO` s, the Enter
+   was lost or flipped into another character, so the line still sits in the device's editor
+   and nothing runs. Ctrl-C drops it and the line is typed again (for an idempotent command;
+   one that is not is left to its own timeout), instead of waiting out the whole timeout.
 3. **checks the frame**: no begin marker, an end marker that does not parse, a checksum that
    does not match, or the prompt coming back without an end marker all mean the answer was
    damaged on its way. An idempotent command (the default: reads, ``setenv``, writing the same
@@ -43,6 +47,8 @@ ATTEMPTS = 6
 ECHO_QUIET = 0.3
 #: Seconds of silence after a prompt before we believe the output really ended there.
 PROMPT_QUIET = 0.3
+#: Seconds the device may take to echo the Enter of a typed line before we take it as lost.
+ENTER_ECHO = 2.0
 _NEVER = re.compile(r"(?!)")
 
 
@@ -202,13 +208,26 @@ class Runner:
         for _ in range(self.attempts):
             if self.type_checked(line):
                 self.console.write(b"\n")
-                return
+                if self.enter_taken():
+                    return
             self.recover()
         raise DeviceTimeout(
             f"{self.what}: could not type {line!r} cleanly in {self.attempts} tries (a noisy line?)",
             hint="check the serial cable and its baud rate",
             last_output=self.console.tail(),
         )
+
+    def enter_taken(self, wait: float = ENTER_ECHO) -> bool:
+        """After Enter: True once a newline came back (the device took the line; nothing is
+        consumed, the answer's parser needs it). False when none came within ``wait`` s: the
+        Enter was lost or turned into another character and the line was not run."""
+        deadline = time.monotonic() + wait
+        while "\n" not in self.console.pending_text:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.console.try_expect(_NEVER, min(0.05, left))
+        return True
 
     # --- running ------------------------------------------------------------------------------
 
@@ -228,6 +247,10 @@ class Runner:
                 self.recover()
                 continue
             self.console.write(b"\n")
+            if idempotent and not self.enter_taken():
+                problem = "the device did not take the Enter (lost on the line?)"
+                self.recover()
+                continue
             try:
                 return self._answer(frame, timeout)
             except Corrupted as exc:
