@@ -113,6 +113,8 @@ def collect(
                 console.extend(r[key].splitlines())
     if journal is not None and journal.files_dir.is_dir():
         for f in sorted(journal.files_dir.glob("*console*")):
+            if f.suffix == ".cast":  # the timed recording of the same log: attached whole
+                continue
             console.extend(f.read_text(errors="replace").splitlines())
     ctx.console_tail = "\n".join(console[-CONSOLE_TAIL:])
     ctx.step, ctx.error_class, ctx.error = _failure(records, step, ctx.board)

@@ -202,6 +202,8 @@ def compose(
                 if isinstance(rec.get(key), str):
                     console.extend(rec[key].splitlines())
         for f in sorted(sess.files_dir.glob("*console*")) if sess.files_dir.is_dir() else []:
+            if f.suffix == ".cast":  # the timed recording of the same log (replayed, not listed)
+                continue
             console.extend(f.read_text(errors="replace").splitlines()[-CONSOLE_LINES:])
 
     parts = _parts(board)

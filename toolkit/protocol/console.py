@@ -15,6 +15,9 @@ Every dialogue (U-Boot, a Linux shell, XMODEM) talks through one :class:`Console
   arrived but were not consumed by an ``expect`` (e.g. the first ``C`` of XMODEM arriving in
   the same chunk as ``loadx``'s banner), then reads the transport directly without cleaning.
   ``with console.binary():`` keeps those bytes out of the transcript.
+* Next to a transcript file, the same bytes are recorded with their timing as an asciicast v2
+  file (``console.log`` → ``console.cast``, or ``recording_path``): see
+  :mod:`toolkit.protocol.asciicast`. ``routerkit sessions replay`` plays it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from toolkit.errors import DeviceTimeout
+from toolkit.protocol.asciicast import CastWriter
 from toolkit.transport.base import Transport
 
 Pattern = str | re.Pattern[str]
@@ -140,6 +144,7 @@ class Console:
         name: str = "console",
         newline: str = "\n",
         default_timeout: float = 10.0,
+        recording_path: Path | None = None,
     ) -> None:
         self.transport = transport
         self.name = name
@@ -152,6 +157,12 @@ class Console:
             # 0600 whatever the umask: a transcript can hold passwords typed at a prompt
             fd = os.open(transcript_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._log = open(fd, "ab")  # noqa: SIM115 - closed by close()
+        if recording_path is None and transcript_path is not None:
+            recording_path = transcript_path.with_suffix(".cast")
+        self.recording_path = recording_path
+        self._cast: CastWriter | None = None
+        if recording_path is not None:
+            self._cast = CastWriter(recording_path, title=name)
         self._transcript = bytearray()
         self._binary_depth = 0
         self._binary_skipped = 0
@@ -257,6 +268,11 @@ class Console:
                 self._binary_skipped = 0
                 self._append_transcript(note.encode())
 
+    def mark(self, label: str) -> None:
+        """A named marker in the recording (a test or a bisect step starts here)."""
+        if self._cast is not None:
+            self._cast.marker(label)
+
     def transcript_bytes(self) -> bytes:
         """Every byte received (except inside ``binary()``), exactly as it came."""
         return bytes(self._transcript)
@@ -275,6 +291,9 @@ class Console:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._cast is not None:
+            self._cast.close()
+            self._cast = None
         self.transport.close()
 
     def __enter__(self) -> Self:
@@ -295,6 +314,8 @@ class Console:
         if self._log is not None:
             self._log.write(data)
             self._log.flush()  # a crash must not lose the console log of the failure
+        if self._cast is not None:
+            self._cast.output(data)
 
     def _record(self, data: bytes) -> None:
         if self._binary_depth:
