@@ -38,7 +38,7 @@ def test_plugin_import_is_cheap_and_loads_the_hil_fixtures() -> None:
     code = (
         "import sys, toolkit.pytest_plugin, toolkit.hil.fixtures;"
         "heavy = [m for m in ('paramiko', 'serial', 'toolkit.sample', 'toolkit.protocol.console',"
-        " 'toolkit.hil.strategy', 'labgrid', 'yaml') if m in sys.modules]; print(heavy)"
+        " 'toolkit.target.strategy', 'labgrid', 'yaml') if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -135,6 +135,12 @@ def test_serial_url_target_uboot_fixture_and_console_in_junit(
     log = Path(props["routerkit_console_log"])
     assert b"hello-from-the-failing-test" in log.read_bytes()
     assert b"echo again" not in log.read_bytes(), "the log is this test's slice of the console"
+    # ... and its timed recording (asciicast v2, redacted), this test's part only
+    from toolkit.protocol import asciicast
+
+    cast = asciicast.parse(props["routerkit_console_cast_data"].encode())
+    assert "hello-from-the-failing-test" in cast.output() and "echo again" not in cast.output()
+    assert Path(props["routerkit_console_cast"]).read_bytes() == cast.to_bytes()
     failure = failing.find("failure")
     assert failure is not None and "hello-from-the-failing-test" in (failure.text or "")
     assert _props(cases["test_version"]) == {}, "passing tests carry no attachments"

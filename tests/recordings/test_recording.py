@@ -154,3 +154,25 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path, cut: int) -> None:
     data = path.read_bytes()
     cast = asciicast.parse(data[:-cut])
     assert len(cast.events) == len(asciicast.parse(data).events) - 1
+
+
+def test_a_bug_report_attaches_the_sessions_recording_redacted() -> None:
+    from tests.community.test_canaries import CANARIES, PLANTED
+    from toolkit.journeys.bug import prepare_bug
+
+    journal = Journal.create("flash", board="es-virt")
+    fake = FakeTransport()
+    console = Console(fake, transcript_path=journal.files_dir / "console.log")  # type: ignore[arg-type]
+    data = PLANTED.replace("\n", "\r\n").encode() + b"\r\n~ # "
+    for start in range(0, len(data), 37):  # secrets cut across reads
+        fake.feed(data[start : start + 37])
+        console.flush_input(quiet=0.005, timeout=0.5)
+    console.close()
+    plan, _ = prepare_bug("sample hangs after flash", session_id=journal.id)
+    casts = [b for b in plan.blobs if b.name.endswith(".cast")]
+    assert len(casts) == 1 and casts[0].mime == asciicast.MIME
+    cast = asciicast.parse(casts[0].data)
+    assert "~ # " in cast.output()
+    leaked = [name for name, (_, secret) in CANARIES.items() if secret.encode() in casts[0].data]
+    assert leaked == []
+    assert PLANTED.split("\n")[1].encode() in (journal.files_dir / "console.log").read_bytes()

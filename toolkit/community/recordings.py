@@ -36,6 +36,13 @@ def _lines(text: str) -> list[str]:
     return out
 
 
+def _plain(line: str) -> str:
+    """``line`` with a console line end (``\\r\\n``, ``\\r\\r\\n``) made a plain ``\\n``."""
+    if line.endswith("\n"):
+        return line.rstrip("\r\n") + "\n"
+    return line
+
+
 def redact_cast(cast: Cast, redactor: Redactor) -> Cast:
     """The recording with its output (and marker labels) redacted, timing kept per line."""
     outputs = [e for e in cast.events if e.code == "o"]
@@ -54,12 +61,16 @@ def redact_cast(cast: Cast, redactor: Redactor) -> Cast:
     if not lines[-1]:
         lines.pop()
     before = ["".join(text for _, text in line) for line in lines]
-    after = _lines(redactor.text("".join(before)))
+    # The redactor's line rules expect "\n" line ends; a console sends "\r\n" (a CR before the
+    # end hides "option key '...'" from them). Redact the text with plain "\n" ends, compare
+    # line by line, and give changed lines back their console line ends.
+    plain = [_plain(line) for line in before]
+    after = _lines(redactor.text("".join(plain)))
     events: list[Event] = []
-    if before == after:
+    if plain == after:
         events = [Event(t, "o", text) for line in lines for t, text in line]
     else:
-        matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+        matcher = difflib.SequenceMatcher(None, plain, after, autojunk=False)
         previous = 0.0
         for op, i1, i2, j1, j2 in matcher.get_opcodes():
             if op == "equal":
@@ -69,7 +80,11 @@ def redact_cast(cast: Cast, redactor: Redactor) -> Cast:
                 continue
             block = [frag for line in lines[i1:i2] for frag in line]
             when = block[-1][0] if block else previous
-            events += [Event(when, "o", text) for text in after[j1:j2]]
+            crlf = any(line.endswith("\r\n") for line in before[i1:i2])
+            for text in after[j1:j2]:
+                if crlf and text.endswith("\n"):
+                    text = text[:-1] + "\r\n"
+                events.append(Event(when, "o", text))
             previous = when
     merged = sorted([*events, *others], key=lambda e: e.time)  # stable: output order kept
     header = {k: v for k, v in cast.header.items() if k != "env"}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 HIL_FIXTURES = frozenset({"sample", "uboot", "shell", "ssh", "flashed_sample", "routerkit_hil"})
 _offset_key = pytest.StashKey[int]()
+_started_key = pytest.StashKey[float]()
 _session_key = pytest.StashKey["HilSession"]()
 TAIL_LINES = 60
 
@@ -148,7 +150,7 @@ def sample(routerkit_hil: HilSession) -> HilSession:
     """
 
     def setup() -> HilSession:
-        from toolkit.hil.strategy import Status
+        from toolkit.target.strategy import Status
 
         strategy = routerkit_hil.ensure()
         if strategy.status is Status.POWERED:
@@ -208,6 +210,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     session = item.config.stash.get(_session_key, None)
     path = session.transcript_path if session is not None else None
     item.stash[_offset_key] = path.stat().st_size if path is not None and path.exists() else 0
+    item.stash[_started_key] = time.time()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -260,6 +263,7 @@ def _attach(item: pytest.Item, report: pytest.TestReport, session: HilSession) -
         sections.append(
             (f"routerkit console ({session.name}, last {min(len(lines), TAIL_LINES)} lines)", tail)
         )
+    props += _recording(item, report, session)
     record = session.flash_record()
     if record is not None:
         props.append(("routerkit_flash_session", str(record.get("session"))))
@@ -276,3 +280,34 @@ def _attach(item: pytest.Item, report: pytest.TestReport, session: HilSession) -
             longrepr.addsection(name, content)  # in the terminal and in JUnit's failure text
         else:
             report.sections.append((name, content))
+
+
+CAST_IN_JUNIT = 1 << 20  # a recording larger than this is named in the JUnit XML, not embedded
+
+
+def _recording(
+    item: pytest.Item, report: pytest.TestReport, session: HilSession
+) -> list[tuple[str, str]]:
+    """This test's part of the console recording, redacted, saved beside the console log and
+    named (and, if not huge, embedded) in the report's properties, so the JUnit XML carries it."""
+    from toolkit.community.recordings import redact_cast
+    from toolkit.community.redact import Redactor
+    from toolkit.protocol import asciicast
+
+    path = session.transcript_path.with_suffix(".cast")
+    try:
+        whole = asciicast.read(path)
+    except (OSError, ValueError):
+        return []
+    mine = whole.between(item.stash.get(_started_key, 0.0), time.time())
+    if not mine.events:
+        return []
+    data = redact_cast(mine, Redactor.for_installation()).to_bytes()
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-120:]
+    out = session.workdir / "tests" / f"{safe}.{report.when}.cast"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    props = [("routerkit_console_cast", str(out))]
+    if len(data) <= CAST_IN_JUNIT:
+        props.append(("routerkit_console_cast_data", data.decode("utf-8")))
+    return props

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from toolkit.community.bugreport import BugContext, collect, compose
+from toolkit.community.buildlog import Blob
 from toolkit.community.outbox import Item
 from toolkit.community.publishers import Publisher, Remote
 from toolkit.community.redact import Redactor
@@ -38,6 +39,8 @@ def prepare_bug(
     safe_title, body, blobs, attach_warnings = compose(
         title, ctx, list(attach or []), redactor, raw=raw
     )
+    if journal is not None:
+        blobs += _recording(journal, redactor, {b.name for b in blobs})
     fields = {
         "kind": "bug",
         "board": ctx.board,
@@ -61,6 +64,18 @@ def prepare_bug(
     )
     warnings += attach_warnings
     return Plan(item, blobs, dict(redactor.counts), warnings), ctx
+
+
+def _recording(journal: Journal, redactor: Redactor, taken: set[str]) -> list[Blob]:
+    """The session's newest console recording, redacted with the report's own redactor."""
+    from toolkit.community.recordings import redacted
+    from toolkit.protocol.asciicast import MIME
+
+    found = redacted(journal, redactor)
+    if not found:
+        return []
+    name = "console.cast" if "console.cast" not in taken else f"{journal.id}.console.cast"
+    return [Blob(name, found[-1].read_bytes(), MIME)]
 
 
 def duplicates(plan: Plan, publisher: Publisher) -> list[Remote]:
