@@ -140,3 +140,36 @@ def test_planner_picks_inside_the_open_range(results: dict[str, str]) -> None:
     lo, hi = versions.index(verdict.last_good), versions.index(verdict.first_bad)
     assert verdict.next is not None and lo < versions.index(verdict.next) < hi
     assert verdict.next not in results
+
+
+def test_bug_from_bisect_names_the_build_and_attaches_summary_log_and_recording() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from toolkit.cli import root
+    from toolkit.protocol import Console
+    from toolkit.testing.fake import FakeTransport
+
+    class RecordingBench(FakeBench):
+        def test(self, build: Build, journal: Journal, log: Path) -> int:
+            code = super().test(build, journal, log)
+            log.write_text(f"testing {build.version}: exit {code}\n")
+            fake = FakeTransport()  # the step's console, recorded into the session
+            console = Console(fake, transcript_path=journal.files_dir / "console.log")  # type: ignore[arg-type]
+            fake.feed(f"routerkit: booted slot A version {build.version}\r\n~ # ".encode())
+            console.flush_input(quiet=0.01, timeout=0.5)
+            console.close()
+            return code
+
+    summary = bisect(RecordingBench(break_at=7), VERSIONS[0], VERSIONS[-1])
+    result = CliRunner().invoke(
+        root, ["--json", "bug", "--from-bisect", "--preview", "--no-device"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output.strip().splitlines()[-1])
+    assert VERSIONS[7] in payload["title"] and VERSIONS[6] in payload["title"]
+    names = [a["name"] for a in payload["attachments"]]
+    assert "bisect-summary.json" in names and "console.cast" in names
+    assert any(n.startswith("bisect-") and n.endswith(".log") for n in names), names
+    assert summary.session in payload["body"]

@@ -11,7 +11,17 @@ from toolkit.cli._app import App, emit, get_app, output_options
 
 
 @click.command()
-@click.argument("title")
+@click.argument("title", required=False)
+@click.option(
+    "--from-bisect",
+    "from_bisect",
+    is_flag=False,
+    flag_value="latest",
+    default=None,
+    metavar="[ID]",
+    help="Report what a bisect found (default: the newest bisect): the first bad build in the "
+    "title, its summary, the failing test's output and the console recording attached.",
+)
 @click.option("--step", metavar="N", help="The assembly step that failed (number or id).")
 @click.option(
     "--attach",
@@ -55,7 +65,8 @@ from toolkit.cli._app import App, emit, get_app, output_options
 )
 @output_options
 def bug(
-    title: str,
+    title: str | None,
+    from_bisect: str | None,
     step: str | None,
     attach: tuple[Path, ...],
     raw: bool,
@@ -80,6 +91,7 @@ def bug(
       routerkit bug "Fan does not spin" --step 3 --attach fan.jpg
       routerkit bug "Verify fails after flash" --to roundup --yes --json
       routerkit bug "Crash dump" --attach core.bin --raw
+      routerkit bug --from-bisect --yes
     """
     from toolkit.cli.share import deliver_and_report, require_consent, show_payload
     from toolkit.community.config import community_config
@@ -89,6 +101,18 @@ def bug(
     from toolkit.journeys.share import submit
 
     app = get_app()
+    if from_bisect is not None:
+        from toolkit.journeys.bisect import bug_material
+
+        material = bug_material(None if from_bisect == "latest" else from_bisect)
+        title = title or material.title
+        session_id = material.session
+        step = step or "bisect"
+        attach = (*attach, *material.attach)
+    if not title:
+        from toolkit.errors import ConfigError
+
+        raise ConfigError("a bug report needs a TITLE", hint='routerkit bug "what is wrong"')
     publisher = publisher or community_config().get("publisher") or "roundup"
     conn = None if no_device else _device_shell(app, target_name)
     remote = (lambda cmd: conn.run(cmd, timeout=15).stdout) if conn is not None else None

@@ -436,3 +436,44 @@ class ChannelBench:
                 out.write(f"\n[routerkit: no answer within {self.test_timeout} s]\n".encode())
                 return 1  # a hang is a failure of the behaviour: bad
         return proc.returncode
+
+
+@dataclass(frozen=True)
+class BugMaterial:
+    """What ``routerkit bug --from-bisect`` files: a title, the session, files to attach."""
+
+    title: str
+    session: str
+    attach: tuple[Path, ...]
+
+
+def bug_material(session_id: str | None = None) -> BugMaterial:
+    """Title and attachments for a report on a bisect's answer (default: the newest bisect):
+    the summary (JSON, redacted like every attachment) and the first bad build's test output.
+    The session's console recording is attached by the bug journey itself."""
+    import json
+
+    from toolkit.errors import NotFoundError
+
+    journal = Journal.open(session_id) if session_id else Journal.latest(kind=KIND)
+    if journal is None or journal.last("bisect_started") is None:
+        raise NotFoundError("no bisect session to report on", hint="run `routerkit bisect` first")
+    summary = summarize(journal)
+    data = json.dumps(summary.to_dict(), indent=1, default=str).encode()
+    files = [journal.store_bytes("bisect-summary.json", data)]
+    failing = next(
+        (s for s in summary.steps if s["version"] == summary.first_bad and s.get("log")), None
+    )
+    if failing is not None and (journal.dir / str(failing["log"])).is_file():
+        files.append(journal.dir / str(failing["log"]))
+    if summary.undecided:
+        title = (
+            f"Regression on {summary.board}: first bad build is one of "
+            f"{', '.join([*summary.undecided, summary.first_bad])} (last good {summary.last_good})"
+        )
+    else:
+        title = (
+            f"Regression on {summary.board} from {summary.first_bad} "
+            f"(last good {summary.last_good})"
+        )
+    return BugMaterial(title, journal.id, tuple(files))
