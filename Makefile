@@ -11,10 +11,12 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Host packages: the virtual sample (QEMU, stock U-Boot), firmware build tools, serial peers,
-# the signify cross-check, tmux for the terminal test, chromium for the build-log page test.
+# the signify cross-check, tmux for the terminal test, chromium for the build-log page test,
+# Noto Sans CJK for Chinese on the share card and the weekly page.
 APT_PACKAGES := qemu-system-arm qemu-utils u-boot-qemu u-boot-tools device-tree-compiler \
 	busybox-static dropbear-bin ser2net socat lrzsz cpio e2fsprogs dosfstools mtools \
-	signify-openbsd openssh-client openssh-server tmux chromium fdisk iproute2 ca-certificates
+	signify-openbsd openssh-client openssh-server tmux chromium fdisk iproute2 ca-certificates \
+	fonts-noto-cjk
 
 .PHONY: help setup apt venv demo test check test-fast bench reliability lint typecheck clean
 

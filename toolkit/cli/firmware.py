@@ -33,6 +33,11 @@ FIRMWARE_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Publish an image to a TUF channel repository.",
     ),
     "list": ("toolkit.cli.firmware_trust", "list_", "List the images of a channel."),
+    "changes": (
+        "toolkit.cli.loop",
+        "changes",
+        "Release notes of a channel: what each build fixes (yours marked).",
+    ),
     "pull": (
         "toolkit.cli.firmware_trust",
         "pull",

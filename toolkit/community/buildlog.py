@@ -86,6 +86,22 @@ class BuildLog:
     html: str = ""
     redactions: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the tester's chosen name on the log; None shows "anonymous" (the default)
+    display_name: str | None = None
+    #: the sample's number as the tester knows it (e.g. "ES-042"), if given
+    sample: str | None = None
+    #: redacted console recordings (title, asciicast), replayed in the HTML page
+    recordings: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def assembly_seconds(self) -> float:
+        """Total time of the assembly steps (the leaderboard's figure)."""
+        return sum(s.seconds or 0 for s in self.steps)
+
+    @property
+    def byline(self) -> str:
+        who = self.display_name or "anonymous"
+        return f"by {who}" + (f" · sample {self.sample}" if self.sample else "")
 
 
 def _first(rec: dict[str, Any], *names: str) -> Any:
@@ -135,8 +151,11 @@ def compose(
     related: bool = True,
     thumb_px: int = 480,
     max_photo_px: int | None = None,
+    display_name: str | None = None,
+    sample: str | None = None,
 ) -> BuildLog:
-    """Build the (redacted) build log of ``journal``."""
+    """Build the (redacted) build log of ``journal``, signed ``display_name`` (anonymous when
+    None) for ``sample``."""
     sessions = related_sessions(journal) if related else [journal]
     head = journal.header
     board = str(head.get("board") or "unknown board")
@@ -220,12 +239,29 @@ def compose(
         attachments=blobs,
         original_bytes=original_total,
         warnings=warnings,
+        display_name=(display_name or "").strip()[:60] or None,
+        sample=(sample or head.get("sample") or None),
     )
     _redact_model(log, redactor)
+    log.recordings = _recordings(sessions, redactor)
     log.markdown = render_markdown(log)
     log.html = render_html(log)
     log.redactions = dict(redactor.counts)
     return log
+
+
+def _recordings(sessions: list[Journal], redactor: Redactor) -> list[tuple[str, Any]]:
+    """The sessions' console recordings, redacted (after the rest: identifiers learned there
+    are hashed here too)."""
+    from toolkit.community.recordings import redacted
+    from toolkit.protocol import asciicast
+
+    found = []
+    for sess in sessions:
+        for path in redacted(sess, redactor):
+            kind = sess.header.get("kind") or "session"
+            found.append((f"{kind} console ({sess.id})", asciicast.read(path)))
+    return found
 
 
 def _photo(
@@ -300,6 +336,10 @@ def _redact_model(log: BuildLog, r: Redactor) -> None:
     log.flashes = [_redact_dict(f, r) for f in log.flashes]
     log.verifies = [_redact_dict(v, r) for v in log.verifies]
     log.title = r.text(log.title)
+    if log.display_name:
+        log.display_name = r.text(log.display_name)
+    if log.sample:
+        log.sample = r.text(str(log.sample))
 
 
 def _redact_dict(d: Any, r: Redactor) -> Any:
@@ -357,6 +397,8 @@ def render_markdown(log: BuildLog) -> str:
         "",
         f"Board **{log.board}** · started {log.started} · assembly time {_dur(total)}",
         "",
+        f"_{log.byline}_",
+        "",
     ]
     if log.parts:
         md += ["## Parts", "", *[f"- {p}" for p in log.parts], ""]
@@ -408,6 +450,7 @@ def render_html(log: BuildLog) -> str:
         f"<title>{e(log.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(log.title)}</h1>",
         f"<p>Board <b>{e(log.board)}</b> · started {e(log.started)} · assembly time {e(_dur(total))}</p>",
+        f'<p class="byline">{e(log.byline)}</p>',
     ]
     if log.parts:
         out += ["<h2>Parts</h2><ul>", *[f"<li>{e(p)}</li>" for p in log.parts], "</ul>"]
@@ -444,6 +487,12 @@ def render_html(log: BuildLog) -> str:
         out += ["<h2>Firmware</h2><ul>", *[f"<li>{e(line)}</li>" for line in fw], "</ul>"]
     if log.console.strip():
         out.append(f"<h2>Console (last lines)</h2><pre>{e(log.console)}</pre>")
+    if log.recordings:
+        from toolkit.community import castplayer
+
+        out.append(f"<h2>Console recordings</h2><style>{castplayer.CSS}</style>")
+        out += [castplayer.embed(cast, title) for title, cast in log.recordings]
+        out.append(castplayer.script())
     out.append(
         "<p><small>Shared with routerkit; identifiers are salted hashes, secrets removed.</small></p>"
     )

@@ -70,13 +70,44 @@ _NO_ANONYMOUS = """#
 # Xmlrpc or Email Access, no View, Search or Register. The web UI shows a login form.
 """
 
+# The weekly loop (issue #14): votes (one per tester: a Multilink of users that an auditor
+# lets each user change only by themselves), the build a fix was verified in, the summary the
+# confirmation reactor keeps ("verified fixed by N testers on build X"), and a build log's
+# display name, sample and assembly time (for the weekly leaderboard).
+_LOOP_ISSUE_PROPS = (
+    'voters=Multilink("user"), fixed_in=String(), verified=String(), display_name=String(), '
+    "sample=String(), assembly_seconds=String(), "
+)
+
+#: Appended to schema.py: a tester's verdict on a build ("fixed" / "still-broken"), with the
+#: message holding the redacted bench context. Users may read and create them, not edit them.
+_LOOP_SECTION = """
+#
+# ROUTERKIT WEEKLY LOOP
+#
+confirmation = Class(db, "confirmation",
+                issue=Link("issue"),
+                build=String(),
+                verdict=String(),
+                board=String(),
+                msg=Link("msg"),
+                idempotency_key=String())
+db.security.addPermissionToRole('User', 'View', 'confirmation')
+db.security.addPermissionToRole('User', 'Create', 'confirmation')
+"""
+
+#: Copied to tracker/detectors/routerkit_loop.py: the server keeps the loop's rules, so a
+#: client (or a second routerkit) cannot count a vote twice or skip the reopen.
+_LOOP_DETECTOR = Path(__file__).with_name("loop_detector.py")
+
 # (anchor in the classic schema.py, properties inserted right after it)
 _SCHEMA_ADDITIONS = [
     ('FileClass(db, "msg",', "idempotency_key=String(), "),
     ('FileClass(db, "file",', "idempotency_key=String(), sha256=String(), "),
     (
         'IssueClass(db, "issue",',
-        "kind=String(), idempotency_key=String(), signature=String(), board=String(), firmware=String(), ",
+        "kind=String(), idempotency_key=String(), signature=String(), board=String(), firmware=String(), "
+        + _LOOP_ISSUE_PROPS,
     ),
 ]
 
@@ -301,12 +332,43 @@ class LocalTracker:
             raise ConfigError(
                 f"roundup's {TEMPLATE} template changed: no anonymous section in {path}"
             )
-        text = text[: text.index(_ANONYMOUS_SECTION)] + _NO_ANONYMOUS
+        text = text[: text.index(_ANONYMOUS_SECTION)] + _NO_ANONYMOUS + _LOOP_SECTION
         if "'Anonymous'" in text or '"Anonymous"' in text:
             raise ConfigError(
                 f"{path} still grants the Anonymous role something; refusing to install"
             )
         path.write_text(text)
+        self._install_detector()
+
+    def _upgrade_loop(self) -> None:
+        """Give a tracker installed before the weekly loop its properties, class and detector
+        (Roundup's sqlite backend adds the columns itself when the schema grows)."""
+        schema = self.home / "schema.py"
+        text = schema.read_text()
+        new = text
+        if "voters=Multilink" not in new:
+            anchor = 'IssueClass(db, "issue",'
+            if new.count(anchor) != 1:
+                raise ConfigError(f"{schema}: no issue class to extend; refusing to start it")
+            new = new.replace(anchor, anchor + "\n                " + _LOOP_ISSUE_PROPS, 1)
+        if "ROUTERKIT WEEKLY LOOP" not in new:
+            new += _LOOP_SECTION
+        if new != text:
+            schema.write_text(new)
+        detector = self.home / "detectors" / "routerkit_loop.py"
+        if not detector.exists() or detector.read_bytes() != _LOOP_DETECTOR.read_bytes():
+            self._install_detector()
+
+    def _install_detector(self) -> None:
+        """Copy the loop's detector into the tracker, readable by the tracker's user only."""
+        dest = self.home / "detectors" / "routerkit_loop.py"
+        tmp = dest.with_name(".routerkit_loop.py.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_LOOP_DETECTOR.read_bytes())
+        if self.as_root:
+            shutil.chown(tmp, SYSTEM_USER, SYSTEM_USER)
+        os.replace(tmp, dest)
 
     def _lock_down(self) -> None:
         """Bring a tracker installed by an older routerkit to what :meth:`install` makes now
@@ -404,6 +466,7 @@ class LocalTracker:
             return info
         self.install(reporter)
         self._lock_down()
+        self._upgrade_loop()  # after: the lock-down rewrites the end of schema.py
         last = ""
         previous = self.state().get("port")
         for attempt in range(3):  # another process may grab the port between probe and bind
@@ -495,8 +558,30 @@ class LocalTracker:
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
 
-    def issue_token(self, lifetime: float = 3600.0) -> str:
-        """A JWT for the ``routerkit`` user, signed with the tracker's own secret."""
+    def add_user(self, username: str) -> str:
+        """Create (or find) another tester's account; return its user id. Lets one local
+        tracker hold a small community (the weekly loop's tests, a bench shared by testers);
+        the account has no password until :meth:`set_password`-style setup gives it one."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,40}", username):
+            raise ConfigError(f"bad user name {username!r}: letters, digits, . _ - only")
+        self.install()
+        for line in self._admin("list", "user", "username").splitlines():
+            uid, _, name = line.partition(":")
+            if name.strip() == username and uid.strip().isdigit():
+                return uid.strip()
+        out = self._admin(
+            "create",
+            "user",
+            f"username={username}",
+            "roles=User",
+            f"address={username}@localhost",
+            f"password={secrets.token_urlsafe(24)}",
+        )
+        return out.strip().splitlines()[-1].strip()
+
+    def issue_token(self, lifetime: float = 3600.0, *, user_id: str | None = None) -> str:
+        """A JWT for the ``routerkit`` user (or ``user_id``), signed with the tracker's own
+        secret."""
         import jwt
 
         st = self.state()
@@ -507,7 +592,7 @@ class LocalTracker:
             )
         now = int(time.time())
         claims = {
-            "sub": str(st["user_id"]),
+            "sub": str(user_id or st["user_id"]),
             "iss": url,
             "aud": url,
             "iat": now,

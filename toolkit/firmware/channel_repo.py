@@ -195,11 +195,13 @@ def publish(
     keep_nightlies: int = 5,
     expiry: Expiry | None = None,
     now: datetime | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> PublishResult:
     """Add a verified image to ``channel`` of the repository in ``repo_dir``.
 
     Creates the repository (and its keys) on first use. The image must be a well-formed,
     correctly signed v1 image (its signer must be trusted here), or nothing is published.
+    ``notes`` (see :mod:`toolkit.firmware.notes`) are signed into the image's target.
     """
     from filelock import FileLock
     from tuf.api.metadata import Metadata, TargetFile
@@ -258,6 +260,10 @@ def publish(
                 "signer": meta["signer"],
             }
         }
+        if notes is not None:
+            from toolkit.firmware.notes import validate
+
+            info.unrecognized_fields["custom"]["routerkit"]["notes"] = validate(notes)
         old = role_md.signed.targets.get(target_path)
         if old is not None and old.hashes.get("sha256") != sha:
             raise ChannelError(

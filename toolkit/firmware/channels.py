@@ -48,6 +48,9 @@ class ChannelImage:
     supported_devices: tuple[str, ...]
     length: int
     sha256: str
+    #: signed release notes (toolkit.firmware.notes), None when published without
+    notes: dict[str, Any] | None = None
+    build_date: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "supported_devices": list(self.supported_devices)}
@@ -264,6 +267,8 @@ class _Session:
                     tuple(str(d) for d in devices if isinstance(d, str)),
                     info.length,
                     str(info.hashes.get("sha256", "")),
+                    custom["notes"] if isinstance(custom.get("notes"), dict) else None,
+                    str(custom["build_date"]) if custom.get("build_date") else None,
                 )
             )
         return found

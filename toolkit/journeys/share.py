@@ -97,11 +97,23 @@ def prepare_share(
     redactor: Redactor | None = None,
     include_html: bool = True,
     max_photo_px: int | None = None,
+    display_name: str | None = None,
+    sample: str | None = None,
 ) -> Plan:
-    """Compose the build log of a session, redacted, ready to preview."""
+    """Compose the build log of a session, redacted, ready to preview. ``display_name``
+    signs it (default: ``[community] display_name``, else anonymous)."""
+    from toolkit.community.config import community_config
+
     journal = pick_session(session_id)
     redactor = redactor or Redactor.for_installation()
-    log = compose(journal, redactor, max_photo_px=max_photo_px)
+    cfg = community_config()
+    log = compose(
+        journal,
+        redactor,
+        max_photo_px=max_photo_px,
+        display_name=display_name or cfg.get("display_name"),
+        sample=sample or cfg.get("sample"),
+    )
     share_dir = journal.files_dir / "share"
     atomic_write(share_dir / "buildlog.md", log.markdown.encode())
     atomic_write(share_dir / "buildlog.html", log.html.encode())
@@ -111,7 +123,14 @@ def prepare_share(
     warnings = list(log.warnings)
     if not any(st.photos for st in log.steps):
         warnings.append("this session has no photos; the build log is text only")
-    fields = {"kind": "buildlog", "board": log.board, "firmware": _firmware(log)}
+    fields = {
+        "kind": "buildlog",
+        "board": log.board,
+        "firmware": _firmware(log),
+        "display_name": log.display_name,
+        "sample": log.sample,
+        "assembly_seconds": f"{log.assembly_seconds:.1f}" if log.assembly_seconds else None,
+    }
     item = Item(
         key=item_key("buildlog", journal.id, publisher),
         publisher=publisher,

@@ -147,6 +147,10 @@ class RoundupPublisher:
         """Post ``item`` exactly once (see the module docstring)."""
         if item.kind == "comment":
             return self._comment(item, reporter)
+        if item.kind == "vote":
+            return self._vote(item)
+        if item.kind == "confirm":
+            return self._confirm(item, reporter)
         existing = self.find("issue", idempotency_key=item.key)
         if existing:
             return Remote(
@@ -235,6 +239,156 @@ class RoundupPublisher:
         return Remote(
             target, f"{self.issue_url(target)}#msg{msg_id}", item.title, {"msg": msg_id}
         ).to_json()
+
+    # --- the weekly loop (issue #14) -------------------------------------------------------
+
+    def _me(self) -> str:
+        if not self.user_id:
+            raise PublishError(
+                "this tracker token does not say which user it is; votes need a user",
+                hint="log in again with `routerkit community login`",
+            )
+        return self.user_id
+
+    def _vote(self, item: Item) -> dict[str, Any]:
+        """Add this tester to the report's voters (a set: voting twice is one vote)."""
+        target = str(item.payload.get("target") or "")
+        if not target.isdigit():
+            raise PublishError(f"vote {item.key} has no target report")
+        me = self._me()
+        issue = self.get("issue", target)
+        voters = {str(v["id"]) for v in issue.get("attributes", {}).get("voters", [])}
+        if me not in voters:
+            resp = self.http.request(
+                "PATCH",
+                f"issue/{target}",
+                f"vote on issue{target}",
+                json={"@op": "add", "voters": [me]},
+                headers={"If-Match": issue.get("@etag", "")},
+            )
+            if resp.status_code == 412:  # changed meanwhile (another vote): retry soon
+                from toolkit.errors import PublishRetryableError
+
+                raise PublishRetryableError(f"issue{target} changed while voting", retry_after=0.5)
+            check(resp, f"vote on issue{target}")
+        votes = len(voters | {me})
+        return Remote(
+            target,
+            self.issue_url(target),
+            item.title,
+            {"votes": votes, "reused": me in voters},
+        ).to_json()
+
+    def _confirm(self, item: Item, reporter: Reporter) -> dict[str, Any]:
+        """A tester's verdict on a build: a ``confirmation`` (once, by key) whose message holds
+        the redacted bench context; the tracker's detector updates the report."""
+        target = str(item.payload.get("target") or "")
+        if not target.isdigit():
+            raise PublishError(f"confirmation {item.key} has no target report")
+        existing = self.find("confirmation", idempotency_key=item.key)
+        if not existing:
+            file_ids, body = self._upload_all(item, reporter)
+            msg_id = self._ensure_msg(item.key, body, file_ids)
+            fields = item.payload.get("fields", {})
+            props = {
+                "issue": target,
+                "msg": msg_id,
+                "idempotency_key": item.key,
+                **{k: str(v) for k, v in fields.items() if v is not None},
+            }
+            self.create("confirmation", props)
+        report = self.report(target)
+        return Remote(
+            target,
+            self.issue_url(target),
+            item.title,
+            {
+                "verified": report["verified"],
+                "status": report["status"],
+                "reused": bool(existing),
+            },
+        ).to_json()
+
+    _REPORT_FIELDS = (
+        "title,kind,status,voters,fixed_in,verified,board,firmware,creator,creation,"
+        "display_name,sample,assembly_seconds,files"
+    )
+
+    def _statuses(self) -> dict[str, str]:
+        if not hasattr(self, "_status_names"):
+            data = self._json("GET", "status", "read statuses", params={"@fields": "name"})
+            self._status_names = {
+                str(r["id"]): str(r.get("name", r["id"])) for r in data.get("collection", [])
+            }
+        return self._status_names
+
+    def _report_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        def ref(value: Any) -> str | None:
+            return str(value["id"]) if isinstance(value, dict) else value
+
+        status = ref(row.get("status"))
+        voters = [str(v["id"]) for v in row.get("voters") or []]
+        seconds = row.get("assembly_seconds")
+        try:
+            secs = float(seconds) if seconds not in (None, "") else None
+        except ValueError:
+            secs = None
+        return {
+            "id": str(row["id"]),
+            "url": self.issue_url(str(row["id"])),
+            "title": str(row.get("title") or ""),
+            "kind": row.get("kind") or "bug",
+            "status": self._statuses().get(str(status), str(status)) if status else "unread",
+            "votes": len(voters),
+            "voters": voters,
+            "fixed_in": row.get("fixed_in"),
+            "verified": row.get("verified") or "",
+            "board": row.get("board"),
+            "firmware": row.get("firmware"),
+            "creator": ref(row.get("creator")),
+            "created": row.get("creation"),
+            "display_name": row.get("display_name"),
+            "sample": row.get("sample"),
+            "assembly_seconds": secs,
+            "files": [str(f["id"]) for f in row.get("files") or []],
+        }
+
+    def reports(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every report (of ``kind``: bug, request, buildlog) with its loop fields."""
+        params: dict[str, Any] = {"@fields": self._REPORT_FIELDS, "@page_size": 1000}
+        if kind:
+            params["kind:"] = kind
+        data = self._json("GET", "issue", "list reports", params=params)
+        return [self._report_row(r) for r in data.get("collection", [])]
+
+    def report(self, issue_id: str) -> dict[str, Any]:
+        """One report with its loop fields."""
+        data = self.get("issue", issue_id)
+        return self._report_row({"id": issue_id, **data.get("attributes", {})})
+
+    def confirmations(self) -> list[dict[str, Any]]:
+        """Every confirmation: report, build, verdict, tester, date."""
+        data = self._json(
+            "GET",
+            "confirmation",
+            "list confirmations",
+            params={"@fields": "issue,build,verdict,board,creator,creation", "@page_size": 1000},
+        )
+        out = []
+        for r in data.get("collection", []):
+            issue, creator = r.get("issue"), r.get("creator")
+            out.append(
+                {
+                    "id": str(r["id"]),
+                    "issue": str(issue["id"]) if isinstance(issue, dict) else issue,
+                    "build": r.get("build"),
+                    "verdict": r.get("verdict"),
+                    "board": r.get("board"),
+                    "creator": str(creator["id"]) if isinstance(creator, dict) else creator,
+                    "created": r.get("creation"),
+                }
+            )
+        return out
 
     def find_by_signature(self, signature: str) -> list[Remote]:
         """Reports carrying this duplicate signature, newest first."""
