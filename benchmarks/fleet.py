@@ -43,9 +43,9 @@ def main() -> None:
     os.environ.setdefault("ROUTERKIT_CONFIG", str(tmp / "config"))
     os.environ.setdefault("ROUTERKIT_DATA", str(tmp / "data"))
     from toolkit.journeys.fleet import flash_fleet
+    from toolkit.target.ssh import connect_target
     from toolkit.targets import Target
     from toolkit.testing.dropbear import LoopbackDevice, make_image
-    from toolkit.transport.ssh import connect_target
 
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "id")], check=True

@@ -226,8 +226,8 @@ def main() -> None:
     from toolkit import sample
     from toolkit.firmware.build import build_image
     from toolkit.journeys.flash import FlashOptions, flash
+    from toolkit.target.ssh import connect_target
     from toolkit.targets import from_sample
-    from toolkit.transport.ssh import connect_target
 
     name = f"bench-flash-{os.getpid()}"
     try:

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolkit.hostkeys import HostKeyStore  # noqa: E402
+from toolkit.target.ssh import connect_target  # noqa: E402
 from toolkit.targets import Target  # noqa: E402
-from toolkit.transport.ssh import connect_target  # noqa: E402
 
 RUNS = 5
 AES = "aes128-ctr"

@@ -3,6 +3,7 @@ executed, a garbled status is asked again, a failed load falls back to small blo
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -82,3 +83,33 @@ def test_a_failed_load_switches_the_session_to_128_byte_blocks(
         with pytest.raises(TransferError):
             device.load_serial(b"x" * 4096, device.load_addr, "ymodem", None)
     assert sizes == [1024, 128]
+
+
+@dataclass
+class ShortAnswersUBoot(FakeUBoot):
+    """Like a line so noisy that only ``md.b`` answers of up to ``clean_up_to`` bytes come
+    through whole: longer dumps arrive with one hex digit flipped."""
+
+    clean_up_to: int = 64
+
+    def _command(self, argv: list[str]) -> tuple[str, int]:
+        if argv[0] != "md.b":
+            return super()._command(argv)
+        addr, length = int(argv[1], 16), int(argv[2], 16)
+        data = self._ram(addr, length)
+        rows = [
+            f"{addr + at:08x}: {' '.join(f'{b:02x}' for b in data[at : at + 16])}    ................"
+            for at in range(0, length, 16)
+        ]
+        if length > self.clean_up_to:
+            rows[0] = rows[0][:10] + ("0" if rows[0][10] != "0" else "1") + rows[0][11:]
+        return "\r\n".join(rows) + "\r\n", 0
+
+
+def test_a_dump_that_never_comes_through_whole_is_read_in_shorter_pieces() -> None:
+    payload = bytes(range(256)) * 2
+    fake = ShortAnswersUBoot(at_prompt=True, memory={0x50000000: payload})
+    device = _device(fake)
+    assert device.dump(0x50000000, len(payload)) == payload
+    sizes = {int(m, 16) for line in fake.lines for m in re.findall(r"md\.b \S+ (\S+);", line)}
+    assert 256 in sizes and min(sizes) <= 64  # tried whole, then halved until answers were clean

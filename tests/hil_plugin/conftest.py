@@ -27,7 +27,7 @@ for _name in (
     "filelock",
     "toolkit.hil.fixtures",
     "toolkit.hil.session",
-    "toolkit.hil.strategy",
+    "toolkit.target.strategy",
     "toolkit.target.power",
     "toolkit.coordinator",
     "toolkit.targets",

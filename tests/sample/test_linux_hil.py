@@ -16,8 +16,9 @@ import pytest
 from toolkit import sample
 from toolkit.boards import load_board
 from toolkit.protocol.console import Console
-from toolkit.sample.watch import connect, wait_ssh_banner, watch_boot
+from toolkit.sample.watch import connect, watch_boot
 from toolkit.target.shell import LinuxShell
+from toolkit.target.strategy import wait_ssh_banner
 
 pytestmark = pytest.mark.hil
 

@@ -10,7 +10,8 @@ from toolkit.boards import load_board
 from toolkit.errors import DeviceTimeout
 from toolkit.protocol.console import Console
 from toolkit.sample.qemu import free_port
-from toolkit.sample.watch import wait_ssh_banner, watch_boot
+from toolkit.sample.watch import watch_boot
+from toolkit.target.strategy import wait_ssh_banner
 from toolkit.testing.fake import FakeTransport, FakeUBoot
 
 

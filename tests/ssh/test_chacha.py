@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from toolkit.hostkeys import HostKeyStore, identity_of, parse_key_line
+from toolkit.target.ssh import connect_target
 from toolkit.transport import chacha
-from toolkit.transport.ssh import connect_target
 
 from .conftest import target_for
 

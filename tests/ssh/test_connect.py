@@ -10,8 +10,9 @@ import pytest
 
 from toolkit.errors import AuthError, HostKeyError, HostUnreachableError
 from toolkit.hostkeys import HostKeyContext, HostKeyStore, fingerprint, identity_of, parse_key_line
+from toolkit.target.ssh import connect_target, host_key_check
 from toolkit.testing.dropbear import free_port
-from toolkit.transport.ssh import SSHConnection, connect_target
+from toolkit.transport.ssh import SSHConnection
 
 from .conftest import target_for
 
@@ -56,16 +57,16 @@ def test_wrong_key_is_an_auth_error(make_device, tmp_path: Path, client_key: Pat
 def test_wrong_password_is_an_auth_error_and_right_one_works(make_device) -> None:
     dev = make_device(password="s3cret-pass")
     ident = "es-virt/pw"
+    first = host_key_check(ident, "127.0.0.1", dev.port, context=HostKeyContext(accept_new=True))
     bad = SSHConnection(
-        "127.0.0.1",
-        dev.port,
-        identity=ident,
-        password="wrong",
-        context=HostKeyContext(accept_new=True),
+        "127.0.0.1", dev.port, identity=ident, password="wrong", check_host_key=first
     )
     with pytest.raises(AuthError, match="refused password"):
         bad.connect()
-    good = SSHConnection("127.0.0.1", dev.port, identity=ident, password="s3cret-pass")
+    known = host_key_check(ident, "127.0.0.1", dev.port)  # the key stored by the first contact
+    good = SSHConnection(
+        "127.0.0.1", dev.port, identity=ident, password="s3cret-pass", check_host_key=known
+    )
     assert good.run("echo ok").stdout.strip() == "ok"
     good.close()
 
@@ -142,3 +143,11 @@ def test_upload_paths_deliver_exact_bytes(make_device, client_key: Path) -> None
     # the light device, like the firmware, has neither SFTP nor scp: auto falls back to cat
     assert conn.upload(b"abc", "/tmp/y.bin").method == "cat"
     conn.close()
+
+
+def test_a_connection_given_no_host_key_check_refuses_every_key(make_device) -> None:
+    dev = make_device(password="s3cret-pass")
+    conn = SSHConnection("127.0.0.1", dev.port, identity="es-virt/nocheck", password="s3cret-pass")
+    with pytest.raises(HostKeyError, match="no host-key check"):
+        conn.connect()
+    assert HostKeyStore().list() == []

@@ -22,7 +22,7 @@ from toolkit.events import RecordingReporter
 from toolkit.hostkeys import HostKeyStore, identity_of
 from toolkit.journeys.flash import FlashOptions, flash
 from toolkit.record import Journal
-from toolkit.transport.ssh import connect_target
+from toolkit.target.ssh import connect_target
 
 from .conftest import CuttingProxy, target_for
 

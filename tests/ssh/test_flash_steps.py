@@ -10,7 +10,7 @@ import pytest
 from toolkit.errors import DowngradeError
 from toolkit.journeys.flash import FlashOptions, flash
 from toolkit.record import Journal
-from toolkit.transport.ssh import connect_target
+from toolkit.target.ssh import connect_target
 
 from .conftest import target_for
 

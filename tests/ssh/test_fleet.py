@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from toolkit.cli import root
 from toolkit.errors import ConfigError
 from toolkit.journeys.fleet import flash_fleet
-from toolkit.transport.ssh import connect_target
+from toolkit.target.ssh import connect_target
 
 from .conftest import target_for
 

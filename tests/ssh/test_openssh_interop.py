@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from toolkit.hostkeys import HostKeyStore, identity_of, parse_key_line
+from toolkit.target.ssh import connect_target
 from toolkit.targets import Target
 from toolkit.transport import chacha
-from toolkit.transport.ssh import connect_target
 
 SSHD = Path("/usr/sbin/sshd")
 MIB = 1024 * 1024

@@ -132,8 +132,8 @@ def _cut_and_reboot(
 
     from toolkit import sample
     from toolkit.journeys.verify import verify
+    from toolkit.target.ssh import connect_target
     from toolkit.targets import from_sample
-    from toolkit.transport.ssh import connect_target
 
     state = sample.status(name)
     assert state is not None and state.running
@@ -189,8 +189,8 @@ def cut_sample(tmp_path: Path) -> Any:
     """A private sample (it gets its power cut) and a newer image for it."""
     from toolkit import sample
     from toolkit.firmware.build import build_image
+    from toolkit.target.ssh import connect_target
     from toolkit.targets import from_sample
-    from toolkit.transport.ssh import connect_target
 
     name = f"ssh-cut-{os.getpid()}-{secrets.token_hex(2)}"
     state = sample.up(name=name, wait="ssh", fresh=True)

@@ -110,7 +110,7 @@ def test_the_serial_flash_power_step_runs_a_lab_command_and_journals_its_output(
     from toolkit.boards import load_board
     from toolkit.events import NullReporter
     from toolkit.journeys.flash import FlashOptions
-    from toolkit.journeys.flash_serial import _Run, power_cycle
+    from toolkit.journeys.flash_serial import _Run, open_console, power_cycle
     from toolkit.record import Journal
 
     command, mark = _relay(tmp_path)
@@ -119,6 +119,7 @@ def test_the_serial_flash_power_step_runs_a_lab_command_and_journals_its_output(
     run = _Run(
         tmp_path / "x.img", target, FlashOptions(), NullReporter(), journal, load_board("es-virt")
     )
+    open_console(run)  # the console, and the target's strategy with its power switch
     with run.step("power-cycle"):
         power_cycle(run)
     assert mark.exists()
@@ -137,25 +138,29 @@ def test_the_serial_flash_asks_for_a_manual_reset_only_when_it_may(tmp_path: Pat
     from toolkit.boards import load_board
     from toolkit.events import RecordingReporter
     from toolkit.journeys.flash import FlashOptions
-    from toolkit.journeys.flash_serial import _Run, power_cycle
+    from toolkit.journeys.flash_serial import _Run, open_console, power_cycle
     from toolkit.record import Journal
 
     target = Target(name="desk", serial_url="loop://")
     journal = Journal.create("flash", board="es-virt", target="desk")
     reporter = RecordingReporter()
     board = load_board("es-virt")
+
+    def opened(options: FlashOptions) -> _Run:
+        run = _Run(tmp_path / "x.img", target, options, reporter, journal, board)
+        open_console(run)
+        return run
+
     with pytest.raises(ConsentRequired):
-        power_cycle(_Run(tmp_path / "x.img", target, FlashOptions(), reporter, journal, board))
-    power_cycle(
-        _Run(tmp_path / "x.img", target, FlashOptions(interactive=True), reporter, journal, board)
-    )
+        power_cycle(opened(FlashOptions()))
+    power_cycle(opened(FlashOptions(interactive=True)))
     assert ("message", "action", "press the reset button of target desk now") in reporter.events
 
 
 def test_the_pytest_plugin_drives_a_lab_command_power_switch(tmp_path: Path) -> None:
     """`--routerkit-target lab.toml:desk`: the session's strategy presses the lab's relay."""
     from toolkit.hil.session import HilSession, parse_spec
-    from toolkit.hil.strategy import Status
+    from toolkit.target.strategy import Status
 
     cycle, cycled = _relay(tmp_path, "cycled")
     off, switched_off = _relay(tmp_path, "off")

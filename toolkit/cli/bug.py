@@ -204,7 +204,7 @@ def _device_shell(app: App, target_name: str | None):  # type: ignore[no-untyped
     try:
         from toolkit import targets
         from toolkit.journeys.verify import host_key_context
-        from toolkit.transport.ssh import connect_target
+        from toolkit.target.ssh import connect_target
 
         target = targets.resolve(target_name)
         if not target.ssh_host:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from toolkit.cli._app import App, emit, get_app, output_options
+from toolkit.cli._target import TargetArgs, target_options
 
 
 @click.command()
@@ -18,26 +19,7 @@ from toolkit.cli._app import App, emit, get_app, output_options
     show_default=True,
     help="Flash through the U-Boot console or over SSH with sysupgrade.",
 )
-@click.option(
-    "--target",
-    "target_name",
-    metavar="NAME",
-    help="A running virtual sample, or lab.toml:NAME. Default: the running sample.",
-)
-@click.option(
-    "--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target."
-)
-@click.option(
-    "--port",
-    "serial_url",
-    metavar="URL",
-    help="Serial port: /dev/ttyUSB0, socket://H:P, rfc2217://H:P.",
-)
-@click.option("--host", "ssh_host", metavar="HOST", help="SSH host of the device.")
-@click.option("--ssh-port", type=int, help="SSH port of the device.")
-@click.option("--user", "ssh_user", help="SSH user (default: the board's, root).")
-@click.option("--identity", type=click.Path(dir_okay=False), help="SSH private key file.")
-@click.option("--board", help="Board profile (default: the target's).")
+@target_options
 @click.option(
     "--path",
     "transfer_path",
@@ -92,14 +74,7 @@ from toolkit.cli._app import App, emit, get_app, output_options
 def flash(
     image: Path | None,
     via: str,
-    target_name: str | None,
-    lab: Path | None,
-    serial_url: str | None,
-    ssh_host: str | None,
-    ssh_port: int | None,
-    ssh_user: str | None,
-    identity: str | None,
-    board: str | None,
+    target_args: TargetArgs,
     transfer_path: str,
     channel: str | None,
     channel_url: str | None,
@@ -131,25 +106,13 @@ def flash(
       routerkit flash fw.img --port rfc2217://bench:7000 --board es-virt
       routerkit flash --channel nightly --via ssh --json
     """
-    from toolkit import targets
     from toolkit.errors import ConfigError
     from toolkit.journeys.flash import FlashOptions
     from toolkit.journeys.flash import flash as run_flash
     from toolkit.record import Journal
 
     app = get_app()
-    target = targets.resolve(
-        target_name,
-        lab=lab,
-        board=board,
-        serial_url=serial_url,
-        ssh_host=ssh_host,
-        ssh_port=ssh_port,
-    )
-    if ssh_user:
-        target.ssh_user = ssh_user
-    if identity:
-        target.identity = identity
+    target = target_args.resolve()
     if channel:
         if image is not None:
             raise ConfigError("give either IMAGE or --channel, not both")
@@ -194,8 +157,39 @@ def flash(
             + (f", resumed from byte {result.resumed_from}" if result.resumed_from else "")
         )
         click.echo(f"session: {result.session}")
+        if fixes:
+            _say_fixes(str(result.version_after), fixes)
 
-    emit(result.to_dict(), human)
+    fixes = _claimed_fixes(str(result.version_after or ""), target.board)
+    emit({**result.to_dict(), "fixes_yours": fixes}, human)
+
+
+def _claimed_fixes(version: str, board: str) -> list[dict[str, object]]:
+    """Reports you filed, voted on or added "me too" to that this build's signed release
+    notes claim to fix (from the channel metadata already on this machine; never fails the
+    flash)."""
+    from toolkit.errors import RouterkitError
+    from toolkit.journeys.loop import after_flash
+
+    if not version:
+        return []
+    try:
+        return after_flash(version, board)
+    except (RouterkitError, OSError, ValueError):
+        return []
+
+
+def _say_fixes(version: str, fixes: list[dict[str, object]]) -> None:
+    from toolkit.i18n import t
+
+    click.echo(t("Build {version} claims to fix report(s) you care about:", version=version))
+    for fix in fixes:
+        click.echo(f"  #{fix['id']}")
+    for fix in fixes:
+        click.echo(
+            "  "
+            + t("Tell the community: routerkit confirm {id} --fixed | --still-broken", id=fix["id"])
+        )
 
 
 def _pull(app: App, channel: str, url: str | None, root: Path | None, board: str) -> Path:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from toolkit.cli._app import App, emit, get_app, output_options
+from toolkit.cli._target import TargetArgs, target_options
 
 
 @click.command()
@@ -17,35 +16,14 @@ from toolkit.cli._app import App, emit, get_app, output_options
     show_default=True,
     help="Ask the device over SSH or over its serial console.",
 )
-@click.option(
-    "--target",
-    "target_name",
-    metavar="NAME",
-    help="A running virtual sample, or lab.toml:NAME. Default: the running sample.",
-)
-@click.option(
-    "--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target."
-)
-@click.option("--port", "serial_url", metavar="URL", help="Serial port of an ad-hoc device.")
-@click.option("--host", "ssh_host", metavar="HOST", help="SSH host of an ad-hoc device.")
-@click.option("--ssh-port", type=int, help="SSH port.")
-@click.option("--user", "ssh_user", help="SSH user (default root).")
-@click.option("--identity", type=click.Path(dir_okay=False), help="SSH private key file.")
-@click.option("--board", help="Board profile (default: the target's).")
+@target_options
 @click.option(
     "--accept-new-hostkey", is_flag=True, help="Trust an unknown host key on first contact (shown)."
 )
 @output_options
 def verify(
     via: str,
-    target_name: str | None,
-    lab: Path | None,
-    serial_url: str | None,
-    ssh_host: str | None,
-    ssh_port: int | None,
-    ssh_user: str | None,
-    identity: str | None,
-    board: str | None,
+    target_args: TargetArgs,
     accept_new_hostkey: bool,
 ) -> None:
     """Check a sample: running version and slot, integrity of BOTH slots (hashed on the
@@ -59,23 +37,11 @@ def verify(
       routerkit verify --via serial --json
       routerkit verify --target lab.toml:desk
     """
-    from toolkit import targets
     from toolkit.journeys.verify import require_ok
     from toolkit.journeys.verify import verify as run_verify
 
     app = get_app()
-    target = targets.resolve(
-        target_name,
-        lab=lab,
-        board=board,
-        serial_url=serial_url,
-        ssh_host=ssh_host,
-        ssh_port=ssh_port,
-    )
-    if ssh_user:
-        target.ssh_user = ssh_user
-    if identity:
-        target.identity = identity
+    target = target_args.resolve()
     report = run_verify(
         target, via=via, reporter=app.reporter(), accept_new_hostkey=accept_new_hostkey
     )

@@ -3,15 +3,14 @@
 :func:`sample_device` turns a running virtual sample (``toolkit.sample`` state: ``serial_url``,
 QMP socket) into a :class:`toolkit.guide.checks.Device`: the console is the sample's serial line
 (``toolkit.transport.open_serial``), reset is QMP ``system_reset`` (``toolkit.target.power``)
-and the shell is the Linux shell driver on that console (``toolkit.target.shell.LinuxShell``,
-every answer checksummed on the device), so no
+and the shell is reached through the target's strategy (``toolkit.target.strategy``) and run by
+the Linux shell driver on that console (every answer checksummed on the device), so no
 SSH host key is involved. A sample that is not running gives a Device whose checks fail with
 the reason, instead of an exception.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -62,13 +61,12 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
 
     from toolkit.target.power import QMPPower
 
-    reset = QMPPower(state.qmp, name=str(shown)).cycle
+    power = QMPPower(state.qmp, name=str(shown))
 
     def shell(command: str, timeout: float) -> tuple[int, str]:
         from toolkit.errors import DeviceError
         from toolkit.protocol.console import Console
-        from toolkit.target.shell import LinuxShell
-        from toolkit.target.uboot import UBoot
+        from toolkit.target.strategy import Status, Strategy
         from toolkit.transport import open_serial
 
         if not state.firmware:
@@ -78,30 +76,17 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
             )
         deadline = time.monotonic() + timeout
         with Console(open_serial(url), name=f"sample {shown}") as console:
-            linux = LinuxShell(console, board)
-            uboot = UBoot(console, board)
-            booting = re.compile(r"Starting kernel|Booting Linux|Linux version")
-            # Never press Enter while the device is still in U-Boot: any key stops autoboot
-            # and it would sit at `=> ` forever. If output is streaming (a boot after the
-            # reset of an earlier check), wait for the kernel to take over first.
-            if console.try_expect(re.compile(r"\S"), 1.5) is not None:
-                console.expect(
-                    [booting, linux.prompt_end], timeout=max(1.0, deadline - time.monotonic())
-                )
-            else:
-                # Idle: a Linux shell, or U-Boot left at its prompt by someone. One Enter tells.
-                console.sendline()
-                if uboot.wait_prompt(2.0) is not None:
-                    uboot.boot()
-                    console.expect(booting, timeout=max(1.0, deadline - time.monotonic()))
-            linux.wait_for_shell(timeout=max(1.0, deadline - time.monotonic()))
-            result = linux.run(command, timeout=max(5.0, deadline - time.monotonic()))
+            # The target's strategy finds the shell wherever the sample is: already at a
+            # shell, booting (after an earlier check's reset), or left at U-Boot's prompt.
+            strategy = Strategy.attached(console, board, power, name=f"sample {shown}")
+            strategy.transition(Status.LINUX, timeout=timeout)
+            result = strategy.shell().run(command, timeout=max(5.0, deadline - time.monotonic()))
             return result.exit_status, result.output
 
     return Device(
         description=f"virtual sample {shown!r}",
         open_console=open_console,
-        reset=reset,
+        reset=power.cycle,
         shell=shell,
         console_settings=dict(board.get("console", {}) or {}),
     )

@@ -1,6 +1,6 @@
 """Hardware-in-the-loop testing: the target's state machine and the pytest fixtures.
 
-- :mod:`toolkit.hil.strategy`: ``Status`` (OFF → UBOOT → LINUX → SSH, BROKEN) and ``Strategy``,
+- :mod:`toolkit.target.strategy`: ``Status`` (OFF → UBOOT → LINUX → SSH, BROKEN) and ``Strategy``,
   which moves a target between them over its console and power switch
   (:mod:`toolkit.target.power`).
 - :mod:`toolkit.hil.session`: one target per pytest session (``--routerkit-target``).

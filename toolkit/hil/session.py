@@ -2,7 +2,7 @@
 
 :class:`HilSession` is created cheaply when pytest starts and does nothing until a fixture
 asks for the target. Then it resolves ``--routerkit-target`` (:func:`parse_spec`), starts or
-acquires the target, and keeps for the whole session: its :class:`~toolkit.hil.strategy.Strategy`,
+acquires the target, and keeps for the whole session: its :class:`~toolkit.target.strategy.Strategy`,
 an SSH connection, the flash of ``--routerkit-image`` (done once) and a console transcript
 that the failure reports slice per test.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ConfigError, NotFoundError, RouterkitError, TargetBrokenError
-from toolkit.hil.strategy import Status, Strategy
+from toolkit.target.strategy import Status, Strategy
 
 _SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
 _URL_SCHEMES = ("rfc2217", "socket")
@@ -283,7 +283,7 @@ class HilSession:
 
     def _open_ssh(self) -> Any:
         from toolkit.hostkeys import HostKeyContext, HostKeyStore
-        from toolkit.transport.ssh import connect_target
+        from toolkit.target.ssh import connect_target
 
         target = self.target
         version = self.flashed_image_meta.get("version") if self.flashed_image_meta else None
@@ -291,11 +291,9 @@ class HilSession:
             after_flash=version is not None, serial_keys=self._serial_host_keys,
             image_version=version,
         )  # fmt: skip
-        conn = connect_target(target, context=context, connect=False)
-        if self._holder is not None:
-            # A throwaway session sample must not leave its key in the user's known_hosts.
-            conn.store = HostKeyStore(self.workdir / "hostkeys")
-        return conn.connect()
+        # A throwaway session sample must not leave its key in the user's known_hosts.
+        store = HostKeyStore(self.workdir / "hostkeys") if self._holder is not None else None
+        return connect_target(target, context=context, store=store)
 
     def _serial_host_keys(self) -> list[str]:
         """The device's SSH host keys as its own serial console reports them."""

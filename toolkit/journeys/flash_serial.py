@@ -6,6 +6,10 @@ recorded in the journal (``step`` records)::
     check image → power-cycle → interrupt autoboot → read U-Boot → read slots → plan
     → transfer+write (chunks) → read back → switch slot → reset → boot → verify running
 
+Every change of the board's state (power-cycle to U-Boot, the fresh boot into the new slot,
+the shell that checks it) goes through the target's one strategy
+(:class:`toolkit.target.strategy.Strategy`), on the console this journey opened.
+
 Safety argument: only the inactive slot is written; every chunk is checked in RAM and again
 after it is written; the whole image is read back before ``state.env`` is switched; and the
 switch is one small ``fatwrite`` which boot.scr survives being cut (no state: slot A; a bad
@@ -40,6 +44,7 @@ from toolkit.journeys.flash_serial_transfer import Loader, bench_has_tftp, make_
 from toolkit.journeys.steps import Steps
 from toolkit.protocol.console import Console
 from toolkit.record import Journal
+from toolkit.target.strategy import Status, Strategy
 from toolkit.target.uboot import UBoot
 from toolkit.targets import Target
 
@@ -71,6 +76,7 @@ class _Run:
     version: str = ""
     console: Console | None = None
     device: Device | None = None
+    strategy: Strategy | None = None
     active: str = "A"
     version_before: str | None = None
     sent: int = 0
@@ -117,14 +123,15 @@ def flash(
         with run.step("power-cycle"):
             power_cycle(run)
         with run.step("interrupt autoboot"):
-            assert run.device is not None
+            assert run.strategy is not None
             # --timeout also caps the wait for U-Boot (a board that never shows a prompt)
-            run.device.uboot.interrupt_autoboot(timeout=_prompt_timeout(run))
+            run.strategy.transition(Status.UBOOT, timeout=_prompt_timeout(run))
         with run.step("read U-Boot"):
             record_uboot(run)
         with run.step("read slots"):
             read_slots(run)
         inactive = run.board.other_slot(run.active)
+        assert run.device is not None
         write_inactive(run, inactive)
         with run.step("switch slot", f"{run.active} → {inactive.name}"):
             run.device.switch_to(inactive.name)
@@ -238,13 +245,9 @@ def serial_console(target: Target, journal: Journal) -> Console:
 
 
 def open_console(run: _Run) -> None:
-    run.console = (run.console_factory or serial_console)(run.target, run.journal)
-    run.device = Device(UBoot(run.console, run.board), run.board)
-
-
-def power_cycle(run: _Run) -> None:
-    """Reset the board the way the target says (``toolkit.target.power``): QMP, a bench
-    command, labgrid, or the tester's finger when this run may ask."""
+    """The console, and the target's strategy on it with the target's power switch
+    (``toolkit.target.power``: QMP, a bench command, labgrid, or the tester's finger when this
+    run may ask)."""
     from toolkit.target.power import from_target
 
     def ask(text: str) -> None:
@@ -253,8 +256,17 @@ def power_cycle(run: _Run) -> None:
     power = (run.power_factory or from_target)(
         run.target, ask=ask if run.options.interactive else None
     )
+    run.console = (run.console_factory or serial_console)(run.target, run.journal)
+    run.device = Device(UBoot(run.console, run.board), run.board)
+    run.strategy = Strategy.attached(run.console, run.board, power, name=run.target.name)
+
+
+def power_cycle(run: _Run) -> None:
+    """Power-cycle the board, so the flash starts from U-Boot as it comes up."""
+    assert run.strategy is not None
+    power = run.strategy.power
     try:
-        power.cycle()
+        run.strategy.power_cycle()
     finally:
         if power.last_run is not None:
             # A bench command's own output goes to the journal, never to the terminal.
@@ -410,15 +422,11 @@ def read_back(run: _Run, slot: Slot) -> None:
 
 
 def reset_and_boot(run: _Run) -> None:
-    """Reset, skip the autoboot countdown, boot, and wait for the Linux shell."""
-    assert run.device is not None and run.console is not None
-    from toolkit.target.shell import LinuxShell
-
+    """A fresh boot into the switched slot: ``reset``, skip the autoboot countdown, boot, and
+    wait for the Linux shell."""
+    assert run.strategy is not None
     limit = run.options.timeout or float(run.board.get("console.linux_boot_timeout", 90.0))
-    run.device.uboot.reset()
-    run.device.uboot.interrupt_autoboot()
-    run.device.uboot.boot()
-    LinuxShell(run.console, run.board).wait_boot(timeout=limit)
+    run.strategy.transition(Status.LINUX, fresh=True, timeout=limit)
 
 
 def verify_running(run: _Run, slot: str) -> dict[str, Any]:
@@ -428,10 +436,8 @@ def verify_running(run: _Run, slot: str) -> dict[str, Any]:
     device computed: a flipped bit on the console is read again, never taken for the wrong
     version or board.
     """
-    assert run.console is not None
-    from toolkit.target.shell import LinuxShell
-
-    shell = LinuxShell(run.console, run.board)
+    assert run.console is not None and run.strategy is not None
+    shell = run.strategy.shell()
     info = shell.read_json("/sbin/fwinfo", timeout=30.0)
     if not isinstance(info, dict):
         raise VerifyError("fwinfo did not print a JSON object", last_output=str(info))

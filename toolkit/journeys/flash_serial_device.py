@@ -36,6 +36,10 @@ _TOTAL = re.compile(r"## Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes")
 #: ``md.b`` pieces: small enough to come through a noisy line whole, see :meth:`Device.dump`.
 DUMP_PIECE = 256
 DUMP_TRIES = 8
+#: A piece that did not come through whole this many times is read as two halves (a noisier
+#: line needs shorter answers), down to one ``md.b`` line of 16 bytes.
+DUMP_SPLIT_AFTER = 2
+DUMP_MIN_PIECE = 16
 _MD_LINE = re.compile(r"^[0-9a-fA-F]{8}:((?: [0-9a-fA-F]{2}){1,16})", re.M)
 
 
@@ -209,7 +213,8 @@ class Device:
         every other time at a bit-error rate of 1e-5, so asking for the whole dump until two
         answers agree almost never ends on a noisy line. A 256-byte piece is clean ~9 times
         in 10 at 1e-4, and its crc32 says whether this answer is the one (a wrong dump that
-        matches a wrong crc is a 2^-32 event)."""
+        matches a wrong crc is a 2^-32 event). A piece that fails twice is read as two halves
+        (at 3e-4 a 256-byte dump is rarely clean; a 16-byte line mostly is)."""
         data = bytearray()
         for offset in range(0, length, DUMP_PIECE):
             data += self._dump_piece(addr + offset, min(DUMP_PIECE, length - offset))
@@ -217,7 +222,10 @@ class Device:
 
     def _dump_piece(self, addr: int, length: int) -> bytes:
         last = ""
-        for _ in range(DUMP_TRIES):
+        for attempt in range(DUMP_TRIES):
+            if attempt == DUMP_SPLIT_AFTER and length > DUMP_MIN_PIECE:
+                half = max(DUMP_MIN_PIECE, length // 2 // DUMP_MIN_PIECE * DUMP_MIN_PIECE)
+                return self._dump_piece(addr, half) + self._dump_piece(addr + half, length - half)
             result = self.uboot.run_status(f"md.b {addr:#x} {length:#x}", timeout=30.0)
             last = result.output
             piece = bytearray()

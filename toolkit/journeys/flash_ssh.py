@@ -39,8 +39,9 @@ from toolkit.journeys.flash import FlashOptions, FlashResult
 from toolkit.journeys.steps import Steps
 from toolkit.journeys.verify import host_key_context
 from toolkit.record import Journal
+from toolkit.target.ssh import connect_target
 from toolkit.targets import Target
-from toolkit.transport.ssh import SSHConnection, connect_target
+from toolkit.transport.ssh import SSHConnection
 
 #: Upload attempts when the link drops; sha256 mismatches get one retry (2 attempts).
 #: Upload attempts over a failing link (each on a new connection, after 1 s, 2 s, 3 s...): a
@@ -79,7 +80,7 @@ def flash(
     """Flash ``image`` onto ``target`` over SSH; see the module docstring for the plan.
 
     ``connect`` opens every SSH connection of the journey, with the signature of
-    :func:`~toolkit.transport.ssh.connect_target` (the default); tests pass an in-memory
+    :func:`~toolkit.target.ssh.connect_target` (the default); tests pass an in-memory
     device's (:class:`toolkit.testing.fake_ssh.FakeSSHDevice`).
     """
     from toolkit.boards import load_board

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from toolkit.errors import ConfigError, DeviceError, VerifyError
+from toolkit.errors import ConfigError, DeviceError, DeviceTimeout, VerifyError
 from toolkit.events import NullReporter, Reporter, step
 from toolkit.record import Journal
 from toolkit.targets import Target
@@ -84,7 +84,7 @@ def verify(
 def _over_ssh(
     target: Target, ssh: SSHConnection | None, accept_new: bool, reporter: Reporter
 ) -> tuple[str, int]:
-    from toolkit.transport.ssh import connect_target
+    from toolkit.target.ssh import connect_target
 
     own = ssh is None
     conn = ssh or connect_target(
@@ -196,11 +196,15 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def open_shell(target: Target, timeout: float = 20.0) -> Iterator[LinuxShell]:
-    """A root shell on ``target``'s serial console (the shell driver of ``toolkit.target``)."""
+def open_shell(target: Target, timeout: float = 20.0, *, boot: bool = True) -> Iterator[LinuxShell]:
+    """A root shell on ``target``'s serial console, reached through the target's strategy
+    (:mod:`toolkit.target.strategy`): a shell that answers is used as it is; a board found
+    sitting in U-Boot is booted when ``boot`` (never power-cycled: verify has no business
+    pressing the button)."""
     from toolkit.boards import load_board
     from toolkit.protocol.console import Console
-    from toolkit.target.shell import LinuxShell
+    from toolkit.target.power import ManualPower
+    from toolkit.target.strategy import Status, Strategy
     from toolkit.transport.serial import SerialTransport
 
     if not target.serial_url:
@@ -208,9 +212,25 @@ def open_shell(target: Target, timeout: float = 20.0) -> Iterator[LinuxShell]:
     transport = SerialTransport(target.serial_url)
     console = Console(transport, name=f"{target.name} console")
     try:
-        shell = LinuxShell(console, load_board(target.board))
-        shell.wait_for_shell(timeout=timeout)
-        yield shell
+        board = load_board(target.board)
+        strategy = Strategy.attached(
+            console, board, ManualPower(name=target.name), name=target.name
+        )
+        if boot:
+            try:
+                strategy.transition(Status.LINUX, timeout=timeout)
+            except DeviceTimeout as exc:
+                raise DeviceTimeout(
+                    f"{target.name}: no Linux shell on the serial console within {timeout:g} s",
+                    hint="is the device powered and booted? the console tail shows where it is",
+                    last_output=exc.last_output,
+                ) from None
+        elif strategy.locate(timeout) is not Status.LINUX:
+            raise DeviceTimeout(
+                f"{target.name}: no Linux shell answers on the serial console",
+                last_output=console.tail(),
+            )
+        yield strategy.shell()
     finally:
         console.close()
 
@@ -237,7 +257,7 @@ def serial_answers(target: Target, timeout: float = 5.0) -> str:
     if not target.serial_url:
         return "no serial console is attached"
     try:
-        with open_shell(target, timeout=timeout) as shell:
+        with open_shell(target, timeout=timeout, boot=False) as shell:
             out = shell.run(
                 "cat /etc/firmware-version 2>/dev/null; cat /proc/cmdline", timeout=timeout
             )

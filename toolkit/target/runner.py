@@ -41,8 +41,12 @@ from dataclasses import dataclass
 from toolkit.errors import DeviceCommandError, DeviceTimeout
 from toolkit.protocol.console import CommandResult, Console
 
-#: Tries of one command before giving up on a line that keeps garbling it.
+#: Tries of one command before giving up on a line that keeps garbling it ...
 ATTEMPTS = 6
+#: ... plus one for every this many characters of the typed line: a long line (a key to
+#: authorize is ~200 characters) crosses a noisy cable twice, echo included, so at a bit-error
+#: rate of 3e-4 fewer than half of its tries come back clean.
+CHARS_PER_EXTRA_ATTEMPT = 40
 #: Seconds an echo may stall (after it started) before it counts as garbled.
 ECHO_QUIET = 0.3
 #: Seconds of silence after a prompt before we believe the output really ended there.
@@ -205,17 +209,23 @@ class Runner:
         """Type ``line`` and press Enter once its echo came back exactly (else Ctrl-C and type
         it again): for lines that do not come back to the prompt (``boot``, ``reset``,
         ``reboot``), so they cannot be framed, but a garbled one must still never run."""
-        for _ in range(self.attempts):
+        tries = self.tries(line)
+        for _ in range(tries):
             if self.type_checked(line):
                 self.console.write(b"\n")
                 if self.enter_taken():
                     return
             self.recover()
         raise DeviceTimeout(
-            f"{self.what}: could not type {line!r} cleanly in {self.attempts} tries (a noisy line?)",
+            f"{self.what}: could not type {line!r} cleanly in {tries} tries (a noisy line?)",
             hint="check the serial cable and its baud rate",
             last_output=self.console.tail(),
         )
+
+    def tries(self, line: str) -> int:
+        """How many times a line this long is typed before giving up (see
+        :data:`CHARS_PER_EXTRA_ATTEMPT`)."""
+        return self.attempts + len(line) // CHARS_PER_EXTRA_ATTEMPT
 
     def enter_taken(self, wait: float = ENTER_ECHO) -> bool:
         """After Enter: True once a newline came back (the device took the line; nothing is
@@ -240,7 +250,8 @@ class Runner:
         Raises :class:`~toolkit.errors.DeviceTimeout` after :attr:`attempts` tries.
         """
         problem = "its echo never came back intact"
-        for _ in range(self.attempts):
+        tries = self.tries(self.frame(cmd, "0" * 8).line)
+        for _ in range(tries):
             self.prepare()
             frame = self.frame(cmd, secrets.token_hex(4))
             if not self.type_checked(frame.line):
@@ -264,7 +275,7 @@ class Runner:
                         last_output=self.console.tail(),
                     ) from None
         raise DeviceTimeout(
-            f"{self.what} did not run {cmd!r} cleanly in {self.attempts} tries "
+            f"{self.what} did not run {cmd!r} cleanly in {tries} tries "
             f"(last: {problem}; a noisy line?)",
             hint="check the serial cable and its baud rate",
             last_output=self.console.tail(),

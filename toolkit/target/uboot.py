@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 from toolkit.boards import Board
 from toolkit.errors import DeviceCommandError, DeviceTimeout
@@ -64,12 +65,15 @@ class UBoot(Runner):
 
     # --- getting to the prompt -------------------------------------------------------------
 
-    def interrupt_autoboot(self, timeout: float | None = None) -> str:
+    def interrupt_autoboot(
+        self, timeout: float | None = None, on_banner: Callable[[], None] | None = None
+    ) -> str:
         """Stop autoboot and leave U-Boot at a synced, empty prompt. Returns the boot log seen.
 
         Keeps sending the board's interrupt key every ``console.interrupt_interval`` s (and a
         newline every ``console.interrupt_newline_interval`` s) until the prompt answers,
-        whether or not a banner was seen. Raises :class:`~toolkit.errors.DeviceTimeout` after
+        whether or not a banner was seen (``on_banner`` is called when the first one is).
+        Raises :class:`~toolkit.errors.DeviceTimeout` after
         ``timeout`` (default ``console.interrupt_timeout``) seconds.
         """
         limit = self.interrupt_timeout if timeout is None else timeout
@@ -103,6 +107,8 @@ class UBoot(Runner):
             seen.append(found.before + found.text)
             if found.index == 0:
                 break
+            if not self.banner_seen and on_banner is not None:
+                on_banner()
             self.banner_seen = True  # a banner: U-Boot is alive; keep pressing the key
         self.boot_log = "".join(seen)
         self.sync(timeout=max(1.0, min(10.0, deadline - time.monotonic())))

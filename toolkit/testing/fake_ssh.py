@@ -5,7 +5,7 @@ A/B slots, a boot id, the firmware's ``fwinfo``/``selftest`` (JSON), ``rk-settin
 and a ``sysupgrade`` that checks the uploaded image, "writes" it to the inactive slot,
 switches and reboots (the device is unreachable for ``reboot_seconds``, then runs a new boot
 from the new slot). :meth:`FakeSSHDevice.connect` has the signature of
-:func:`toolkit.transport.ssh.connect_target`, so it is the ``connect`` factory a journey
+:func:`toolkit.target.ssh.connect_target`, so it is the ``connect`` factory a journey
 takes::
 
     device = FakeSSHDevice(version="1.0.0")
@@ -195,8 +195,9 @@ class FakeSSHDevice:
         connect: bool = True,
     ) -> FakeSSHConnection:
         """A connection to this device for ``target``: the signature of
-        :func:`toolkit.transport.ssh.connect_target`, host key checked the same way."""
+        :func:`toolkit.target.ssh.connect_target`, host key checked the same way."""
         from toolkit.hostkeys import HostKeyContext, identity_of
+        from toolkit.target.ssh import host_key_check
 
         identity = identity_of(target.board, target.name)
 
@@ -207,12 +208,16 @@ class FakeSSHDevice:
                     level="info",
                 )
 
+        host, port = str(target.ssh_host or "fake-device"), int(target.ssh_port or 22)
+        check = host_key_check(
+            identity, host, port, context=context or HostKeyContext(accept_new=accept_new)
+        )
         conn = FakeSSHConnection(
-            host=str(target.ssh_host or "fake-device"),
-            port=int(target.ssh_port or 22),
+            host=host,
+            port=port,
             user=target.ssh_user or "root",
             identity=identity,
-            context=context or HostKeyContext(accept_new=accept_new),
+            check_host_key=check,
             connect_timeout=connect_timeout,
             on_hostkey=announce,
             device=self,
@@ -243,8 +248,6 @@ class FakeSSHConnection(SSHConnection):
         return self.device
 
     def connect(self) -> FakeSSHConnection:
-        from toolkit.hostkeys import HostKeyStore, check
-
         device = self._model()
         if self._boot is not None:
             if self._boot != device.boots:
@@ -254,19 +257,7 @@ class FakeSSHConnection(SSHConnection):
             raise HostUnreachableError(
                 f"TCP: cannot reach {self.host}:{self.port}: Connection refused"
             )
-        keytype, key = device.host_key
-        decision = check(
-            self.store or HostKeyStore(),
-            self.identity or f"{self.host}:{self.port}",
-            keytype,
-            key,
-            host=self.host,
-            port=self.port,
-            context=self.context,
-        )
-        self.hostkey = decision
-        if self.on_hostkey is not None:
-            self.on_hostkey(decision)
+        self.hostkey = self.verify_host_key(*device.host_key)
         self._boot = device.boots
         return self
 

@@ -5,8 +5,10 @@ lazy model). Each failure names its step, so a tester knows where to look:
 
 - ``TCP``      → :class:`HostUnreachableError` (nothing listens, no route, timeout; or the
   port answers but no SSH server speaks — a device still booting behind QEMU's port forward)
-- host key     → :class:`HostKeyError` (decided by :func:`toolkit.hostkeys.check`, *before*
-  any credential is sent; paramiko's ``RejectPolicy`` is the base: nothing is auto-added)
+- host key     → :class:`HostKeyError` (decided by the connection's ``check_host_key``, *before*
+  any credential is sent; paramiko's ``RejectPolicy`` is the base: nothing is auto-added, and a
+  connection given no check refuses every key). :func:`toolkit.target.ssh.connect_target`
+  gives it routerkit's trust rules (:func:`toolkit.hostkeys.check`): this layer knows none.
 - ``auth``     → :class:`AuthError` (wrong key or password)
 - ``upload``   → :class:`TransferError` (link lost, device-side write failed)
 
@@ -47,7 +49,10 @@ from toolkit.transport.ssh_upload import (
 if TYPE_CHECKING:
     import paramiko
 
-    from toolkit.hostkeys import Decision, HostKeyContext, HostKeyStore
+#: Decides on the key a server presents, ``(keytype, base64) -> decision``, inside the
+#: handshake and before any credential is sent: returns what the caller wants recorded as
+#: ``SSHConnection.hostkey``, or raises :class:`HostKeyError`.
+HostKeyCheck = Callable[[str, str], Any]
 
 _NULL_LOG = logging.NullHandler()
 log = logging.getLogger(__name__)
@@ -112,11 +117,10 @@ class SSHConnection:
     identity: str = ""  # the host-key identity (board/name) the key is checked under
     key_file: str | None = None
     password: str | None = None
-    store: HostKeyStore | None = None
-    context: HostKeyContext | None = None
+    check_host_key: HostKeyCheck | None = None
     connect_timeout: float = 10.0
-    on_hostkey: Callable[[Decision], None] | None = None
-    hostkey: Decision | None = field(default=None, init=False)
+    on_hostkey: Callable[[Any], None] | None = None
+    hostkey: Any = field(default=None, init=False)
     _client: Any = field(default=None, init=False, repr=False)
     _methods: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -158,8 +162,6 @@ class SSHConnection:
     def _connect(self) -> Any:
         import paramiko
 
-        from toolkit.hostkeys import HostKeyStore
-
         # paramiko logs every failed handshake (a device still booting behind QEMU's port
         # forward) with a traceback; without a handler Python prints that on stderr. We raise
         # typed errors instead; an application that configures logging still sees them.
@@ -175,9 +177,8 @@ class SSHConnection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
-        store = self.store or HostKeyStore()
         client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(_make_policy(self, store))
+        client.set_missing_host_key_policy(_make_policy(self))
         try:
             client.connect(
                 self.host,
@@ -218,6 +219,20 @@ class SSHConnection:
             ) from None
         log.info("ssh: connected to %s", self.where)
         return client
+
+    def verify_host_key(self, keytype: str, key: str) -> Any:
+        """Apply ``check_host_key`` to a presented key (refuse it when there is none) and tell
+        ``on_hostkey``; returns the check's decision."""
+        if self.check_host_key is None:
+            raise HostKeyError(
+                f"{self.where}: no host-key check was given for this connection; refusing its "
+                f"{keytype} key",
+                hint="connect through toolkit.target.ssh.connect_target",
+            )
+        decision = self.check_host_key(keytype, key)
+        if self.on_hostkey is not None:
+            self.on_hostkey(decision)
+        return decision
 
     def _pkey(self) -> Any:
         if not self.key_file:
@@ -374,97 +389,19 @@ def _tuned_transport(sock: Any, **kwargs: Any) -> Any:
     return transport
 
 
-def _make_policy(conn: SSHConnection, store: HostKeyStore) -> Any:
-    """paramiko's RejectPolicy, except that a key our rules accept passes (and is stored).
+def _make_policy(conn: SSHConnection) -> Any:
+    """paramiko's RejectPolicy, except that a key ``conn.check_host_key`` accepts passes.
 
     paramiko asks this policy for every key because routerkit never loads keys into paramiko's
-    own HostKeys: the decision is :func:`toolkit.hostkeys.check`'s alone, taken before auth.
+    own HostKeys: the decision is the injected check's alone, taken before auth.
     """
     import paramiko
 
-    from toolkit.hostkeys import check
-
-    class StorePolicy(paramiko.RejectPolicy):
+    class CheckedPolicy(paramiko.RejectPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:  # type: ignore[override]
-            decision = check(
-                store,
-                conn.identity or f"{conn.host}:{conn.port}",
-                key.get_name(),
-                key.get_base64(),
-                host=conn.host,
-                port=conn.port,
-                context=conn.context,
-            )
-            conn.hostkey = decision
-            if conn.on_hostkey is not None:
-                conn.on_hostkey(decision)
+            conn.hostkey = conn.verify_host_key(key.get_name(), key.get_base64())
 
-    return StorePolicy()
-
-
-def connect_target(
-    target: Any,
-    *,
-    accept_new: bool = False,
-    context: HostKeyContext | None = None,
-    reporter: Any = None,
-    connect_timeout: float = 10.0,
-    connect: bool = True,
-) -> SSHConnection:
-    """An :class:`SSHConnection` to a :class:`toolkit.targets.Target`, host key checked under
-    the target's identity. A first-contact key is compared with the one the device's serial
-    console reports only when ``context.serial_keys`` says how to read it (the journeys pass
-    ``journeys.verify.host_key_context``): this layer does not reach up to open a console."""
-    from toolkit.errors import ConfigError
-    from toolkit.hostkeys import HostKeyContext, identity_of
-
-    if not target.ssh_host:
-        raise ConfigError(f"target {target.name} has no SSH address (ssh_host)")
-    identity = identity_of(target.board, target.name)
-    if context is None:
-        context = HostKeyContext(accept_new=accept_new)
-
-    def announce(decision: Decision) -> None:
-        if reporter is None or decision.how == "known":
-            return
-        what = "first contact" if decision.first_contact else "host key changed"
-        reporter.message(
-            f"{what}: {identity} presents {decision.fingerprint}; trusted via {decision.how}",
-            level="warning" if decision.how == "accept-new-hostkey" else "info",
-        )
-
-    password = None
-    key_file = target.identity
-    if not key_file:
-        # A device password kept in the keyring, else routerkit's own key (the one
-        # `routerkit flash` authorizes on the devices it flashes).
-        password = _keyring_password(identity)
-        if password is None:
-            from toolkit.identity import identity_path
-
-            key_file = str(identity_path())
-    conn = SSHConnection(
-        host=target.ssh_host,
-        port=int(target.ssh_port or 22),
-        user=target.ssh_user or "root",
-        identity=identity,
-        key_file=key_file,
-        password=password,
-        context=context,
-        connect_timeout=connect_timeout,
-        on_hostkey=announce,
-    )
-    return conn.connect() if connect else conn
-
-
-def _keyring_password(identity: str) -> str | None:
-    """A device password from the system keyring (service ``routerkit-ssh``), never a file."""
-    try:
-        import keyring
-
-        return keyring.get_password("routerkit-ssh", identity)
-    except Exception:  # no backend: key-based login is the normal case anyway
-        return None
+    return CheckedPolicy()
 
 
 def fetch_host_key(host: str, port: int, timeout: float = 10.0) -> tuple[str, str]:

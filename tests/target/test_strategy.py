@@ -7,14 +7,12 @@ from typing import Any
 
 import pytest
 
+from tests.hil_plugin.fakes import short_board
 from toolkit.boards import load_board_file
 from toolkit.errors import DeviceTimeout, TargetBrokenError
-from toolkit.hil.session import TargetSpec, parse_spec
-from toolkit.hil.strategy import Status, Strategy
 from toolkit.target.power import Power
+from toolkit.target.strategy import Status, Strategy
 from toolkit.testing.fake import FakeTransport, FakeUBoot
-
-from .fakes import short_board
 
 
 class ResetButton(Power):
@@ -100,29 +98,3 @@ def test_without_power_control_a_silent_board_is_a_clear_failure(tmp_path: Path)
     with pytest.raises(DeviceTimeout):
         strategy.transition(Status.UBOOT)
     assert strategy.status is Status.BROKEN
-
-
-@pytest.mark.parametrize(
-    ("raw", "kind", "value"),
-    [
-        (None, "virtual", ""),
-        ("", "virtual", ""),
-        ("lab.toml:es1", "lab", "lab.toml:es1"),
-        ("/tmp/my lab.toml:desk", "lab", "/tmp/my lab.toml:desk"),
-        ("rfc2217://127.0.0.1:7000", "url", "rfc2217://127.0.0.1:7000"),
-        ("socket://127.0.0.1:4321", "url", "socket://127.0.0.1:4321"),
-        ("/dev/ttyUSB0", "url", "/dev/ttyUSB0"),
-        ("labgrid:es1", "labgrid", "es1"),
-        ("bench-7", "sample", "bench-7"),
-    ],
-)
-def test_target_spec_kinds(raw: str | None, kind: str, value: str) -> None:
-    assert parse_spec(raw) == TargetSpec(kind, value, (raw or "").strip())
-
-
-@pytest.mark.parametrize("raw", ["ftp://host/x", "labgrid:", "two words", "a:b"])
-def test_target_spec_rejects_what_it_does_not_know(raw: str) -> None:
-    from toolkit.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="routerkit-target"):
-        parse_spec(raw)

@@ -1,8 +1,11 @@
 """The target's state machine: OFF → UBOOT → LINUX (→ SSH ready), with explicit transitions.
 
-Tests ask for a state (``transition(Status.UBOOT)``); the strategy decides how to get there
-from where the board is, using only the target's drivers (:mod:`toolkit.target.uboot`,
-:mod:`toolkit.target.shell`) and its :mod:`power <toolkit.target.power>` switch:
+Every caller that needs the device in a state asks the strategy: the serial flash (power-cycle
+to U-Boot, then a fresh boot into the new slot), ``verify`` over the console, the guide's live
+checks, ``routerkit sample up`` (which watches the boot from power-on and times each milestone)
+and the HIL fixtures. It decides how to get there from where the board is, using only the
+target's drivers (:mod:`toolkit.target.uboot`, :mod:`toolkit.target.shell`) and its
+:mod:`power <toolkit.target.power>` switch:
 
 ================  ===========================================================================
 to UBOOT          already there and the prompt answers a sync echo → nothing to do;
@@ -12,7 +15,14 @@ to LINUX          already there and the shell answers → nothing; from U-Boot �
                   ``boot_command``; from anywhere else → through UBOOT (skips the countdown).
 to SSH            LINUX, then an SSH server's banner on the target's SSH port.
 to OFF            the power switch's ``off``.
+fresh LINUX       a new boot even from LINUX: ``reset`` at U-Boot (``reboot`` at a shell, a
+                  power cycle otherwise), interrupt, ``boot_command``, the shell.
 ================  ===========================================================================
+
+A boot is watched from the start: nothing is typed between the kernel's banner and the
+shell's first quiet prompt (keys would land in the shell's first line); only a shell that stays
+silent is then poked with Enter. Milestones (``uboot_banner``, ``uboot_prompt``,
+``kernel_start``, ``linux_shell``, ``ssh_ready``) go to ``on_mark`` as they happen.
 
 The state is *believed*, not assumed: every request re-checks it with one cheap round trip
 (a test may have typed ``reset`` or ``reboot`` itself), and a stale belief costs a transition,
@@ -24,6 +34,7 @@ hardware), so the tests after the failure say why they cannot run instead of tim
 from __future__ import annotations
 
 import enum
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,12 +77,16 @@ _PROBE_INTERVAL = 0.5
 _QUICK_PROBE = 1.5
 
 
+Mark = Callable[[str], None]
+
+
 class Strategy:
     """Drive one target between states over its console and power switch.
 
     ``connect(url)`` opens a transport to ``url()`` (the console URL can change when a virtual
     sample is powered on again); the console transcript of every connection is appended to
-    ``transcript_path``. ``ssh_address`` (host, port) enables the SSH state.
+    ``transcript_path``. ``ssh_address`` (host, port) enables the SSH state. A caller that
+    already holds the console (a flash journey, ``sample up``) uses :meth:`attached`.
     """
 
     def __init__(
@@ -85,6 +100,7 @@ class Strategy:
         ssh_address: Callable[[], tuple[str, int] | None] | None = None,
         name: str = "target",
         status: Status = Status.UNKNOWN,
+        on_mark: Mark | None = None,
     ) -> None:
         self.board = board
         self.power = power
@@ -93,11 +109,39 @@ class Strategy:
         self.broken_reason: str | None = None
         self.history: list[Transition] = []
         self.transcript_path = transcript_path
+        self.on_mark = on_mark
         self._url = url
         self._connect = connect
         self._ssh_address = ssh_address
         self._console: Console | None = None
         self._console_url: str | None = None
+        self._owns_console = True
+        self._timeout: float | None = None
+
+    @classmethod
+    def attached(
+        cls,
+        console: Console,
+        board: Board,
+        power: Power,
+        *,
+        ssh_address: tuple[str, int] | None = None,
+        name: str = "target",
+        status: Status = Status.UNKNOWN,
+        on_mark: Mark | None = None,
+    ) -> Strategy:
+        """A strategy on a console its caller opened and will close (never reopened here)."""
+
+        def _no_reconnect(_url: str) -> object:
+            raise DeviceError(f"{name}: the console was closed")
+
+        strategy = cls(
+            board, power, url=lambda: "attached", connect=_no_reconnect,
+            ssh_address=(lambda: ssh_address), name=name, status=status, on_mark=on_mark,
+        )  # fmt: skip
+        strategy._console, strategy._console_url = console, "attached"
+        strategy._owns_console = False
+        return strategy
 
     # --- the console ----------------------------------------------------------------------
 
@@ -105,7 +149,7 @@ class Strategy:
     def console(self) -> Console:
         """The console, opened on first use (and reopened if the target's URL changed)."""
         url = self._url()
-        if self._console is not None and self._console_url != url:
+        if self._console is not None and self._console_url != url and self._owns_console:
             self.release()
         if self._console is None:
             transport = self._connect(url)
@@ -119,7 +163,9 @@ class Strategy:
 
     def release(self) -> None:
         """Close the console so another program may use the port; the state is kept but will
-        be re-checked on the next request."""
+        be re-checked on the next request. An attached console stays its caller's."""
+        if not self._owns_console:
+            return
         if self._console is not None:
             self._console.close()
         self._console = None
@@ -127,8 +173,15 @@ class Strategy:
 
     # --- public transitions ---------------------------------------------------------------
 
-    def transition(self, wanted: Status) -> None:
-        """Bring the target to ``wanted`` or raise; a failure makes the strategy BROKEN."""
+    def transition(
+        self, wanted: Status, *, timeout: float | None = None, fresh: bool = False
+    ) -> None:
+        """Bring the target to ``wanted`` or raise; a failure makes the strategy BROKEN.
+
+        ``timeout`` caps the wait for U-Boot's prompt and for the boot (default: the board
+        profile's ``console.interrupt_timeout`` / ``console.linux_boot_timeout``); ``fresh``
+        boots Linux anew even if it already runs (after a flash switched the slot).
+        """
         if self.status is Status.BROKEN:
             raise TargetBrokenError(
                 f"{self.name} is unusable since an earlier transition failed: {self.broken_reason}",
@@ -138,8 +191,9 @@ class Strategy:
             raise ValueError(f"cannot transition to {wanted.value}")
         source = self.status
         start = time.monotonic()
+        self._timeout = timeout
         try:
-            how = self._go(wanted)
+            how = self._restart() if fresh and wanted is not Status.OFF else self._go(wanted)
         except BaseException as exc:
             reason = f"{source.value} → {wanted.value} failed: {exc}"
             if isinstance(exc, KeyboardInterrupt):
@@ -155,6 +209,11 @@ class Strategy:
         self.history.append(
             Transition(source, wanted, how, round(time.monotonic() - start, 3), True)
         )
+
+    def mark(self, name: str) -> None:
+        """Report a milestone of the boot to ``on_mark``."""
+        if self.on_mark is not None:
+            self.on_mark(name)
 
     def uboot(self) -> UBoot:
         """The U-Boot dialogue at a synced prompt (transitions to UBOOT first)."""
@@ -202,7 +261,7 @@ class Strategy:
         if self.status is Status.UNKNOWN and self._probe(limit=_QUICK_PROBE) is Status.UBOOT:
             return "found"  # a shared or lab board already sitting at the prompt
         if self.status is Status.OFF or self.power.can_cycle:
-            self._power_cycle()
+            self.power_cycle()
             self._interrupt()
             return "power-cycle"
         # No power control: find out where it is, and reboot it from Linux if need be.
@@ -229,8 +288,6 @@ class Strategy:
         return "boot"
 
     def _to_ssh(self) -> str:
-        from toolkit.sample.watch import wait_ssh_banner
-
         address = self._ssh_address() if self._ssh_address else None
         if address is None:
             raise DeviceError(f"{self.name} has no SSH address, so it has no SSH state")
@@ -238,38 +295,69 @@ class Strategy:
         self.status = Status.LINUX
         limit = float(self.board.get("ssh.reboot_timeout", 120.0))
         wait_ssh_banner(address[0], address[1], time.monotonic() + limit)
+        self.mark("ssh_ready")
+        return how
+
+    def _restart(self) -> str:
+        """A fresh boot into Linux, whatever runs now (``fresh=True``)."""
+        if self.status is Status.UBOOT and self._uboot_answers():
+            UBoot(self.console, self.board).reset()
+            how = "reset"
+        elif self.status in (Status.LINUX, Status.SSH) and self._shell_answers():
+            LinuxShell(self.console, self.board).reboot()
+            how = "reboot"
+        else:
+            self.power_cycle()
+            how = "power-cycle"
+        self.status = Status.POWERED
+        self._interrupt()
+        self._boot()
         return how
 
     # --- building blocks ---------------------------------------------------------------------
 
-    def _power_cycle(self) -> None:
+    def power_cycle(self) -> None:
+        """Power-cycle the board: it comes up POWERED, its console attached from power-on
+        (the next transition to UBOOT interrupts this very boot)."""
+        if self.status is Status.BROKEN:
+            self.transition(Status.OFF)  # raises with the original reason
         # Drop what the board said before the reset: a stale "=> " must not pass for the new one.
         if self._console is not None:
             self._console.flush_input()
         self.power.cycle()
         self.console.flush_input()
+        self.status = Status.POWERED
 
     def _interrupt(self) -> None:
-        UBoot(self.console, self.board).interrupt_autoboot()
+        uboot = UBoot(self.console, self.board)
+        uboot.interrupt_autoboot(timeout=self._timeout, on_banner=lambda: self.mark("uboot_banner"))
+        self.mark("uboot_prompt")
         self.status = Status.UBOOT
 
     def _boot(self) -> None:
+        """``boot_command`` at a synced U-Boot prompt, then the shell of the booted kernel."""
         console = self.console
         shell = LinuxShell(console, self.board)
-        deadline = time.monotonic() + shell.boot_timeout
+        deadline = time.monotonic() + (self._timeout or shell.boot_timeout)
         UBoot(console, self.board).boot()
-        # U-Boot's own FIT messages ("## Loading kernel ...") end in "# " too: a prompt
-        # seen before the kernel starts is not a shell. Wait for the hand-over first.
-        console.expect(shell.kernel_banner, timeout=shell.boot_timeout)
-        while True:
-            try:
-                shell.wait_for_shell(timeout=max(1.0, deadline - time.monotonic()))
-                break
-            except DeviceTimeout:
-                # A "# " in late kernel output, or a sync line typed before init read the
-                # tty: keep poking until the real shell answers or the boot deadline passes.
-                if time.monotonic() >= deadline:
-                    raise
+        started: list[bool] = []
+
+        def kernel_started() -> None:
+            started.append(True)
+            self.mark("kernel_start")
+
+        try:
+            # U-Boot's own FIT messages ("## Loading kernel ...") end in "# " too: a prompt
+            # seen before the kernel starts is not a shell (wait_boot waits for the hand-over).
+            shell.wait_boot(max(0.1, deadline - time.monotonic()), on_kernel=kernel_started)
+        except DeviceTimeout:
+            # A "# " in late kernel output, or a sync line typed before init read the tty:
+            # poke until the real shell answers or the boot deadline passes. A kernel that
+            # never started is not waited for again.
+            if time.monotonic() >= deadline or not started:
+                raise
+            shell.wait_for_shell(timeout=max(1.0, deadline - time.monotonic()))
+        self.mark("linux_shell")
         self.status = Status.LINUX
 
     def _uboot_answers(self) -> bool:
@@ -277,6 +365,14 @@ class Strategy:
 
     def _shell_answers(self) -> bool:
         return LinuxShell(self.console, self.board).answers(CHECK_TIMEOUT)
+
+    def locate(self, limit: float | None = None) -> Status:
+        """Where the board is (UBOOT, LINUX or UNKNOWN), found by pressing Enter for at most
+        ``limit`` s; nothing else is typed and nothing is booted. The belief is updated."""
+        where = self._probe(limit)
+        if self.status is not Status.BROKEN:
+            self.status = where
+        return where
 
     def _probe(self, limit: float | None = None) -> Status:
         """Press Enter until a U-Boot or Linux prompt answers; UNKNOWN if none does in time.
@@ -287,6 +383,8 @@ class Strategy:
         linux_prompt = LinuxShell(self.console, self.board).prompt_end
         if limit is None:
             limit = min(10.0, float(self.board.get("console.interrupt_timeout", 10.0)))
+            if self._timeout is not None:
+                limit = min(limit, self._timeout)
         console = self.console
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
@@ -300,3 +398,23 @@ class Strategy:
             if found.index == 1 and self._shell_answers():
                 return Status.LINUX
         return Status.UNKNOWN
+
+
+def wait_ssh_banner(host: str, port: int, deadline: float) -> str:
+    """Poll ``host:port`` until an SSH server greets us; returns its banner line.
+
+    QEMU's user-mode forward accepts the TCP connection even when nothing listens in the guest
+    (and then closes it), so a successful connect proves nothing; only the banner does.
+    """
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2.0) as sock:
+                sock.settimeout(2.0)
+                data = sock.recv(256)
+                if data.startswith(b"SSH-"):
+                    return data.split(b"\r\n")[0].decode("ascii", "replace")
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise DeviceTimeout(f"no SSH server answered on {host}:{port} in time")
+        time.sleep(0.2)
