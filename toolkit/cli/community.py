@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from toolkit.cli._app import App, emit, get_app, output_options
@@ -17,6 +19,7 @@ def community() -> None:
       routerkit community password
       routerkit community login --to discourse --url https://forum.example.org
       routerkit community stop
+      routerkit community weekly --out site/weekly
     """
 
 
@@ -134,4 +137,69 @@ def login(publisher: str, url: str | None, token_stdin: bool) -> None:
     emit(
         {"ok": True, "publisher": publisher, "url": url},
         f"token for {publisher} at {url} stored in the keyring",
+    )
+
+
+@community.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("weekly"),
+    show_default=True,
+    help="Directory for index.html and weekly.json (serve it from any web host).",
+)
+@click.option(
+    "--channel", type=click.Choice(["nightly", "release"]), default="nightly", show_default=True
+)
+@click.option("--url", help="Channel base URL (default: $ROUTERKIT_CHANNEL_URL or channel.toml).")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trusted root.json of the channel.",
+)
+@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
+@click.option("--no-channel", is_flag=True, help="Leave the builds out (no channel to read).")
+@output_options
+def weekly(
+    out_dir: Path, channel: str, url: str | None, root: Path | None, days: int, no_channel: bool
+) -> None:
+    """Build the weekly page: builds and their notes, fixed reports with confirmation counts,
+    the most-voted requests and bugs, the week's shared builds and the assembly-time
+    leaderboard per board. Static (index.html + weekly.json), in English and Chinese.
+
+    \b
+    Examples:
+      routerkit community weekly --out site/weekly
+      routerkit community weekly --channel nightly --url http://127.0.0.1:8000/ --json
+    """
+    from toolkit.cli.loop import reading_publisher
+    from toolkit.i18n import t
+    from toolkit.journeys.loop import weekly_page
+
+    images: list[object] = []
+    if not no_channel:
+        from toolkit.firmware.channels import list_images
+
+        images = list(list_images(channel, None, url=url, root=root))
+    pub = reading_publisher("roundup")
+    try:
+        page = weekly_page(pub, images, days=days)
+    finally:
+        pub.close()
+    written = page.write(out_dir)
+    data = page.data
+    summary = {
+        "builds": len(data["builds"]),
+        "fixed": len(data["fixed"]),
+        "top": len(data["top"]),
+        "shared": len(data["shared"]),
+        "boards": len(data["leaderboard"]),
+    }
+    emit(
+        {"ok": True, "html": str(written["html"]), "json": str(written["json"]), **summary},
+        t("weekly page written: {path}", path=written["html"])
+        + "  ("
+        + ", ".join(f"{k} {v}" for k, v in summary.items())
+        + ")",
     )

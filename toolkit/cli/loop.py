@@ -70,13 +70,24 @@ def _send(plan: Any, preview: bool, question: str, wait: float) -> dict[str, Any
         emit({"ok": True, "preview": True, **info}, lambda a: None)
         return None
     require_consent(app, question)
-    item = submit(plan)
-    outcome = deliver_and_report([item.key], wait)
     from toolkit.community.outbox import Outbox
 
+    before = Outbox().get(plan.item.key, missing_ok=True)
+    already = before is not None and before.state == "sent"
+    item = submit(plan)
+    outcome = deliver_and_report([item.key], wait)
     sent = Outbox().get(item.key)
-    remote = (sent.remote if sent else None) or {}
-    return {"ok": True, "key": item.key, "publisher": item.publisher, **outcome, "remote": remote}
+    remote = dict((sent.remote if sent else None) or {})
+    if already:  # sent by an earlier run: nothing was posted now
+        remote["reused"] = True
+    return {
+        "ok": True,
+        "key": item.key,
+        "publisher": item.publisher,
+        **outcome,
+        "remote": remote,
+        "already_sent": already,
+    }
 
 
 @click.command()

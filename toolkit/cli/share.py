@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -107,6 +108,20 @@ def deliver_and_report(keys: list[str], wait: float) -> dict[str, Any]:
     show_default=True,
     help="Seconds to keep retrying before leaving it queued.",
 )
+@click.option(
+    "--name",
+    "display_name",
+    metavar="TEXT",
+    help="Your display name on the build log (default: [community] display_name, else anonymous).",
+)
+@click.option("--sample", metavar="TEXT", help="Your sample's number, e.g. ES-042.")
+@click.option(
+    "--card",
+    "card_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a share card (PNG, 1200x630) with a QR code to the posted build log.",
+)
+@click.option("--lang", type=click.Choice(["en", "zh-CN"]), help="Language of messages.")
 @output_options
 def share(
     session_id: str | None,
@@ -114,6 +129,10 @@ def share(
     preview: bool,
     max_photo_px: int | None,
     wait: float,
+    display_name: str | None,
+    sample: str | None,
+    card_path: Path | None,
+    lang: str | None,
 ) -> None:
     """Share a session's build log (Markdown + a self-contained HTML page with photos).
 
@@ -126,13 +145,27 @@ def share(
       routerkit share --preview
       routerkit share --to roundup
       routerkit share --session 20261122-101500-ab12 --yes --json
+      routerkit share --name "Ming" --sample ES-042 --card card.png
     """
+    from toolkit import i18n
     from toolkit.community.config import community_config
     from toolkit.journeys.share import prepare_share, submit
 
+    i18n.choose(lang)
     app = get_app()
     publisher = publisher or community_config().get("publisher") or "roundup"
-    plan = prepare_share(session_id, publisher, max_photo_px=max_photo_px)
+    plan = prepare_share(
+        session_id,
+        publisher,
+        max_photo_px=max_photo_px,
+        display_name=display_name,
+        sample=sample,
+    )
+    if card_path is not None:
+        plan.warnings.append(
+            "with --card: once posted, a share card (these photos, board, sample, firmware, "
+            "assembly time and rank, your display name, a QR code to the post) is added to it"
+        )
     info = plan.preview()
     if not app.json or preview:
         show_payload(info)
@@ -150,6 +183,10 @@ def share(
         "bytes": plan.total_bytes,
         **outcome,
     }
+    card = None
+    if card_path is not None:
+        card = _write_card(plan, item, outcome, card_path, wait)
+        result["card"] = card
 
     def human(a: App) -> None:
         if outcome["state"] == "sent":
@@ -158,5 +195,69 @@ def share(
             click.echo(
                 f"queued (not sent yet: {outcome.get('error')}); `routerkit outbox retry` uploads it later"
             )
+        if card:
+            click.echo(
+                i18n.t(
+                    "card written: {path} ({width}×{height}); its QR code opens {url}",
+                    path=card["path"],
+                    width=card["width"],
+                    height=card["height"],
+                    url=card["url"],
+                )
+            )
 
     emit(result, human)
+
+
+def _write_card(
+    plan: Any, item: Any, outcome: dict[str, Any], path: Path, wait: float
+) -> dict[str, Any]:
+    """Render the share card for the posted build log, write it, and add it to the post."""
+    from toolkit.community.card import HEIGHT, WIDTH
+    from toolkit.errors import PublishError
+    from toolkit.journeys.loop import card_comment, share_card
+    from toolkit.journeys.share import submit
+    from toolkit.record import atomic_write
+
+    if outcome["state"] != "sent" or not outcome.get("url"):
+        raise PublishError(
+            "no share card yet: its QR code needs the build log's address, and the build log "
+            "is still queued",
+            hint="`routerkit outbox retry`, then run the same `routerkit share --card` again "
+            "(nothing is posted twice)",
+        )
+    from toolkit.community.outbox import Outbox
+
+    sent = Outbox().get(item.key)
+    remote = (sent.remote if sent else None) or {}
+    rank = _rank(item.publisher, str(remote.get("id") or ""))
+    png = share_card(plan, str(outcome["url"]), rank)
+    atomic_write(path, png)
+    follow = card_comment(plan, str(remote.get("id")), png)
+    added = deliver_and_report([submit(follow).key], wait) if remote.get("id") else {}
+    return {
+        "path": str(path),
+        "url": outcome["url"],
+        "width": WIDTH,
+        "height": HEIGHT,
+        "bytes": len(png),
+        "rank": list(rank) if rank else None,
+        "posted": added.get("state") == "sent",
+    }
+
+
+def _rank(publisher: str, report: str) -> tuple[int, int] | None:
+    """The build log's rank on its board's leaderboard (Roundup only; None when unknown)."""
+    from toolkit.community.publishers import get_publisher
+    from toolkit.community.weekly import rank_of
+    from toolkit.errors import PublishError
+
+    if publisher != "roundup" or not report:
+        return None
+    pub = get_publisher(publisher)
+    try:
+        return rank_of(pub.reports("buildlog"), report)  # type: ignore[attr-defined]
+    except PublishError:
+        return None
+    finally:
+        pub.close()

@@ -29,6 +29,7 @@ from toolkit.record import atomic_write
 
 CLOSED = ("resolved", "done-cbb")
 PHOTOS_PER_LOG = 4
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 THUMB_PX = 320
 TOP_N = 10
 
@@ -214,7 +215,7 @@ def build(
             if photos is None or len(thumbs) >= PHOTOS_PER_LOG:
                 break
             name, picture = photos(fid)
-            if not name.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
+            if name == "share-card.png" or not name.lower().endswith(PHOTO_SUFFIXES):
                 continue
             thumbs.append({"name": name, "src": _thumb(picture)})
         shared.append(

@@ -292,3 +292,66 @@ def read_notes_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise NotFoundError(f"no release notes file {path}")
     return load(path)
+
+
+# --- the share card and the weekly page --------------------------------------------------------
+
+
+def share_card(plan: Plan, url: str, rank: tuple[int, int] | None = None) -> bytes:
+    """The share card (PNG) of a composed build log whose post is at ``url``."""
+    from toolkit.community.card import CardInfo, render
+
+    log = plan.log
+    if log is None:
+        raise ConfigError("only a build log has a share card")
+    photos = [b.data for b in plan.blobs if b.mime.startswith("image/")]
+    fields = plan.item.payload.get("fields", {})
+    info = CardInfo(
+        url=url,
+        board=log.board,
+        firmware=fields.get("firmware"),
+        assembly_seconds=log.assembly_seconds or None,
+        rank=rank,
+        sample=log.sample,
+        display_name=log.display_name,
+        photos=photos,
+    )
+    return render(info)
+
+
+def card_comment(plan: Plan, target: str, card: bytes) -> Plan:
+    """A message adding the share card to the posted build log ``target`` (so the log links
+    to its card); its key follows the card's bytes, so a re-run posts nothing new."""
+    import hashlib
+
+    from toolkit.community.buildlog import Blob
+
+    digest = hashlib.sha256(card).hexdigest()
+    item = Item(
+        key=item_key("card", plan.item.key, digest),
+        publisher=plan.item.publisher,
+        kind="comment",
+        title=f"Share card: {plan.item.title}",
+        payload={
+            "body": "Share card of this build log:\n\n![share card](share-card.png)\n",
+            "target": target,
+            "fields": {},
+        },
+    )
+    return Plan(item, [Blob("share-card.png", card, "image/png")])
+
+
+def weekly_page(publisher: Any, images: list[Any], *, days: int = 7, now: Any = None) -> Any:
+    """Build the weekly page from a tracker that can read reports back (Roundup) and the
+    channel's images (``channels.list_images``)."""
+    from toolkit.community.weekly import PHOTO_SUFFIXES, build
+
+    def photo(file_id: str) -> tuple[str, bytes]:
+        name = str(publisher.get("file", file_id).get("attributes", {}).get("name") or "")
+        if name == "share-card.png" or not name.lower().endswith(PHOTO_SUFFIXES):
+            return name, b""  # not a photo of the build: not downloaded
+        return name, publisher.download(file_id)
+
+    return build(
+        publisher.reports(), publisher.confirmations(), images, photos=photo, days=days, now=now
+    )
