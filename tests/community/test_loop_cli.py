@@ -190,3 +190,42 @@ def test_weekly_page_renders_in_chromium_with_every_photo(configured, roundup, t
     with Image.open(shot) as im:
         assert im.size == (1280, 2000)
         assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def test_publish_notes_and_firmware_changes_through_the_cli(tmp_path: Path) -> None:
+    from tests.community.loopkit import Channel
+    from tests.firmware_trust.bad_images.make_corpus import META
+    from tests.firmware_trust.test_channels import Server
+    from toolkit.firmware.image import seal
+
+    channel = Channel(tmp_path)
+    channel.publish("1.2.0-nightly.1", None)
+    image = channel.images / "second.img"
+    image.write_bytes(seal(channel.fit, {**META, "version": "1.2.0-nightly.2"}, channel.signer))
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("summary: Fan fixed\nsummary_zh: 风扇已修复\nfixes: ['#7', 9]\n")
+    common = ["--channel", "nightly", "--repo", str(channel.repo), "--keys", str(channel.keys)]
+    res = _run("firmware", "publish", str(image), *common, "--notes", str(notes), "--json")
+    assert res.exit_code == 0, res.output
+    assert _json(res)["notes"]["fixes"] == ["7", "9"]
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fixes: [seven]\n")
+    res = _run("firmware", "publish", str(image), *common, "--notes", str(bad))
+    assert res.exit_code != 0 and "not a report number" in res.stderr
+    assert "Traceback" not in res.output
+
+    server = Server(channel.repo)
+    try:
+        where = ["--url", server.url, "--root", str(channel.root_json)]
+        res = _run("firmware", "changes", *where, "--since", "1.2.0-nightly.1", "--json")
+        assert res.exit_code == 0, res.output
+        builds = _json(res)["builds"]
+        assert [b["version"] for b in builds] == ["1.2.0-nightly.2"]
+        assert builds[0]["notes"]["fixes"] == ["7", "9"] and builds[0]["yours"] == {}
+        res = _run("firmware", "changes", *where, "--lang", "zh-CN")
+        assert res.exit_code == 0 and "风扇已修复" in res.stdout and "修复 #7" in res.stdout
+        res = _run("firmware", "changes", *where, "--since", "not-a-version")
+        assert res.exit_code != 0 and "Traceback" not in res.output
+    finally:
+        server.close()
