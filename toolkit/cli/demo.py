@@ -50,6 +50,8 @@ class Tour:
     env: dict[str, str]
     stages: list[Stage] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
+    #: where results worth opening afterwards go (the share card, the weekly page)
+    keep: Path = Path(".")
 
     def run(self, title: str, *args: str, check: bool = True) -> dict[str, Any]:
         """Run ``routerkit ARGS --json``; show it, stream its progress, return its JSON."""
@@ -82,9 +84,22 @@ class Tour:
 
 def _detail(result: dict[str, Any]) -> str:
     if "version_before" in result and "version_after" in result:
+        fixes = ", ".join(f"#{f['id']}" for f in result.get("fixes_yours") or [])
         return (
             f"{result['version_before']} → {result['version_after']} "
             f"(slot {result.get('slot')}, {result.get('path')})"
+            + (f"; claims to fix your {fixes}" if fixes else "")
+        )
+    if result.get("verified"):
+        return str(result["verified"])
+    if "builds" in result:
+        yours = sorted({r for b in result["builds"] for r in b.get("yours") or {}})
+        return f"{len(result['builds'])} build(s) with notes" + (
+            f"; fixes your {', '.join('#' + r for r in yours)}" if yours else ""
+        )
+    if "html" in result:
+        return (
+            f"{result['html']} ({result.get('fixed', 0)} fixed, {result.get('shared', 0)} shared)"
         )
     if "serial_url" in result:
         return f"serial {result['serial_url']}, ssh 127.0.0.1:{result.get('ssh_port')}"
@@ -142,8 +157,9 @@ def demo(keep: bool) -> None:
 
     Builds two signed firmware versions and publishes them to a local nightly channel, boots
     the virtual sample, walks the assembly guide with generated photos, flashes v1 over the
-    serial console, pulls the nightly and upgrades over SSH, shares the build log and files a
-    bug on a local Roundup tracker, then stops everything it started.
+    serial console, files a bug on a local Roundup tracker, publishes the nightly with signed
+    release notes that fix it, upgrades over SSH, confirms the fix, shares the build log with
+    a share card and builds the weekly page, then stops everything it started.
 
     \b
     Example:
@@ -159,7 +175,7 @@ def demo(keep: bool) -> None:
         # consents to uploads for its own loopback tracker only.
         env["ROUTERKIT_DATA"] = str(home / "data")
         env["ROUTERKIT_CONFIG"] = str(home / "config")
-        tour = Tour(workdir=work, env=env)
+        tour = Tour(workdir=work, env=env, keep=home)
         tour.urls["demo records"] = str(home)
         try:
             _journey(tour, work)
@@ -193,17 +209,16 @@ def _journey(tour: Tour, work: Path) -> None:
         f"Build firmware {V2} (signed)", "firmware", "build", "--version", V2, "--out", str(out)
     )
     repo = work / "channel"
-    for image in (v1, v2):
-        tour.run(
-            f"Publish {image['version']} to the nightly channel",
-            "firmware",
-            "publish",
-            image["path"],
-            "--channel",
-            "nightly",
-            "--repo",
-            str(repo),
-        )
+    tour.run(
+        f"Publish {V1} to the nightly channel",
+        "firmware",
+        "publish",
+        v1["path"],
+        "--channel",
+        "nightly",
+        "--repo",
+        str(repo),
+    )
     with _serve(repo) as url:
         tour.urls["nightly channel"] = url
         tour.run(
@@ -241,6 +256,43 @@ def _journey(tour: Tour, work: Path) -> None:
             *session,
         )
         tour.run("Verify over the serial console", "verify", "--via", "serial", "--target", SAMPLE)
+        # The weekly loop: a tester reports a bug; the next nightly's signed notes say it fixes it
+        community = tour.run("Start the local community tracker (Roundup)", "community", "serve")
+        if community.get("url"):
+            tour.urls["community tracker"] = community["url"]
+        bug = tour.run(
+            "File a bug report",
+            "bug",
+            "Demo: fan reported absent by selftest",
+            *session,
+            "--to",
+            "roundup",
+            "--yes",
+        )
+        if bug.get("url"):
+            tour.urls["bug report"] = bug["url"]
+        report = str(bug.get("url") or "").rsplit("issue", 1)[-1]
+        notes = work / "notes.yaml"
+        notes.write_text(
+            "summary: Fan control reports the fan again\n"
+            "summary_zh: 风扇控制重新报告风扇状态\n"
+            "changes:\n  - selftest reads the fan through the new driver\n"
+            + (f"fixes: [{report}]\n" if report.isdigit() else "")
+        )
+        tour.run(
+            f"Publish {V2} with signed release notes",
+            "firmware",
+            "publish",
+            v2["path"],
+            "--channel",
+            "nightly",
+            "--repo",
+            str(repo),
+            "--notes",
+            str(notes),
+        )
+        channel = ["--url", url, "--root", str(repo / "metadata" / "1.root.json")]
+        tour.run("What the nightly changes (yours marked)", "firmware", "changes", *channel)
         tour.run(
             "Pull the newest nightly and upgrade over SSH",
             "flash",
@@ -258,24 +310,40 @@ def _journey(tour: Tour, work: Path) -> None:
             *session,
         )
         tour.run("Verify over SSH", "verify", "--via", "ssh", "--target", SAMPLE)
-    community = tour.run("Start the local community tracker (Roundup)", "community", "serve")
-    if community.get("url"):
-        tour.urls["community tracker"] = community["url"]
-    tour.run("Preview exactly what would leave the machine", "share", *session, "--preview")
-    shared = tour.run("Share the build log", "share", *session, "--to", "roundup", "--yes")
-    if shared.get("url"):
-        tour.urls["build log"] = shared["url"]
-    bug = tour.run(
-        "File a sample bug report",
-        "bug",
-        "Demo: fan reported absent by selftest",
-        *session,
-        "--to",
-        "roundup",
-        "--yes",
-    )
-    if bug.get("url"):
-        tour.urls["bug report"] = bug["url"]
+        if report.isdigit():
+            tour.run(
+                f"Confirm #{report} fixed from the bench", "confirm", report, "--fixed", "--yes"
+            )
+        tour.run("Preview exactly what would leave the machine", "share", *session, "--preview")
+        card = tour.keep / "share-card.png"
+        shared = tour.run(
+            "Share the build log, with a share card",
+            "share",
+            *session,
+            "--to",
+            "roundup",
+            "--name",
+            "Demo tester",
+            "--sample",
+            "ES-001",
+            "--card",
+            str(card),
+            "--yes",
+        )
+        if shared.get("url"):
+            tour.urls["build log"] = shared["url"]
+        if card.is_file():
+            tour.urls["share card"] = str(card)
+        page = tour.run(
+            "Build the weekly page",
+            "community",
+            "weekly",
+            "--out",
+            str(tour.keep / "weekly"),
+            *channel,
+        )
+        if page.get("html"):
+            tour.urls["weekly page"] = str(page["html"])
 
 
 def _answers(photos: list[Path]) -> str:

@@ -61,7 +61,7 @@ def my_reports(outbox: Outbox | None = None) -> dict[str, list[str]]:
     for item in outbox.list():
         if item.kind in ("bug", "request") and item.remote:
             add(item.remote.get("id"), "filed")
-        elif item.kind == "comment":
+        elif item.kind == "comment" and not item.payload.get("share_card"):
             add(item.payload.get("target"), "me-too")
         elif item.kind == "vote":
             add(item.payload.get("target"), "voted")
@@ -336,6 +336,7 @@ def card_comment(plan: Plan, target: str, card: bytes) -> Plan:
             "body": "Share card of this build log:\n\n![share card](share-card.png)\n",
             "target": target,
             "fields": {},
+            "share_card": True,
         },
     )
     return Plan(item, [Blob("share-card.png", card, "image/png")])
