@@ -155,3 +155,15 @@ def test_a_second_verdict_on_the_same_build_is_refused_by_the_tracker(tracker, r
         roundup.create("confirmation", {"issue": bug, "build": "1.2.0", "verdict": "still-broken"})
     with pytest.raises(PublishError, match="verdict"):
         roundup.create("confirmation", {"issue": bug, "build": "1.3.0", "verdict": "maybe"})
+
+
+def test_reports_are_read_page_by_page(tracker, roundup, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(3):
+        roundup.create("issue", {"title": f"paged {n}", "kind": "request"})
+    whole = [r["id"] for r in roundup.reports()]
+    monkeypatch.setattr(RoundupPublisher, "PAGE", 2)
+    paged = [r["id"] for r in roundup.reports()]
+    assert paged == whole and len(whole) >= 3 and len(set(paged)) == len(paged)
+    assert [r["id"] for r in roundup.reports("request")] == [
+        r["id"] for r in roundup.reports() if r["kind"] == "request"
+    ]

@@ -353,13 +353,25 @@ class RoundupPublisher:
             "files": [str(f["id"]) for f in row.get("files") or []],
         }
 
+    PAGE = 500
+
+    def _all(self, classname: str, params: dict[str, Any], what: str) -> list[dict[str, Any]]:
+        """Every row of a search, page by page (a community of any size)."""
+        rows: list[dict[str, Any]] = []
+        for index in range(1, 100_000):
+            page = {**params, "@page_size": self.PAGE, "@page_index": index}
+            found = self._json("GET", classname, what, params=page).get("collection", [])
+            rows += found
+            if len(found) < self.PAGE:
+                break
+        return rows
+
     def reports(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Every report (of ``kind``: bug, request, buildlog) with its loop fields."""
-        params: dict[str, Any] = {"@fields": self._REPORT_FIELDS, "@page_size": 1000}
+        params: dict[str, Any] = {"@fields": self._REPORT_FIELDS, "@sort": "id"}
         if kind:
             params["kind:"] = kind
-        data = self._json("GET", "issue", "list reports", params=params)
-        return [self._report_row(r) for r in data.get("collection", [])]
+        return [self._report_row(r) for r in self._all("issue", params, "list reports")]
 
     def report(self, issue_id: str) -> dict[str, Any]:
         """One report with its loop fields."""
@@ -368,14 +380,9 @@ class RoundupPublisher:
 
     def confirmations(self) -> list[dict[str, Any]]:
         """Every confirmation: report, build, verdict, tester, date."""
-        data = self._json(
-            "GET",
-            "confirmation",
-            "list confirmations",
-            params={"@fields": "issue,build,verdict,board,creator,creation", "@page_size": 1000},
-        )
+        params = {"@fields": "issue,build,verdict,board,creator,creation", "@sort": "id"}
         out = []
-        for r in data.get("collection", []):
+        for r in self._all("confirmation", params, "list confirmations"):
             issue, creator = r.get("issue"), r.get("creator")
             out.append(
                 {
