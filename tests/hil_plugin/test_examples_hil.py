@@ -20,6 +20,7 @@ import pytest
 
 from tests.hil_plugin._proc import inner_pytest, press_ctrl_c
 from toolkit import paths
+from toolkit.protocol import asciicast
 
 pytestmark = pytest.mark.hil
 pytest_plugins = ["pytester"]
@@ -65,7 +66,8 @@ def test_examples_flash_once_pass_and_a_failure_carries_console_and_flash_record
     cases = {c.get("name"): c for c in ET.parse(xml).getroot().iter("testcase")}
     props = _props(cases["test_fails_after_a_uboot_command"])
     assert b"marker-of-the-failing-test" in Path(props["routerkit_console_log"]).read_bytes()
-    assert "marker-of-the-failing-test" in props["routerkit_console_cast_data"]  # its recording
+    recording = asciicast.parse(props["routerkit_console_cast_data"].encode())  # its recording
+    assert "marker-of-the-failing-test" in recording.output()
     assert '"version_after": "1.0.1"' in props["routerkit_flash_record"], props
     failure = cases["test_fails_after_a_uboot_command"].find("failure")
     assert failure is not None and "routerkit flash record" in (failure.text or "")
