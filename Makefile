@@ -18,7 +18,7 @@ APT_PACKAGES := qemu-system-arm qemu-utils u-boot-qemu u-boot-tools device-tree-
 	signify-openbsd openssh-client openssh-server tmux chromium fdisk iproute2 ca-certificates \
 	fonts-noto-cjk
 
-.PHONY: help setup apt venv demo test check test-fast bench reliability lint typecheck clean
+.PHONY: help setup apt venv demo test check test-fast bench reliability lint typecheck clean i18n
 
 help:
 	@echo "make demo         set up, then run the whole journey on the virtual sample"
@@ -73,6 +73,16 @@ reliability: setup
 	ROUTERKIT_RELIABILITY=1 $(BIN)/python -m pytest -q -m reliability $(PYTEST_ARGS)
 
 lint: check
+
+# Messages: extract (Babel, through toolkit.i18n.extract), merge into the zh_CN catalog, compile.
+# Translate the new empty msgstr entries in the .po, then run it again.
+I18N_KEYWORDS := -k t -k both -k t_en -k t_zh -k N_
+i18n: venv
+	$(BIN)/pybabel extract -F toolkit/locale/babel.cfg $(I18N_KEYWORDS) --sort-output --no-location \
+		--project routerkit -o toolkit/locale/routerkit.pot .
+	$(BIN)/pybabel update -i toolkit/locale/routerkit.pot -d toolkit/locale -D routerkit -l zh_CN \
+		--ignore-obsolete --no-fuzzy-matching
+	$(BIN)/pybabel compile -d toolkit/locale -D routerkit --statistics
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

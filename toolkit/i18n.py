@@ -1,92 +1,30 @@
 """English and Simplified Chinese for the weekly loop (votes, confirmations, changes, the
-weekly page and the share card).
+weekly page and the share card), with gettext catalogs.
 
 The language comes from ``--lang``, else ``ROUTERKIT_LANG``, else the locale
 (``LC_ALL``, ``LC_MESSAGES``, ``LANG``: ``zh_CN.UTF-8`` gives Chinese), else English.
-Messages are English msgids looked up in :data:`ZH_CN`; ``tests/core/test_i18n.py`` fails
-when a message used in the code has no Chinese translation.
+Messages are English msgids; the translations live in
+``toolkit/locale/zh_CN/LC_MESSAGES/routerkit.po`` and are read from the compiled ``.mo`` with
+the standard library's :mod:`gettext`. ``make i18n`` extracts the messages with Babel
+(``pybabel extract`` through :func:`extract`, which also sees calls inside f-strings),
+updates the ``.po`` and compiles it; ``tests/core/test_i18n.py`` fails when a message used in
+the code has no Chinese translation or the ``.mo`` is older than the ``.po``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 LANGS = ("en", "zh-CN")
 
-#: msgid -> Simplified Chinese. Placeholders ({n}, {build} ...) are kept as they are.
-ZH_CN: dict[str, str] = {
-    # CLI messages
-    "voted for #{id}: {votes} vote(s)": "已为 #{id} 投票：共 {votes} 票",
-    "you had already voted for #{id} ({votes} vote(s))": "你已为 #{id} 投过票（共 {votes} 票）",
-    "vote queued (not sent yet: {error}); `routerkit outbox retry` sends it later": (
-        "投票已排队（尚未发送：{error}）；`routerkit outbox retry` 稍后发送"
-    ),
-    "request filed: {url}": "需求已提交：{url}",
-    "queued (not sent yet: {error}); `routerkit outbox retry` uploads it later": (
-        "已排队（尚未发送：{error}）；`routerkit outbox retry` 稍后上传"
-    ),
-    "confirmed #{id} {verdict} on build {build}: {verified}": (
-        "已确认 #{id} 在版本 {build} 上{verdict}：{verified}"
-    ),
-    "fixed": "已修复",
-    "still broken": "仍未修复",
-    "no open requests or bugs": "没有未关闭的需求或缺陷",
-    "votes": "票数",
-    "no release notes in {channel}": "{channel} 中没有发布说明",
-    "(yours: {how})": "（你的：{how}）",
-    "filed": "提交",
-    "voted": "投票",
-    "me too": "我也遇到",
-    "confirmed": "已确认",
-    "fixes": "修复",
-    "touches": "涉及",
-    "Build {version} claims to fix report(s) you care about:": (
-        "版本 {version} 声称修复了你关注的报告："
-    ),
-    "Tell the community: routerkit confirm {id} --fixed | --still-broken": (
-        "告诉社区：routerkit confirm {id} --fixed | --still-broken"
-    ),
-    "card written: {path} ({width}×{height}); its QR code opens {url}": (
-        "分享卡片已生成：{path}（{width}×{height}）；二维码指向 {url}"
-    ),
-    "weekly page written: {path}": "周报页面已生成：{path}",
-    # weekly page
-    "routerkit weekly": "routerkit 周报",
-    "Week of {start} to {end}": "{start} 至 {end} 这一周",
-    "Builds this week": "本周构建",
-    "Fixed reports": "已修复的报告",
-    "Most-voted requests and bugs": "得票最多的需求和缺陷",
-    "Shared builds": "本周分享的组装",
-    "Assembly-time leaderboard": "组装用时排行榜",
-    "No builds this week.": "本周没有构建。",
-    "No fixed reports this week.": "本周没有已修复的报告。",
-    "No open requests or bugs.": "没有未关闭的需求或缺陷。",
-    "No build logs shared this week.": "本周没有分享的组装日志。",
-    "build": "构建",
-    "report": "报告",
-    "title": "标题",
-    "verified": "验证",
-    "kind": "类型",
-    "status": "状态",
-    "rank": "名次",
-    "tester": "测试者",
-    "time": "用时",
-    "board": "板卡",
-    "bug": "缺陷",
-    "request": "需求",
-    "anonymous": "匿名",
-    "verified by {n}": "{n} 位测试者已验证",
-    "Made with routerkit from the tracker and the signed channel.": (
-        "由 routerkit 根据跟踪器和签名的发布通道生成。"
-    ),
-    # share card
-    "sample {sample}": "样机 {sample}",
-    "firmware {version}": "固件 {version}",
-    "assembled in {time}": "组装用时 {time}",
-    "rank {rank} of {total} on {board}": "{board} 排名 {rank}/{total}",
-    "Scan for the build log": "扫码查看组装日志",
-}
-
+DOMAIN = "routerkit"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+#: the functions whose first argument is a message (what extraction looks for)
+KEYWORDS = ("t", "both", "t_en", "t_zh", "N_")
 
 _chosen: str | None = None
 
@@ -118,14 +56,59 @@ def current(explicit: str | None = None) -> str:
     return "en"
 
 
+@functools.cache
+def _catalog(lang: str) -> Any:
+    import gettext
+
+    code = lang.replace("-", "_")
+    return gettext.translation(DOMAIN, str(LOCALE_DIR), languages=[code], fallback=True)
+
+
 def t(msgid: str, lang: str | None = None, **values: object) -> str:
     """The message in ``lang`` (default: :func:`current`), with ``values`` filled in."""
     lang = lang or current()
-    text = ZH_CN.get(msgid, msgid) if lang == "zh-CN" else msgid
+    text = msgid if lang == "en" else str(_catalog(lang).gettext(msgid))
     return text.format(**values) if values else text
+
+
+def N_(msgid: str) -> str:  # noqa: N802 - gettext's name for "mark, translate later"
+    """Mark ``msgid`` for extraction without translating it here."""
+    return msgid
+
+
+def extract(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """A Babel extraction method (``toolkit.i18n.extract`` in ``locale/babel.cfg``): every
+    call of a :data:`KEYWORDS` function with a literal first argument, found with :mod:`ast`,
+    so calls inside f-strings count too (Babel's tokenizer does not see them on Python 3.11)."""
+    import ast
+
+    tree = ast.parse(fileobj.read())
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        first = node.args[0]
+        if name in KEYWORDS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            yield node.lineno, str(name), first.value, []
 
 
 def both(msgid: str, **values: object) -> str:
     """'English · 中文' for places both languages share (the page's headings, the card)."""
     en, zh = t(msgid, "en", **values), t(msgid, "zh-CN", **values)
     return en if en == zh else f"{en} · {zh}"
+
+
+#: Messages chosen at run time (a report's kind, how you took part, what notes say a build
+#: does to a report): marked here so extraction finds them.
+RUNTIME_MESSAGES = (
+    N_("bug"),
+    N_("request"),
+    N_("filed"),
+    N_("voted"),
+    N_("me too"),
+    N_("confirmed"),
+    N_("fixes"),
+    N_("touches"),
+)

@@ -1,51 +1,66 @@
-"""Every message the weekly loop shows has a Simplified Chinese translation.
+"""Every message has a Simplified Chinese translation, and the compiled catalog is current.
 
-The msgids are read from the source (calls of ``t(...)`` and ``both(...)`` with a literal
-first argument), so a new message without a translation fails here."""
+Messages are extracted the way `make i18n` does it: Babel's extraction through
+``toolkit/locale/babel.cfg`` (``toolkit.i18n.extract``, which sees calls inside f-strings).
+A new message without a translation, a translation that drops a placeholder, or a ``.po``
+changed without recompiling the ``.mo`` fails here."""
 
 from __future__ import annotations
 
-import ast
+import gettext
+import re
 
 import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
 
 from toolkit import i18n, paths
 
-SOURCES = [
-    "toolkit/cli/loop.py",
-    "toolkit/cli/share.py",
-    "toolkit/cli/flash.py",
-    "toolkit/cli/community.py",
-    "toolkit/community/weekly.py",
-    "toolkit/community/card.py",
-]
+LOCALE = paths.REPO_ROOT / "toolkit" / "locale"
+PO = LOCALE / "zh_CN" / "LC_MESSAGES" / "routerkit.po"
+MO = PO.with_suffix(".mo")
 
 
-def _msgids() -> set[str]:
-    found = set()
-    for rel in SOURCES:
-        tree = ast.parse((paths.REPO_ROOT / rel).read_text())
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Call) or not node.args:
-                continue
-            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-            first = node.args[0]
-            literal = isinstance(first, ast.Constant) and isinstance(first.value, str)
-            if name in ("t", "both", "t_en", "t_zh") and literal:
-                found.add(first.value)  # type: ignore[attr-defined]
-    return found
+def _extracted() -> set[str]:
+    with (LOCALE / "babel.cfg").open() as fh:
+        method_map, options_map = parse_mapping_cfg(fh)
+    keywords = {k: None for k in i18n.KEYWORDS}
+    found = extract_from_dir(
+        str(paths.REPO_ROOT),
+        method_map,
+        options_map,
+        keywords=keywords,  # type: ignore[arg-type]
+    )
+    return {str(message) for _file, _line, message, _comments, _context in found}
 
 
-def test_the_sources_use_messages_at_all() -> None:
-    assert len(_msgids()) > 30  # the scan finds the calls (it can fail)
+MESSAGES = sorted(_extracted())
 
 
-@pytest.mark.parametrize("msgid", sorted(_msgids()))
+def test_extraction_finds_the_messages() -> None:
+    assert len(MESSAGES) > 40  # the extraction works (it can fail)
+    assert "Assembly-time leaderboard" in MESSAGES  # a call inside an f-string
+    assert "me too" in MESSAGES  # marked with N_()
+
+
+def _fields(text: str) -> list[str]:
+    return sorted(re.findall(r"\{(\w*)\}", text))
+
+
+@pytest.mark.parametrize("msgid", MESSAGES)
 def test_every_message_has_a_chinese_translation(msgid: str) -> None:
-    zh = i18n.ZH_CN.get(msgid)
-    assert zh, f"no zh-CN translation for {msgid!r}"
-    placeholders = lambda s: sorted(p.split("}")[0] for p in s.split("{")[1:])  # noqa: E731
-    assert placeholders(zh) == placeholders(msgid)
+    zh = i18n.t(msgid, "zh-CN")
+    assert zh != msgid, f"no zh-CN translation for {msgid!r} (make i18n, then translate)"
+    assert _fields(zh) == _fields(msgid)
+
+
+def test_the_compiled_catalog_matches_the_po_file() -> None:
+    with PO.open("rb") as fh:
+        po = {m.id: m.string for m in read_po(fh) if m.id}
+    with MO.open("rb") as fh:
+        mo = {k: v for k, v in gettext.GNUTranslations(fh)._catalog.items() if k}  # type: ignore[attr-defined]
+    assert mo == po, "the .mo is out of date: run `make i18n`"
 
 
 def test_language_follows_the_locale_and_lang(monkeypatch: pytest.MonkeyPatch) -> None:
