@@ -160,11 +160,11 @@ def flash(
         if fixes:
             _say_fixes(str(result.version_after), fixes)
 
-    fixes = _claimed_fixes(str(result.version_after or ""), target.board)
+    fixes = _claimed_fixes(str(result.version_after or ""), target.board, result.image_sha256)
     emit({**result.to_dict(), "fixes_yours": fixes}, human)
 
 
-def _claimed_fixes(version: str, board: str) -> list[dict[str, object]]:
+def _claimed_fixes(version: str, board: str, sha256: str) -> list[dict[str, object]]:
     """Reports you filed, voted on or added "me too" to that this build's signed release
     notes claim to fix (from the channel metadata already on this machine; never fails the
     flash)."""
@@ -174,7 +174,7 @@ def _claimed_fixes(version: str, board: str) -> list[dict[str, object]]:
     if not version:
         return []
     try:
-        return after_flash(version, board)
+        return after_flash(version, board, sha256=sha256 or None)
     except (RouterkitError, OSError, ValueError):
         return []
 

@@ -230,7 +230,11 @@ def changes(
 
 
 def cached_notes(
-    version: str, board: str | None = None, *, cache: Path | None = None
+    version: str,
+    board: str | None = None,
+    *,
+    cache: Path | None = None,
+    sha256: str | None = None,
 ) -> list[dict[str, Any]]:
     """Release notes of ``version`` from the channel metadata this machine already holds.
 
@@ -239,7 +243,8 @@ def cached_notes(
     file that came from a channel still learns what that build claims to fix."""
     from toolkit import paths
 
-    found = []
+    by_version: list[dict[str, Any]] = []
+    by_hash: list[dict[str, Any]] = []
     base = cache or paths.cache_dir() / "channels"
     for meta in sorted(base.glob("*/metadata/*.json")) if base.is_dir() else []:
         if meta.stem not in ("nightly", "release"):
@@ -258,9 +263,17 @@ def cached_notes(
                 and board not in (custom.get("supported_devices") or [])
             ):
                 continue
-            if isinstance(custom.get("notes"), dict) and custom["notes"] not in found:
-                found.append(custom["notes"])
-    return found
+            notes = custom.get("notes")
+            if not isinstance(notes, dict):
+                continue
+            if notes not in by_version:
+                by_version.append(notes)
+            hashes = (info or {}).get("hashes") or {}
+            if sha256 and str(hashes.get("sha256", "")).lower() == sha256.lower():
+                if notes not in by_hash:
+                    by_hash.append(notes)
+    # the very bytes that were flashed, when a channel listed them; else the same version
+    return by_hash or by_version
 
 
 def after_flash(
@@ -269,13 +282,14 @@ def after_flash(
     mine: dict[str, list[str]] | None = None,
     *,
     cache: Path | None = None,
+    sha256: str | None = None,
 ) -> list[dict[str, Any]]:
     """The reports you care about that the flashed build claims to fix: ``[{id, how}]``."""
     from toolkit.firmware.notes import reports_named
 
     mine = my_reports() if mine is None else mine
     claims: dict[str, str] = {}
-    for notes in cached_notes(version, board, cache=cache):
+    for notes in cached_notes(version, board, cache=cache, sha256=sha256):
         for rid, what in reports_named(notes).items():
             if what == "fixes" or rid not in claims:
                 claims[rid] = what
