@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,10 +113,17 @@ def _kernel_gz(guest: GuestRoot, reporter: Reporter, use_cache: bool = True) -> 
 
 
 def _inputs_key(
-    guest: GuestRoot, board: Board, version: str, epoch: int, trust: initramfsmod.DeviceTrust
+    guest: GuestRoot,
+    board: Board,
+    version: str,
+    epoch: int,
+    trust: initramfsmod.DeviceTrust,
+    files: tuple[tuple[str, bytes], ...] = (),
 ) -> str:
     """Hash of everything the FIT depends on: packages, on-device files, board, recipe code."""
     h = hashlib.sha256()
+    for rel, data in files:
+        h.update(b"extra:" + rel.encode() + b"\0" + hashlib.sha256(data).digest())
     from toolkit.firmware.fitkeys import signer_fit_key
 
     fit_key = signer_fit_key(trust.signing_keys)  # signs the FIT's configuration
@@ -149,11 +157,12 @@ def build_fit(
     reporter: Reporter | None = None,
     guest: GuestRoot | None = None,
     use_cache: bool = True,
+    files: tuple[tuple[str, bytes], ...] = (),
 ) -> tuple[bytes, dict[str, Any]]:
     """The FIT of one version (cached by input hash) and its sizes."""
     reporter = reporter or NullReporter()
     guest = guest or fetch_guest(reporter)
-    key = _inputs_key(guest, board, version, epoch, trust)
+    key = _inputs_key(guest, board, version, epoch, trust, files)
     cache = firmware_cache() / "fit"
     fit_path, info_path = cache / f"{key}.fit", cache / f"{key}.json"
     if use_cache:
@@ -166,7 +175,7 @@ def build_fit(
         except (OSError, ValueError):
             pass  # not built yet, or pruned by a concurrent build a moment ago
     with step(reporter, "initramfs", f"busybox + dropbear + modules for {guest.kernel_abi}"):
-        initrd = initramfsmod.build_initramfs(guest, board, version, trust, epoch)
+        initrd = initramfsmod.build_initramfs(guest, board, version, trust, epoch, files)
     kernel = _kernel_gz(guest, reporter, use_cache)
     with step(reporter, "FIT", "mkimage -f, configuration signed for U-Boot"):
         from toolkit.firmware.fitkeys import signer_fit_key
@@ -231,6 +240,7 @@ def build_image(
     refresh: bool = False,
     dev: bool = False,
     device_trust: tuple[Path, ...] = (),
+    files: Mapping[str, bytes] | None = None,
 ) -> BuildResult:
     """Build and sign the reference firmware ``version`` for ``board``.
 
@@ -242,7 +252,8 @@ def build_image(
     the development key, and marked in the metadata (``"development": true``), so that
     ``inspect`` and ``flash`` show and police it. ``use_cache=False`` rebuilds the kernel
     and FIT from the guest packages (the reproducibility test uses it); ``refresh=True``
-    asks the Debian mirror for newer guest packages first.
+    asks the Debian mirror for newer guest packages first. ``files`` (path in the image →
+    content) are laid over the root filesystem last, like OpenWrt's ``files/`` overlay.
     """
     from toolkit.firmware import image as imagemod
     from toolkit.record import atomic_write
@@ -275,6 +286,7 @@ def build_image(
         reporter=reporter,
         guest=guest,
         use_cache=use_cache,
+        files=tuple(sorted((str(k), bytes(v)) for k, v in (files or {}).items())),
     )
     metadata: dict[str, Any] = {
         "board": board_obj.id,

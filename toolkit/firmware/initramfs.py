@@ -142,8 +142,18 @@ def _routerkit_conf(board: Board) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage(guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, dest: Path) -> None:
-    """Lay out the initramfs tree in ``dest`` (an empty directory)."""
+def stage(
+    guest: GuestRoot,
+    board: Board,
+    version: str,
+    trust: DeviceTrust,
+    dest: Path,
+    files: tuple[tuple[str, bytes], ...] = (),
+) -> None:
+    """Lay out the initramfs tree in ``dest`` (an empty directory).
+
+    ``files``: (path in the image, content) laid over the tree last, like OpenWrt's ``files/``
+    overlay (a script starting with ``#!`` is made executable)."""
     shutil.copytree(resources.rootfs_dir(), dest, dirs_exist_ok=True, symlinks=True)
     for sub in (
         "proc",
@@ -208,6 +218,14 @@ def stage(guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, dest
     if trust.dev_authorized_key is not None:
         (etc / "routerkit" / "dev-authorized-keys").write_bytes(trust.dev_authorized_key)
     (dest / "root" / ".ssh" / "authorized_keys").symlink_to(AUTHORIZED_KEYS_LINK)
+    for rel, data in files:
+        path = (dest / rel).resolve()
+        if rel.startswith("/") or dest.resolve() not in path.parents:
+            raise BuildError(f"extra file {rel!r} is not a path inside the image")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.write_bytes(data)
+        os.chmod(path, 0o755 if data.startswith(b"#!") else 0o644)
 
 
 def _normalise(dest: Path, epoch: int) -> list[str]:
@@ -250,11 +268,16 @@ def pack(dest: Path, epoch: int) -> bytes:
 
 
 def build_initramfs(
-    guest: GuestRoot, board: Board, version: str, trust: DeviceTrust, epoch: int
+    guest: GuestRoot,
+    board: Board,
+    version: str,
+    trust: DeviceTrust,
+    epoch: int,
+    files: tuple[tuple[str, bytes], ...] = (),
 ) -> bytes:
     """The gzip'ed cpio of the reference firmware for one board and version."""
     with tempfile.TemporaryDirectory(prefix="rk-initramfs-") as tmp:
         dest = Path(tmp) / "root"
         dest.mkdir()
-        stage(guest, board, version, trust, dest)
+        stage(guest, board, version, trust, dest, files)
         return pack(dest, epoch)
