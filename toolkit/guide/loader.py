@@ -377,7 +377,7 @@ def _guide(ctx: _Ctx, root: Any, path: Path) -> Guide | None:
                 f"unsupported schema version {version} (this routerkit reads {SCHEMA_VERSION})",
             )
     board = _ident(ctx, m["board"][1], "board") if "board" in m else None
-    if board is not None and path.name == "guide.yaml" and path.parent.name != board:
+    if board is not None and _is_guide_name(path.name) and path.parent.name != board:
         ctx.err(m["board"][1], "board", f"guide for {board!r} lives in folder {path.parent.name!r}")
     title = _text(ctx, m["title"][1], "title") if "title" in m else None
     summary = (_text(ctx, m["summary"][1], "summary") or "") if "summary" in m else ""
@@ -464,19 +464,81 @@ def _parse(path: Path, registry: CheckRegistry | None) -> tuple[Guide | None, li
     return guide, ctx.issues
 
 
+#: Translated guides sit beside ``guide.yaml`` as ``guide.<lang>.yaml`` (``guide.zh-CN.yaml``):
+#: the same steps, checks, photos, tools, parts and images, every text translated.
+TRANSLATIONS = ("zh-CN",)
+
+
+def _is_guide_name(name: str) -> bool:
+    return name == "guide.yaml" or name in {f"guide.{lang}.yaml" for lang in TRANSLATIONS}
+
+
+def translation_issues(source: Guide, translated: Guide, file: str) -> list[Issue]:
+    """Where a translated guide differs from its source in anything but text."""
+
+    def shape(g: Guide) -> dict[str, Any]:
+        return {
+            "board": g.board,
+            "difficulty": g.difficulty,
+            "time_minutes": g.time_minutes,
+            "tools": [t.id for t in g.tools],
+            "parts": [(p.id, p.quantity) for p in g.parts],
+            "prerequisites": len(g.prerequisites),
+        }
+
+    issues = []
+    a, b = shape(source), shape(translated)
+    for key in a:
+        if a[key] != b[key]:
+            issues.append(Issue(file, 0, key, f"differs from {source.path.name}: {b[key]!r}"))
+    if [s.id for s in source.steps] != [s.id for s in translated.steps]:
+        issues.append(Issue(file, 0, "steps", f"step ids differ from {source.path.name}"))
+        return issues
+    for i, (x, y) in enumerate(zip(source.steps, translated.steps, strict=True)):
+        f = f"steps[{i}]"
+        same = {
+            "images": (x.images, y.images),
+            "tools": (x.tools, y.tools),
+            "parts": (x.parts, y.parts),
+            "photos": ([p.id for p in x.photos], [p.id for p in y.photos]),
+            "checks": (
+                [(c.id, c.kind, c.params) for c in x.checks],
+                [(c.id, c.kind, c.params) for c in y.checks],
+            ),
+            "lines": (
+                [(ln.kind, ln.level) for ln in x.lines],
+                [(ln.kind, ln.level) for ln in y.lines],
+            ),
+        }
+        for key, (want, got) in same.items():
+            if want != got:
+                issues.append(Issue(file, 0, f"{f}.{key}", f"differs from {source.path.name}"))
+    return issues
+
+
 def lint_file(path: Path, registry: CheckRegistry | None = None) -> list[Issue]:
-    """Every problem in one guide file (empty when it is valid)."""
-    return _parse(Path(path), registry)[1]
+    """Every problem in one guide file (empty when it is valid). A translation
+    (``guide.<lang>.yaml``) must also match its ``guide.yaml`` in everything but text."""
+    path = Path(path)
+    guide, issues = _parse(path, registry)
+    source = path.with_name("guide.yaml")
+    if guide is not None and not issues and path.name != "guide.yaml" and source.is_file():
+        original, problems = _parse(source, registry)
+        if original is not None and not problems:
+            issues = translation_issues(original, guide, _display(path))
+    return issues
 
 
 def guide_files(target: Path) -> list[Path]:
-    """The guide files under ``target``: itself if a file, else ``guide.yaml`` and ``*/guide.yaml``."""
+    """The guide files under ``target``: itself if a file, else ``guide.yaml`` and ``*/guide.yaml``
+    with their translations (``guide.<lang>.yaml``)."""
     target = Path(target)
     if target.is_file():
         return [target]
     if not target.is_dir():
         raise GuideError(f"{target}: no such file or directory")
-    found = sorted([*target.glob("guide.yaml"), *target.glob("*/guide.yaml")])
+    names = ["guide.yaml", *(f"guide.{lang}.yaml" for lang in TRANSLATIONS)]
+    found = sorted({p for name in names for p in [*target.glob(name), *target.glob(f"*/{name}")]})
     if not found:
         raise GuideError(f"{target}: no guide.yaml here or in its sub-folders")
     return found
@@ -496,13 +558,21 @@ def load_guide(path: Path, registry: CheckRegistry | None = None) -> Guide:
     return guide
 
 
-def guide_path(board: str) -> Path:
+def guide_path(board: str, lang: str | None = None) -> Path:
     """Where the guide of ``board`` lives: the first ``<dir>/<board>/guide.yaml`` of
-    :func:`toolkit.paths.guide_dirs` (``ROUTERKIT_GUIDES``, the user's config, the shipped ones)."""
+    :func:`toolkit.paths.guide_dirs` (``ROUTERKIT_GUIDES``, the user's config, the shipped ones),
+    or its translation beside it (``guide.zh-CN.yaml``) when the language (``lang``, else the
+    locale: see :mod:`toolkit.i18n`) asks for one."""
+    from toolkit import i18n
+
+    wanted = i18n.current(lang)
     looked = []
     for _, directory in paths.guide_dirs():
         path = directory / board / "guide.yaml"
         if path.is_file():
+            translated = path.with_name(f"guide.{wanted}.yaml")
+            if wanted in TRANSLATIONS and translated.is_file():
+                return translated
             return path
         looked.append(str(path))
     raise GuideError(f"no assembly guide for board {board!r} (looked for {', '.join(looked)})")
@@ -518,9 +588,12 @@ def guide_sources() -> list[tuple[str, str, Path]]:
     return [found[k] for k in sorted(found)]
 
 
-def load_board_guide(board: str, registry: CheckRegistry | None = None) -> Guide:
-    """Load the guide of ``board``; its ``board:`` field must agree."""
-    guide = load_guide(guide_path(board), registry)
+def load_board_guide(
+    board: str, registry: CheckRegistry | None = None, *, lang: str | None = None
+) -> Guide:
+    """Load the guide of ``board`` (in ``lang``, else the locale's language when translated);
+    its ``board:`` field must agree."""
+    guide = load_guide(guide_path(board, lang), registry)
     if guide.board != board:
         raise GuideError(f"{guide.path}: board: says {guide.board!r}, expected {board!r}")
     return guide
