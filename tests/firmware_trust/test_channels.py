@@ -330,7 +330,9 @@ def test_cli_publish_list_pull(
         )
         assert result.exit_code == 0, result.output
     common = ["--url", server.url, "--root", str(repo / "metadata" / "1.root.json")]
-    listed = runner.invoke(root, ["firmware", "list", "--board", "es-virt", "--json", *common])
+    listed = runner.invoke(
+        root, ["firmware", "list", "--board", "es-virt", "--all", "--json", *common]
+    )
     assert [i["version"] for i in json.loads(listed.stdout)["images"]] == [N2, N1]
     pulled = runner.invoke(root, ["firmware", "pull", "--board", "es-virt", "--json", *common])
     assert pulled.exit_code == 0, pulled.output

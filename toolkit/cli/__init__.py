@@ -49,7 +49,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bug": ("toolkit.cli.bug", "bug", "File a bug report with the context collected for you."),
     "outbox": ("toolkit.cli.outbox", "outbox", "Inspect and retry queued uploads."),
     "community": ("toolkit.cli.community", "community", "Run the local community tracker."),
-    "sessions": ("toolkit.cli.sessions", "sessions", "List and show recorded sessions."),
+    "sessions": ("toolkit.cli.sessions", "sessions", "List, show and replay recorded sessions."),
+    "bisect": ("toolkit.cli.bisect", "bisect", "Find the first bad build of a channel on a bench."),
     "demo": ("toolkit.cli.demo", "demo", "Run the whole journey on a virtual sample."),
 }
 

@@ -289,7 +289,12 @@ def verify(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory with the channel's TUF signing keys (default: your data dir).",
 )
-@click.option("--keep", default=5, show_default=True, help="Nightlies kept per board.")
+@click.option(
+    "--keep",
+    default=30,
+    show_default=True,
+    help="Nightlies kept listed per board (the history `bisect` walks); 0 keeps every one.",
+)
 @output_options
 def publish(image: Path, channel: str, repo: Path, keys_dir: Path | None, keep: int) -> None:
     """Publish IMAGE to CHANNEL of the TUF repository in REPO (created on first use)."""
@@ -330,20 +335,36 @@ def _with_channel_opts(func: Any) -> Any:
 @click.command(name="list")
 @_with_channel_opts
 @click.option("--board", "-b", help="Only images for this board.")
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="The whole history the channel keeps (default: the newest image per board).",
+)
 @output_options
-def list_(channel: str, url: str | None, root: Path | None, board: str | None) -> None:
+def list_(channel: str, url: str | None, root: Path | None, board: str | None, all_: bool) -> None:
     """List the images of a channel, newest first.
 
     Versions and boards are the channel's signed listing, shown as listed: listing changes
     nothing here. `pull` checks them against each image's own signed metadata before use.
+    A nightly channel keeps older builds listed (`publish --keep N`): --all shows them.
     """
     from toolkit.firmware.channels import list_images
 
-    images = list_images(channel, board, url=url, root=root)
+    every = list_images(channel, board, url=url, root=root)
+    images = every
+    if not all_:
+        newest: dict[str, Any] = {}
+        for image in every:  # newest first: the first of each board is its newest
+            newest.setdefault(image.board, image)
+        images = list(newest.values())
+    older = len(every) - len(images)
 
     def human(app: App) -> None:
         if not images:
             click.echo(f"no images in {channel}" + (f" for {board}" if board else ""))
+        if older:
+            click.echo(f"({older} older builds kept in the channel: --all lists them)", err=True)
         for img in images:
             click.echo(
                 printable(
@@ -351,7 +372,15 @@ def list_(channel: str, url: str | None, root: Path | None, board: str | None) -
                 )
             )
 
-    emit({"ok": True, "channel": channel, "images": [i.to_dict() for i in images]}, human)
+    emit(
+        {
+            "ok": True,
+            "channel": channel,
+            "images": [i.to_dict() for i in images],
+            "older": older,
+        },
+        human,
+    )
 
 
 @click.command()
