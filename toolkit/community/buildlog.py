@@ -30,6 +30,7 @@ from typing import Any
 
 from toolkit.community.redact import Redactor
 from toolkit.errors import PhotoError
+from toolkit.i18n import current, t
 from toolkit.record import Journal
 
 CONSOLE_LINES = 30
@@ -100,8 +101,9 @@ class BuildLog:
 
     @property
     def byline(self) -> str:
-        who = self.display_name or "anonymous"
-        return f"by {who}" + (f" · sample {self.sample}" if self.sample else "")
+        who = self.display_name or t("anonymous")
+        sample = " · " + t("sample {sample}", sample=self.sample) if self.sample else ""
+        return t("by {who}", who=who) + sample
 
 
 def _first(rec: dict[str, Any], *names: str) -> Any:
@@ -229,7 +231,7 @@ def compose(
     log = BuildLog(
         session=journal.id,
         board=board,
-        title=f"Build log: {board} ({journal.id})",
+        title=t("Build log: {board} ({session})", board=board, session=journal.id),
         started=str(head.get("ts", "")),
         steps=list(steps.values()),
         parts=parts,
@@ -395,16 +397,21 @@ def render_markdown(log: BuildLog) -> str:
     md = [
         f"# {log.title}",
         "",
-        f"Board **{log.board}** · started {log.started} · assembly time {_dur(total)}",
+        t(
+            "Board {board} · started {started} · assembly time {time}",
+            board=f"**{log.board}**",
+            started=log.started,
+            time=_dur(total),
+        ),
         "",
         f"_{log.byline}_",
         "",
     ]
     if log.parts:
-        md += ["## Parts", "", *[f"- {p}" for p in log.parts], ""]
-    md += ["## Steps", ""]
+        md += [f"## {t('Parts')}", "", *[f"- {p}" for p in log.parts], ""]
+    md += [f"## {t('Steps')}", ""]
     if not log.steps:
-        md += ["_No assembly steps were recorded in this session._", ""]
+        md += [f"_{t('No assembly steps were recorded in this session.')}_", ""]
     for i, st in enumerate(log.steps, 1):
         md.append(f"### {i}. {st.title} — {_dur(st.seconds)} {_MARK.get(st.status, st.status)}")
         md.append("")
@@ -419,21 +426,21 @@ def render_markdown(log: BuildLog) -> str:
         md.append("")
     fw = firmware_lines(log)
     if fw:
-        md += ["## Firmware", "", *[f"- {line}" for line in fw], ""]
+        md += [f"## {t('Firmware')}", "", *[f"- {line}" for line in fw], ""]
     if log.console.strip():
         md += [
-            "## Console (last lines)",
+            f"## {t('Console (last lines)')}",
             "",
             "```text",
             log.console.replace("```", "ʼʼʼ"),
             "```",
             "",
         ]
-    md.append("_Shared with routerkit; identifiers are salted hashes, secrets removed._")
+    md.append(f"_{t('Shared with routerkit; identifiers are salted hashes, secrets removed.')}_")
     return "\n".join(md) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+_CSS = """body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.6rem}section.step{border-top:1px solid #ccc;padding:.5rem 0}
 .photos{display:flex;flex-wrap:wrap;gap:.5rem}.photos img{max-width:240px;height:auto;border:1px solid #999}
 .ok{color:#070}.failed{color:#b00}.skipped{color:#777}pre{background:#f4f4f4;padding:.5rem;overflow:auto}
@@ -445,16 +452,26 @@ def render_html(log: BuildLog) -> str:
     total = sum(s.seconds or 0 for s in log.steps)
     out = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="{current()}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         f"<title>{e(log.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(log.title)}</h1>",
-        f"<p>Board <b>{e(log.board)}</b> · started {e(log.started)} · assembly time {e(_dur(total))}</p>",
+        "<p>"
+        + t(
+            "Board {board} · started {started} · assembly time {time}",
+            board=f"<b>{e(log.board)}</b>",
+            started=e(log.started),
+            time=e(_dur(total)),
+        )
+        + "</p>",
         f'<p class="byline">{e(log.byline)}</p>',
     ]
     if log.parts:
-        out += ["<h2>Parts</h2><ul>", *[f"<li>{e(p)}</li>" for p in log.parts], "</ul>"]
-    out.append("<h2>Steps</h2><table><tr><th>#</th><th>step</th><th>time</th><th>result</th></tr>")
+        out += [f"<h2>{e(t('Parts'))}</h2><ul>", *[f"<li>{e(p)}</li>" for p in log.parts], "</ul>"]
+    out.append(
+        f"<h2>{e(t('Steps'))}</h2><table><tr><th>#</th><th>{e(t('step'))}</th>"
+        f"<th>{e(t('time'))}</th><th>{e(t('result'))}</th></tr>"
+    )
     for i, st in enumerate(log.steps, 1):
         out.append(
             f'<tr><td>{i}</td><td><a href="#s{i}">{e(st.title)}</a></td><td>{e(_dur(st.seconds))}</td>'
@@ -484,17 +501,20 @@ def render_html(log: BuildLog) -> str:
         out.append("</section>")
     fw = firmware_lines(log)
     if fw:
-        out += ["<h2>Firmware</h2><ul>", *[f"<li>{e(line)}</li>" for line in fw], "</ul>"]
+        out += [
+            f"<h2>{e(t('Firmware'))}</h2><ul>",
+            *[f"<li>{e(line)}</li>" for line in fw],
+            "</ul>",
+        ]
     if log.console.strip():
-        out.append(f"<h2>Console (last lines)</h2><pre>{e(log.console)}</pre>")
+        out.append(f"<h2>{e(t('Console (last lines)'))}</h2><pre>{e(log.console)}</pre>")
     if log.recordings:
         from toolkit.community import castplayer
 
         out.append(f"<h2>Console recordings</h2><style>{castplayer.CSS}</style>")
         out += [castplayer.embed(cast, title) for title, cast in log.recordings]
         out.append(castplayer.script())
-    out.append(
-        "<p><small>Shared with routerkit; identifiers are salted hashes, secrets removed.</small></p>"
-    )
+    footer = t("Shared with routerkit; identifiers are salted hashes, secrets removed.")
+    out.append(f"<p><small>{e(footer)}</small></p>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
