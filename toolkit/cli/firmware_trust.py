@@ -295,12 +295,31 @@ def verify(
     show_default=True,
     help="Nightlies kept listed per board (the history `bisect` walks); 0 keeps every one.",
 )
+@click.option(
+    "--notes",
+    "notes_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Release notes (YAML: summary, changes, fixes, touches), signed into the channel.",
+)
 @output_options
-def publish(image: Path, channel: str, repo: Path, keys_dir: Path | None, keep: int) -> None:
-    """Publish IMAGE to CHANNEL of the TUF repository in REPO (created on first use)."""
+def publish(
+    image: Path, channel: str, repo: Path, keys_dir: Path | None, keep: int, notes_file: Path | None
+) -> None:
+    """Publish IMAGE to CHANNEL of the TUF repository in REPO (created on first use).
+
+    \b
+    Examples:
+      routerkit firmware publish out/es-virt-1.2.0.img --channel nightly --repo site/
+      routerkit firmware publish fw.img --channel nightly --repo site/ --notes notes.yaml
+    """
     from toolkit.firmware.channel_repo import publish as do_publish
 
-    result = do_publish(image, channel, repo, keys_dir=keys_dir, keep_nightlies=keep)
+    notes = None
+    if notes_file is not None:
+        from toolkit.firmware.notes import load
+
+        notes = load(notes_file)
+    result = do_publish(image, channel, repo, keys_dir=keys_dir, keep_nightlies=keep, notes=notes)
     for warning in result.warnings:
         _loud(warning)
     lines = [f"published {result.target_path} ({result.version}, {result.length} bytes)"]
@@ -308,7 +327,10 @@ def publish(image: Path, channel: str, repo: Path, keys_dir: Path | None, keep: 
         lines.append(f"  new repository; clients trust it with --root {repo}/metadata/1.root.json")
     for pruned in result.pruned:
         lines.append(f"  pruned {pruned}")
-    emit({"ok": True, **result.to_dict()}, "\n".join(lines))
+    if notes:
+        fixes = ", ".join(f"#{r}" for r in notes["fixes"]) or "none"
+        lines.append(f"  release notes signed in (fixes: {fixes})")
+    emit({"ok": True, **result.to_dict(), "notes": notes}, "\n".join(lines))
 
 
 _channel_opts = [
