@@ -229,3 +229,28 @@ def test_publish_notes_and_firmware_changes_through_the_cli(tmp_path: Path) -> N
         assert res.exit_code != 0 and "Traceback" not in res.output
     finally:
         server.close()
+
+
+def test_votes_and_confirmations_never_become_forum_topics() -> None:
+    from toolkit.community.outbox import Item
+    from toolkit.community.publishers.discourse import DiscoursePublisher
+    from toolkit.errors import PublishError
+    from toolkit.events import NullReporter
+
+    (paths.config_dir() / "config.toml").write_text(
+        '[community]\nconsent = true\npublisher = "discourse"\n'
+        'discourse_url = "http://127.0.0.1:1"\n'
+    )
+    for args in (["vote", "3", "--yes"], ["confirm", "3", "--fixed", "--build", "1.0", "--yes"]):
+        res = _run(*args)
+        assert res.exit_code != 0 and "Roundup tracker" in res.stderr, res.output
+    res = _run("vote", "3", "--to", "discourse", "--yes")
+    assert res.exit_code == 2  # not a choice
+    pub = DiscoursePublisher("http://127.0.0.1:1", "key")  # nothing listens: must not be asked
+    try:
+        for kind in ("vote", "confirm"):
+            item = Item("k", "discourse", kind, "t", {"body": "", "target": "3"})
+            with pytest.raises(PublishError, match="Roundup tracker"):
+                pub.publish(item, NullReporter())
+    finally:
+        pub.close()

@@ -41,6 +41,10 @@ def lang_option(func: F) -> F:
 _to = click.option(
     "--to", "publisher", type=click.Choice(["roundup", "discourse"]), help="Where to post."
 )
+#: votes and confirmations live on the Roundup tracker (voters, confirmation counts)
+_to_tracker = click.option(
+    "--to", "publisher", type=click.Choice(["roundup"]), help="The tracker (Roundup)."
+)
 _preview = click.option("--preview", is_flag=True, help="Show the exact payload and stop.")
 _wait = click.option(
     "--wait",
@@ -51,10 +55,17 @@ _wait = click.option(
 )
 
 
-def _publisher(name: str | None) -> str:
+def _publisher(name: str | None, *, tracker_only: bool = False) -> str:
     from toolkit.community.config import community_config
+    from toolkit.errors import ConfigError
 
-    return name or community_config().get("publisher") or "roundup"
+    chosen = str(name or community_config().get("publisher") or "roundup")
+    if tracker_only and chosen != "roundup":
+        raise ConfigError(
+            f"votes and confirmations live on the Roundup tracker, not on {chosen}",
+            hint="--to roundup",
+        )
+    return chosen
 
 
 def _send(plan: Any, preview: bool, question: str, wait: float) -> dict[str, Any] | None:
@@ -92,7 +103,7 @@ def _send(plan: Any, preview: bool, question: str, wait: float) -> dict[str, Any
 
 @click.command()
 @click.argument("report")
-@_to
+@_to_tracker
 @_preview
 @_wait
 @lang_option
@@ -108,7 +119,7 @@ def vote(report: str, publisher: str | None, preview: bool, wait: float) -> None
     """
     from toolkit.journeys.loop import prepare_vote
 
-    plan = prepare_vote(report, _publisher(publisher))
+    plan = prepare_vote(report, _publisher(publisher, tracker_only=True))
     result = _send(plan, preview, f"Vote for #{plan.item.payload['target']}?", wait)
     if result is None:
         return
@@ -185,7 +196,7 @@ def request(
 )
 @click.option("--build", help="The build you tested (default: the version last flashed/verified).")
 @click.option("--session", "session_id", metavar="ID", help="Session with the bench context.")
-@_to
+@_to_tracker
 @_preview
 @_wait
 @lang_option
@@ -216,7 +227,11 @@ def confirm(
     if verdict is None:
         raise ConfigError("say --fixed or --still-broken")
     plan = prepare_confirm(
-        report, verdict, build=build, session_id=session_id, publisher=_publisher(publisher)
+        report,
+        verdict,
+        build=build,
+        session_id=session_id,
+        publisher=_publisher(publisher, tracker_only=True),
     )
     fields = plan.item.payload["fields"]
     result = _send(plan, preview, f"Send this confirmation to {plan.item.publisher}?", wait)

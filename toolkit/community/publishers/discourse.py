@@ -173,6 +173,13 @@ class DiscoursePublisher:
         return raw
 
     def publish(self, item: Item, reporter: Reporter) -> dict[str, Any]:
+        if item.kind in ("vote", "confirm"):
+            # a vote or a verdict must never turn into a forum topic of its own
+            raise PublishError(
+                f"a {item.kind} needs the Roundup tracker (one vote per tester, the confirmation "
+                "count); Discourse has neither here",
+                hint="`routerkit outbox drop` it, and vote or confirm with --to roundup",
+            )
         if item.kind == "comment":
             return self._reply(item, reporter)
         found = self.topic_by_external_id(item.key)
