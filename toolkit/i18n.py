@@ -71,6 +71,16 @@ def t(msgid: str, lang: str | None = None, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+def localized(command: Any) -> Any:
+    """Show a click command's help (its docstring, the msgid) in the current language.
+    Put it above ``@click.command``; extraction picks up the docstring."""
+    import inspect
+
+    if command.help:  # click keeps the raw docstring; the msgid is its cleaned form
+        command.help = t(inspect.cleandoc(command.help))
+    return command
+
+
 def N_(msgid: str) -> str:  # noqa: N802 - gettext's name for "mark, translate later"
     """Mark ``msgid`` for extraction without translating it here."""
     return msgid
@@ -81,11 +91,18 @@ def extract(
 ) -> Iterator[tuple[int, str, str, list[str]]]:
     """A Babel extraction method (``toolkit.i18n.extract`` in ``locale/babel.cfg``): every
     call of a :data:`KEYWORDS` function with a literal first argument, found with :mod:`ast`,
-    so calls inside f-strings count too (Babel's tokenizer does not see them on Python 3.11)."""
+    so calls inside f-strings count too (Babel's tokenizer does not see them on Python 3.11),
+    and the docstring of every function decorated ``@localized`` (a command's help)."""
     import ast
 
     tree = ast.parse(fileobj.read())
     for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and any(
+            getattr(d, "id", None) == "localized" for d in node.decorator_list
+        ):
+            doc = ast.get_docstring(node, clean=True)  # what click shows: inspect.cleandoc
+            if doc:
+                yield node.lineno, "t", doc, []
         if not isinstance(node, ast.Call) or not node.args:
             continue
         name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)

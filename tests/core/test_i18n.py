@@ -72,3 +72,25 @@ def test_language_follows_the_locale_and_lang(monkeypatch: pytest.MonkeyPatch) -
     assert i18n.current() == "en" and i18n.t("fixed") == "fixed"
     assert i18n.current("zh-CN") == "zh-CN"
     assert i18n.both("rank") == "rank · 名次"
+
+
+def test_command_help_follows_the_locale() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LC_MESSAGES")}
+    env.pop("ROUTERKIT_LANG", None)
+    outs = {}
+    for lang in ("zh_CN.UTF-8", "C.UTF-8"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "toolkit.cli", "vote", "--help"],
+            env={**env, "LANG": lang},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outs[lang] = proc.stdout
+    assert "每位测试者一票" in outs["zh_CN.UTF-8"] and "示例：" in outs["zh_CN.UTF-8"]
+    assert "one vote per tester" in outs["C.UTF-8"]

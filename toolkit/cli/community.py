@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from toolkit.cli._app import App, emit, get_app, output_options
+from toolkit.i18n import localized
 
 
 @click.group()
@@ -140,6 +141,7 @@ def login(publisher: str, url: str | None, token_stdin: bool) -> None:
     )
 
 
+@localized
 @community.command()
 @click.option(
     "--out",

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from toolkit.cli._app import App, emit, get_app, output_options
-from toolkit.i18n import current, t
+from toolkit.i18n import current, localized, t
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -101,6 +101,7 @@ def _send(plan: Any, preview: bool, question: str, wait: float) -> dict[str, Any
     }
 
 
+@localized
 @click.command()
 @click.argument("report")
 @_to_tracker
@@ -120,11 +121,11 @@ def vote(report: str, publisher: str | None, preview: bool, wait: float) -> None
     from toolkit.journeys.loop import prepare_vote
 
     plan = prepare_vote(report, _publisher(publisher, tracker_only=True))
-    result = _send(plan, preview, f"Vote for #{plan.item.payload['target']}?", wait)
+    rid = plan.item.payload["target"]
+    result = _send(plan, preview, t("Vote for #{id}?", id=rid), wait)
     if result is None:
         return
     remote = result["remote"]
-    rid = plan.item.payload["target"]
 
     def human(a: App) -> None:
         if result["state"] != "sent":
@@ -148,6 +149,7 @@ def vote(report: str, publisher: str | None, preview: bool, wait: float) -> None
     emit({**result, "report": rid, "votes": remote.get("votes")}, human)
 
 
+@localized
 @click.command()
 @click.argument("title")
 @click.option("--detail", default="", help="What you would like and why (Markdown).")
@@ -170,7 +172,7 @@ def request(
     from toolkit.journeys.loop import prepare_request
 
     plan = prepare_request(title, detail, board=board, publisher=_publisher(publisher))
-    result = _send(plan, preview, "File this request?", wait)
+    result = _send(plan, preview, t("File this request?"), wait)
     if result is None:
         return
 
@@ -188,6 +190,7 @@ def request(
     emit({**result, "report": result["remote"].get("id")}, human)
 
 
+@localized
 @click.command()
 @click.argument("report")
 @click.option("--fixed", "verdict", flag_value="fixed", help="The build fixes it on your bench.")
@@ -234,7 +237,7 @@ def confirm(
         publisher=_publisher(publisher, tracker_only=True),
     )
     fields = plan.item.payload["fields"]
-    result = _send(plan, preview, f"Send this confirmation to {plan.item.publisher}?", wait)
+    result = _send(plan, preview, t("Send this confirmation to the tracker?"), wait)
     if result is None:
         return
     remote = result["remote"]
@@ -289,6 +292,7 @@ def reading_publisher(name: str | None) -> Any:
     return pub
 
 
+@localized
 @click.command()
 @click.option(
     "--kind", type=click.Choice(["all", "bug", "request"]), default="all", show_default=True
@@ -342,6 +346,7 @@ def _how(how: str) -> str:
     return t({"me-too": "me too"}.get(how, how))
 
 
+@localized
 @click.command()
 @click.option(
     "--channel", type=click.Choice(["nightly", "release"]), default="nightly", show_default=True
