@@ -52,3 +52,23 @@ def test_my_reports_come_from_the_outbox(tmp_path: Path) -> None:
     # enqueue keeps the remote out; a sent bug has one
     box._update("k1", state="sent", remote=json.dumps({"id": "4", "url": "u"}))
     assert loop.my_reports(box) == {"4": ["filed", "me-too"], "5": ["voted", "confirmed"]}
+
+
+def test_after_a_flash_the_cli_names_the_fix_and_the_confirm_command(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from toolkit.cli import flash as cli_flash
+
+    cache = tmp_path / "cache"
+    _channel(cache / "channels", "a", "1.2.0", "aa" * 32, ["7", "8"])
+    monkeypatch.setenv("ROUTERKIT_CACHE", str(cache))
+    monkeypatch.setenv("ROUTERKIT_LANG", "en")
+    box = Outbox()
+    box.enqueue(Item("k3", "roundup", "vote", "t", {"body": "", "target": "7"}))
+    fixes = cli_flash._claimed_fixes("1.2.0", "es-virt", "aa" * 32)
+    assert fixes == [{"id": "7", "how": ["voted"]}]
+    cli_flash._say_fixes("1.2.0", fixes)
+    out = capsys.readouterr().out
+    assert "Build 1.2.0 claims to fix" in out and "routerkit confirm 7 --fixed" in out
+    assert "#8" not in out  # not one of yours
+    assert cli_flash._claimed_fixes("", "es-virt", "") == []
