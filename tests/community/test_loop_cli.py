@@ -60,6 +60,9 @@ def test_request_vote_and_top(configured) -> None:
     assert mine["votes"] == 1 and mine["yours"] == ["filed", "voted"]
     res = _run("vote", rid, "--yes", "--lang", "zh-CN")
     assert res.exit_code == 0 and "你已为" in res.stdout
+    from toolkit import i18n
+
+    assert i18n._chosen is None  # --lang was that command's only
 
 
 def test_confirm_from_the_cli_reports_the_count(configured) -> None:

@@ -33,7 +33,10 @@ def lang_option(func: F) -> F:
         from toolkit import i18n
 
         i18n.choose(lang)
-        return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        finally:  # the choice is this command's only (tests and embedders call many in a row)
+            i18n.choose(None)
 
     return wrapper  # type: ignore[return-value]
 

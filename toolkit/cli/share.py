@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from toolkit.cli._app import App, emit, get_app, output_options
+from toolkit.cli.loop import lang_option
 
 
 def show_payload(preview: dict[str, Any]) -> None:
@@ -121,7 +122,7 @@ def deliver_and_report(keys: list[str], wait: float) -> dict[str, Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a share card (PNG, 1200x630) with a QR code to the posted build log.",
 )
-@click.option("--lang", type=click.Choice(["en", "zh-CN"]), help="Language of messages.")
+@lang_option
 @output_options
 def share(
     session_id: str | None,
@@ -132,7 +133,6 @@ def share(
     display_name: str | None,
     sample: str | None,
     card_path: Path | None,
-    lang: str | None,
 ) -> None:
     """Share a session's build log (Markdown + a self-contained HTML page with photos).
 
@@ -151,7 +151,6 @@ def share(
     from toolkit.community.config import community_config
     from toolkit.journeys.share import prepare_share, submit
 
-    i18n.choose(lang)
     app = get_app()
     publisher = publisher or community_config().get("publisher") or "roundup"
     plan = prepare_share(
