@@ -58,7 +58,14 @@ def make_channel(
             if index == unbootable:
                 files["init"] = BOOT_LOOP
             image = build_image(version, out=base / "images", files=files).path
-            publish(image, "nightly", base / "repo", keys_dir=base / "keys", keep_nightlies=0)
+            notes = {
+                "summary": f"nightly {index + 1}",
+                "changes": [f"rk-feature: {files['etc/rk-feature'].decode().strip()}"],
+            }
+            publish(
+                image, "nightly", base / "repo", keys_dir=base / "keys", keep_nightlies=0,
+                notes=notes,
+            )  # fmt: skip
         server = Server(base / "repo")
         servers.append(server)
         return server.url, base / "repo" / "metadata" / "1.root.json"
@@ -135,6 +142,7 @@ def test_bisect_names_the_build_past_a_non_booting_one_and_resumes_after_ctrl_c(
     assert summary["session"] == journal.id and summary["runs"] == 2
     assert summary["first_bad"] == VERSIONS[break_at]
     assert summary["last_good"] == VERSIONS[break_at - 1] and summary["undecided"] == []
+    assert summary["first_bad_notes"]["summary"] == f"nightly {break_at + 1}"  # signed notes
     started = [r["version"] for r in journal.events("bisect_step_started")]
     tested = [s["version"] for s in summary["steps"]]
     assert len(tested) == len(set(tested)), "a finished step was repeated"

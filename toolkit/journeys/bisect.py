@@ -370,10 +370,7 @@ class ChannelBench:
         )
         out = []
         for image in reversed(images):  # oldest first
-            notes = getattr(image, "notes", None)
-            out.append(
-                Build(image.version, notes if isinstance(notes, dict) else None, image.sha256)
-            )
+            out.append(Build(image.version, image.notes, image.sha256))
         return out
 
     def install(self, build: Build, journal: Journal, reporter: Reporter) -> None:
