@@ -173,3 +173,22 @@ def test_bug_from_bisect_names_the_build_and_attaches_summary_log_and_recording(
     assert "bisect-summary.json" in names and "console.cast" in names
     assert any(n.startswith("bisect-") and n.endswith(".log") for n in names), names
     assert summary.session in payload["body"]
+
+
+def test_the_human_summary_names_the_answer_and_how_to_report_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from toolkit.cli._app import App
+    from toolkit.cli.bisect import _human
+
+    summary = bisect(FakeBench(break_at=6, unbootable={8}), VERSIONS[0], VERSIONS[-1])
+    _human(App(), summary.to_dict())
+    out = capsys.readouterr().out
+    assert f"first bad build: {VERSIONS[6]}" in out and f"last good build: {VERSIONS[5]}" in out
+    assert f"its release notes: notes of {VERSIONS[6]}" in out
+    assert "skip" in out and f"bug --from-bisect {summary.session}" in out
+    open_ended = bisect(
+        FakeBench(break_at=6, unbootable={5}, says_skip={4}), VERSIONS[0], VERSIONS[-1]
+    )
+    _human(App(), open_ended.to_dict())
+    assert f"one of {VERSIONS[4]}, {VERSIONS[5]}, {VERSIONS[6]}" in capsys.readouterr().out
