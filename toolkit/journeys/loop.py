@@ -269,7 +269,7 @@ def cached_notes(
             if notes not in by_version:
                 by_version.append(notes)
             hashes = (info or {}).get("hashes") or {}
-            same_bytes = bool(sha256) and str(hashes.get("sha256", "")).lower() == sha256.lower()
+            same_bytes = str(hashes.get("sha256", "")).lower() == (sha256 or "").lower() != ""
             if same_bytes and notes not in by_hash:
                 by_hash.append(notes)
     # the very bytes that were flashed, when a channel listed them; else the same version
