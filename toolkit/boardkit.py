@@ -47,7 +47,12 @@ _EXTRA_KEYS = (
     "flash.tftp.netmask",
     "flash.tftp.device_ip",
 )
-_ADDRESS_KEYS = ("flash.load_addr", "flash.scratch_addr", "firmware.kernel_load")
+_ADDRESS_KEYS = (
+    "flash.load_addr",
+    "flash.scratch_addr",
+    "flash.copy_addr",
+    "firmware.kernel_load",
+)
 _POSITIVE_NUMBERS = (
     "console.interrupt_timeout",
     "console.interrupt_interval",
@@ -427,6 +432,7 @@ _MEASURE = {
         "block_size",
         "load_addr",
         "scratch_addr",
+        "copy_addr",
         "write",
         "read",
         "rescan",

@@ -106,3 +106,62 @@ def test_a_chunk_corrupted_in_ram_is_sent_again_and_the_slot_is_still_exact(
     assert board.corrupt_loads == 0
     assert result.ok and result.version_after == "1.1.0" and result.slot == "B"
     assert board.slot_bytes("B", len(images["1.1.0"])) == images["1.1.0"]
+
+
+@pytest.mark.parametrize("delta", [True, False])
+def test_a_nightly_that_shares_most_chunks_with_the_active_slot_sends_only_the_rest(
+    tmp_path: Path, delta: bool
+) -> None:
+    """Delta reflash: two builds with the same payload (a nightly's kernel) differ only in
+    their header and metadata; the chunks the active slot holds are copied on the device,
+    the rest crosses the line, and the slot is the image byte for byte either way."""
+    old, new = (
+        dropbear.make_image(v, tmp_path / v / "x.img", payload_bytes=96 << 10, seed="kernel")
+        for v in ("1.0.0", "1.1.0")
+    )
+    data = new.read_bytes()
+    board = FakeBoard(bootdelay=0.5)
+    board.install("A", old.read_bytes())
+    journal = Journal.create("flash", board=TARGET.board, target=TARGET.name)
+    result = flash_journey.flash(
+        new, TARGET, FlashOptions(via="serial", path="ymodem", chunk_size=CHUNK, delta=delta),
+        RecordingReporter(), journal, console=board.console, power=board.power,
+    )  # fmt: skip
+
+    assert result.ok and result.version_after == "1.1.0" and result.slot == "B"
+    assert board.slot_bytes("B", len(data)) == data
+    reused = [c for c in journal.events("chunk") if c.get("reused")]
+    if delta:
+        (plan,) = journal.events("delta")
+        # the images differ in their first and last piece (header, metadata): the pieces
+        # between are copied from slot A in one go, the two ends are sent
+        assert plan["copy_from"] == "A" and plan["present_bytes"] == 0
+        assert plan["send_bytes"] == 2 * CHUNK - (-len(data) % CHUNK)
+        assert [c["reused"] for c in reused] == ["copy"]
+        assert reused[0]["offset"] == CHUNK and reused[0]["length"] == plan["copy_bytes"]
+        assert result.reused_bytes == plan["copy_bytes"] == len(data) - plan["send_bytes"]
+        assert result.bytes < len(data) // 2 and result.image_size == len(data)
+    else:
+        assert not journal.events("delta") and not reused and result.reused_bytes == 0
+        assert result.bytes >= len(data)
+
+
+def test_delta_keeps_what_the_inactive_slot_already_holds(tmp_path: Path) -> None:
+    """A slot left half-written by an interrupted flash of the same image (or holding it
+    already) keeps its good chunks: only the missing ones are sent."""
+    image = dropbear.make_image("1.1.0", tmp_path / "x.img", payload_bytes=96 << 10)
+    data = image.read_bytes()
+    board = FakeBoard(bootdelay=0.5)
+    board.install("A", dropbear.make_image("1.0.0", tmp_path / "o.img").read_bytes())
+    half = len(data) // CHUNK // 2 * CHUNK
+    board.install("B", data[:half], active=False)  # as far as an earlier run got
+    journal = Journal.create("flash", board=TARGET.board, target=TARGET.name)
+    result = flash_journey.flash(
+        image, TARGET, FlashOptions(via="serial", path="ymodem", chunk_size=CHUNK),
+        RecordingReporter(), journal, console=board.console, power=board.power,
+    )  # fmt: skip
+
+    (plan,) = journal.events("delta")
+    assert plan["present_bytes"] == half and plan["copy_bytes"] == 0
+    assert plan["send_bytes"] == len(data) - half
+    assert result.reused_bytes == half and board.slot_bytes("B", len(data)) == data

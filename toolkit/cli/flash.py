@@ -65,6 +65,13 @@ from toolkit.cli._target import TargetArgs, target_options
 )
 @click.option("--timeout", type=float, help="Boot/reconnect timeout in seconds.")
 @click.option(
+    "--delta/--no-delta",
+    default=True,
+    show_default=True,
+    help="Serial: send only what neither slot already holds (the rest is copied on the "
+    "device); the whole slot is verified either way.",
+)
+@click.option(
     "--session",
     "session_id",
     metavar="ID",
@@ -86,6 +93,7 @@ def flash(
     authorized_key: Path | None,
     no_authorized_key: bool,
     timeout: float | None,
+    delta: bool,
     session_id: str | None,
 ) -> None:
     """Flash IMAGE onto a sample and verify it.
@@ -145,6 +153,7 @@ def flash(
         timeout=timeout,
         authorize=not no_authorized_key,
         authorized_key=key_line,
+        delta=delta,
     )
     journal = Journal.open(session_id) if session_id else None
     result = run_flash(image, target, options, app.reporter(), journal)
@@ -155,6 +164,12 @@ def flash(
             f"(slot {result.slot}) via {result.via}/{result.path}: {result.bytes} bytes in "
             f"{result.seconds:.1f} s"
             + (f", resumed from byte {result.resumed_from}" if result.resumed_from else "")
+            + (
+                f", {result.reused_bytes} of {result.image_size} image bytes already on the "
+                "device (delta)"
+                if result.reused_bytes
+                else ""
+            )
         )
         click.echo(f"session: {result.session}")
         if fixes:

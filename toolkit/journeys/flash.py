@@ -35,6 +35,8 @@ class FlashOptions:
     interactive: bool = False  # may the journey ask the tester (e.g. "press reset now")?
     timeout: float | None = None  # overall boot/reconnect timeout override, seconds
     chunk_size: int | None = None  # serial: bytes per verified chunk
+    #: serial: send only the chunks neither slot already holds (see flash_serial, "Delta")
+    delta: bool = True
 
 
 @dataclass
@@ -55,6 +57,8 @@ class FlashResult:
     session: str = ""
     steps: dict[str, float] = field(default_factory=dict)  # step name -> seconds
     verify: dict[str, Any] | None = None  # the closing `verify` report
+    image_size: int = 0  # bytes of the image
+    reused_bytes: int = 0  # image bytes not sent: already on the device (delta reflash)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,7 +4,16 @@ The journey is a pipeline of small named steps; each one is reported (``events.s
 recorded in the journal (``step`` records)::
 
     check image → power-cycle → interrupt autoboot → read U-Boot → read slots → plan
-    → transfer+write (chunks) → read back → switch slot → reset → boot → verify running
+    → compare (delta) → transfer+write (chunks) → read back → switch slot → reset → boot
+    → verify running
+
+**Delta reflash.** Nightly N+1 mostly repeats what a slot already holds (the kernel lands at
+the same offsets build after build). Before sending anything, the journey reads both slots into
+RAM on the device and has U-Boot sum each chunk's range: a chunk the inactive slot already holds
+is kept, one the active slot holds at the same offset is copied slot to slot on the device
+(written from RAM, then read back and checked like any chunk), and only the rest crosses the
+line. The whole written slot is then read back against the signed image exactly as after a
+full flash, so a wrong sum can only cost time, never a wrong byte. ``--no-delta`` sends all.
 
 Every change of the board's state (power-cycle to U-Boot, the fresh boot into the new slot,
 the shell that checks it) goes through the target's one strategy
@@ -80,6 +89,8 @@ class _Run:
     active: str = "A"
     version_before: str | None = None
     sent: int = 0
+    reused: int = 0  # image bytes not sent: already in the slot, or copied from the other one
+    done: int = 0  # image bytes in the slot so far (the progress bar's position)
     resumed_from: int = 0
     path: str = ""
     transferring: bool = False  # a load may be running on the device: abort it on failure
@@ -159,6 +170,7 @@ def flash(
         version_after=str(info.get("version")), slot=str(info.get("running_slot")),
         bytes=run.sent, seconds=round(time.monotonic() - start, 3),
         resumed_from=run.resumed_from, steps=dict(run.step.seconds), verify=info,
+        image_size=len(run.data), reused_bytes=run.reused,
     )  # fmt: skip
 
 
@@ -166,8 +178,12 @@ def write_inactive(run: _Run, inactive: Slot) -> None:
     """plan (with resume) → transfer+write in chunks → read back the whole image."""
     with run.step("plan"):
         chunks, start_index = plan_transfer(run, inactive)
+    work: list[tuple[plan.Chunk, str | None]] = [(c, None) for c in chunks[start_index:]]
+    if run.options.delta and work:
+        with run.step("compare (delta)"):
+            work = compare_slots(run, inactive, chunks, start_index)
     with run.step("transfer and write", f"slot {inactive.name}"):
-        transfer_and_write(run, inactive, chunks, start_index)
+        transfer_and_write(run, inactive, work)
     with run.step("read back"):
         read_back(run, inactive)
 
@@ -356,18 +372,83 @@ def first_bad_chunk(
     return count
 
 
-def transfer_and_write(run: _Run, slot: Slot, chunks: list[plan.Chunk], start: int) -> None:
+def compare_slots(
+    run: _Run, slot: Slot, chunks: list[plan.Chunk], start: int
+) -> list[tuple[plan.Chunk, str | None]]:
+    """What to do with the image from ``chunks[start]`` on, piece by piece: ``present``
+    (``slot`` already holds it), ``copy`` (the active slot holds it at the same offset; it is
+    left in RAM at ``copy_addr``) or send (None). Pieces are :data:`plan.DELTA_GRAIN` or the
+    transfer's chunk size, neighbours handled alike merged (:func:`plan.coalesce`)."""
     assert run.device is not None
+    device = run.device
+    size = max(c.length for c in chunks)
+    grain = min(plan.DELTA_GRAIN, size)
+    pieces = plan.plan_range(run.data, chunks[start].offset, grain, run.board.block_size)
+    how: dict[int, str] = {}
+    inactive = device.chunk_crcs(slot, pieces, device.scratch_addr)
+    how.update({p.index: "present" for p in pieces if inactive.get(p.index) == p.crc32})
+    rest = [p for p in pieces if p.index not in how]
+    source = run.board.slot(run.active)
+    copy_from = source.name if device.copy_addr is not None and source.name != slot.name else None
+    if rest and copy_from is not None:
+        assert device.copy_addr is not None
+        active = device.chunk_crcs(source, rest, device.copy_addr)
+        how.update({p.index: "copy" for p in rest if active.get(p.index) == p.crc32})
+    work = plan.coalesce(pieces, how, size, run.data, first_index=start)
+    counted = {
+        kind: sum(c.length for c, k in work if k == kind) for kind in ("present", "copy", None)
+    }
+    run.journal.append(
+        "delta", pieces=len(pieces), grain=grain, copy_from=copy_from,
+        present_bytes=counted["present"], copy_bytes=counted["copy"],
+        send_bytes=counted[None], image_size=len(run.data),
+    )  # fmt: skip
+    return work
+
+
+def transfer_and_write(run: _Run, slot: Slot, work: list[tuple[plan.Chunk, str | None]]) -> None:
+    """Each chunk of ``work`` in turn: kept (``present``) or copied on the device (``copy``,
+    see :func:`compare_slots`; a copy that does not read back right is sent instead), else
+    transferred."""
+    assert run.device is not None
+    total = len(run.data)
+    run.done = work[0][0].offset if work else total
+    to_send: list[plan.Chunk] = []
+    for chunk, how in work:
+        if how == "present" or (how == "copy" and copy_chunk(run, slot, chunk)):
+            run.reused += chunk.length
+            run.done += chunk.length
+            run.reporter.progress("transfer and write", run.done, total)
+            run.journal.append(
+                "chunk", reused=how,
+                **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path),
+            )  # fmt: skip
+        else:
+            to_send.append(chunk)
+    if not to_send:
+        return
     loader = make_loader(run.path, run.device, run.target, run.sha256[:8])
     run.journal.append("transfer", path=run.path, detail=loader.detail)
-    total = len(run.data)
     run.transferring = True
     try:
-        for chunk in chunks[start:]:
+        for chunk in to_send:
             write_chunk(run, loader, slot, chunk, total)
     finally:
         loader.close()
     run.transferring = False
+
+
+def copy_chunk(run: _Run, slot: Slot, chunk: plan.Chunk) -> bool:
+    """Write ``chunk`` from the copy of the active slot in RAM and read it back; False (the
+    chunk will be sent instead) if it does not read back right."""
+    assert run.device is not None and run.device.copy_addr is not None
+    run.device.write_slot(
+        slot, chunk.offset, chunk.length, addr=run.device.copy_addr + chunk.offset
+    )
+    if run.device.slot_crc_is(slot, chunk.offset, chunk.length, chunk.crc32):
+        return True
+    run.journal.append("chunk_retry", index=chunk.index, attempt=1, reason="copy read back")
+    return False
 
 
 def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total: int) -> None:
@@ -376,7 +457,7 @@ def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total:
     payload = run.data[chunk.offset : chunk.end]
 
     def progress(done: int, _size: int) -> None:
-        run.reporter.progress("transfer and write", chunk.offset + done, total)
+        run.reporter.progress("transfer and write", run.done + done, total)
 
     failed_loads = 0
     for attempt in range(1, CHUNK_ATTEMPTS + 1):
@@ -402,6 +483,7 @@ def write_chunk(run: _Run, loader: Loader, slot: Slot, chunk: plan.Chunk, total:
         run.journal.append(
             "chunk", **plan.chunk_record(chunk, run.sha256, slot.name, run.target.name, run.path)
         )
+        run.done += chunk.length
         return
     raise TransferError(
         f"chunk {chunk.index} (bytes {chunk.offset}..{chunk.end}) failed {attempt} times; "

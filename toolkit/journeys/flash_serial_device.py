@@ -18,7 +18,9 @@ import re
 import socket
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from toolkit.boards import Board, Slot
 from toolkit.errors import (
@@ -31,6 +33,9 @@ from toolkit.errors import (
 from toolkit.protocol import xymodem
 from toolkit.protocol.console import Console
 from toolkit.target.uboot import UBoot
+
+if TYPE_CHECKING:
+    from toolkit.journeys.flash_serial_plan import Chunk
 
 _TOTAL = re.compile(r"## Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes")
 #: ``md.b`` pieces: small enough to come through a noisy line whole, see :meth:`Device.dump`.
@@ -85,6 +90,13 @@ class Device:
     def scratch_addr(self) -> int:
         return int(str(self.board.get("flash.scratch_addr", hex(self.load_addr + (128 << 20)))), 0)
 
+    @property
+    def copy_addr(self) -> int | None:
+        """RAM that holds the active slot during a delta reflash (None: the board has no room
+        to spare, so every chunk is sent)."""
+        value = self.board.get("flash.copy_addr")
+        return None if value is None else int(str(value), 0)
+
     # --- commands ------------------------------------------------------------------------
 
     def run(self, cmd: str, timeout: float = 30.0) -> str:
@@ -129,6 +141,26 @@ class Device:
         )
         self.run(cmd, timeout=60.0 + length / 1e6)
         return self.crc32_is(self.scratch_addr, length, expected)
+
+    def read_slot(self, slot: Slot, length: int, addr: int) -> None:
+        """Read the first ``length`` bytes of ``slot`` (whole blocks) into RAM at ``addr``."""
+        block, count = self._blocks(slot, 0, length)
+        cmd = str(self.board.require("flash.read")).format(addr=hex(addr), block=block, count=count)
+        self.run(cmd, timeout=60.0 + length / 1e6)
+
+    def chunk_crcs(self, slot: Slot, chunks: Sequence[Chunk], addr: int) -> dict[int, int]:
+        """The crc32 of each chunk's range as ``slot`` holds it now, by chunk index: the slot
+        is read into RAM at ``addr`` once, then U-Boot sums the ranges there (a few per line).
+        A range whose sum did not come back legibly is left out, so it looks changed."""
+        if not chunks:
+            return {}
+        self.read_slot(slot, max(chunk.end for chunk in chunks), addr)
+        sums = self.uboot.crc32_many([(addr + c.offset, c.length) for c in chunks])
+        return {
+            c.index: sums[(addr + c.offset, c.length)]
+            for c in chunks
+            if (addr + c.offset, c.length) in sums
+        }
 
     def rescan(self) -> None:
         cmd = self.board.get("flash.rescan")

@@ -17,6 +17,9 @@ from toolkit.record import Journal
 
 CHUNK_TYPE = "chunk"
 DEFAULT_CHUNK = {"tftp": 4 << 20, "ymodem": 256 << 10, "xmodem": 256 << 10, "gzip": 512 << 10}
+#: A delta reflash compares the slots with the image in pieces this large (or the transfer's
+#: chunk size, if smaller): a nightly's changes are found to within 256 KiB, whatever the path.
+DELTA_GRAIN = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,46 @@ def plan_chunks(data: bytes, chunk_size: int, block_size: int) -> list[Chunk]:
         Chunk(i, off, min(size, len(data) - off), zlib.crc32(view[off : off + size]))
         for i, off in enumerate(range(0, len(data), size))
     ]
+
+
+def plan_range(data: bytes, start: int, chunk_size: int, block_size: int) -> list[Chunk]:
+    """Chunks of ``chunk_size`` (whole blocks) covering ``data[start:]``; ``start`` must be
+    block aligned. Indices count from 0."""
+    if start % block_size:
+        raise ValueError("start must be block aligned")
+    return [
+        Chunk(c.index, c.offset + start, c.length, c.crc32)
+        for c in plan_chunks(memoryview(data)[start:].tobytes(), chunk_size, block_size)
+    ]
+
+
+def coalesce(
+    chunks: list[Chunk], how: dict[int, str], limit: int, data: bytes, first_index: int = 0
+) -> list[tuple[Chunk, str | None]]:
+    """Neighbouring chunks handled alike (``how[index]``: ``present``, ``copy``, or absent:
+    send) merged into one, so the device is asked once per run of them instead of once per
+    piece; a merged chunk to send stays within ``limit`` bytes (the transfer's chunk size).
+    Indices are renumbered from ``first_index``; each merged chunk's crc32 is its own."""
+    merged: list[tuple[Chunk, str | None]] = []
+    group: list[Chunk] = []
+
+    def flush() -> None:
+        if group:
+            offset, end = group[0].offset, group[-1].end
+            crc = zlib.crc32(memoryview(data)[offset:end])
+            index = first_index + len(merged)
+            merged.append((Chunk(index, offset, end - offset, crc), how.get(group[0].index)))
+            group.clear()
+
+    for chunk in chunks:
+        if group and (
+            how.get(chunk.index) != how.get(group[0].index)
+            or (how.get(chunk.index) is None and chunk.end - group[0].offset > limit)
+        ):
+            flush()
+        group.append(chunk)
+    flush()
+    return merged
 
 
 def chunk_record(

@@ -25,11 +25,17 @@ import time
 from collections.abc import Callable
 
 from toolkit.boards import Board
-from toolkit.errors import DeviceCommandError, DeviceTimeout
+from toolkit.errors import DeviceCommandError, DeviceError, DeviceTimeout
 from toolkit.protocol.console import CommandResult, Console
 from toolkit.target.runner import Corrupted, Frame, Runner
 
 _CRC32 = re.compile(r"crc32 for [0-9a-fA-F]+ \.\.\. [0-9a-fA-F]+ ==> ([0-9a-fA-F]{8})")
+_CRC32_RANGE = re.compile(
+    r"^crc32 for ([0-9a-fA-F]+) \.\.\. ([0-9a-fA-F]+) ==> ([0-9a-fA-F]{8})$", re.M
+)
+#: ``crc32`` commands typed on one line by :meth:`UBoot.crc32_many` (short enough for a noisy
+#: line, long enough to save most round trips).
+CRC32_PER_LINE = 4
 _ENV_LINE = re.compile(r"^([A-Za-z0-9_.:\-]+)=(.*)$")
 #: Reads of device state: how many answers to collect before two agree.
 READS = 4
@@ -237,6 +243,30 @@ class UBoot(Runner):
                 f"unexpected crc32 output for {start:#x}+{length:#x}", last_output=output
             )
         return int(match.group(1), 16)
+
+    def crc32_many(
+        self, ranges: list[tuple[int, int]], timeout: float = 60.0
+    ) -> dict[tuple[int, int], int]:
+        """``crc32`` of many RAM ranges ``(addr, length)``, a few per typed line; each answer
+        is matched to its range by the addresses U-Boot prints with it. A range whose answer
+        did not come back legibly is left out (U-Boot cannot checksum what it prints: callers
+        use these sums to *skip* work, and check what they wrote anyway)."""
+        sums: dict[tuple[int, int], int] = {}
+        wanted = {(a, a + n - 1): (a, n) for a, n in ranges if n > 0}
+        for at in range(0, len(ranges), CRC32_PER_LINE):
+            batch = [(a, n) for a, n in ranges[at : at + CRC32_PER_LINE] if n > 0]
+            if not batch:
+                continue
+            line = "; ".join(f"crc32 {a:#x} {n:#x}" for a, n in batch)
+            try:
+                output = self.check(line, timeout=timeout * len(batch))
+            except DeviceError:
+                continue
+            for match in _CRC32_RANGE.finditer(output):
+                key = wanted.get((int(match.group(1), 16), int(match.group(2), 16)))
+                if key is not None:
+                    sums[key] = int(match.group(3), 16)
+        return sums
 
     def crc32_is(self, addr: int, length: int, expected: int, timeout: float = 60.0) -> bool:
         """True if RAM holds ``expected``; a mismatch is asked again (noise on the answer)."""

@@ -444,20 +444,23 @@ def make_image(
     *,
     board: str = "es-virt",
     payload_bytes: int = 256 * 1024,
+    seed: str | None = None,
 ) -> Path:
     """A small, correctly signed v1 image (random payload in a real FIT) for light devices.
 
     It passes ``verify_image`` and the on-device ``sysupgrade`` like a real build, in
-    milliseconds; it boots nothing, which a loopback device does not need.
+    milliseconds; it boots nothing, which a loopback device does not need. The payload is
+    derived from ``seed`` (default: the version), so two versions can share it, as nightlies
+    share their kernel.
     """
     from toolkit.boards import load_board
     from toolkit.firmware import fit, image
 
     profile = load_board(board)
     # Deterministic per version: the same version always gives the same image.
-    seed = version.encode()
+    seed_bytes = (seed or version).encode()
     payload = b"".join(
-        __import__("hashlib").sha256(seed + i.to_bytes(4, "big")).digest()
+        __import__("hashlib").sha256(seed_bytes + i.to_bytes(4, "big")).digest()
         for i in range(-(-payload_bytes // 32))
     )[:payload_bytes]
     its = fit.its_source(
