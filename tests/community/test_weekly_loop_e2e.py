@@ -167,3 +167,33 @@ def test_reports_are_read_page_by_page(tracker, roundup, monkeypatch: pytest.Mon
     assert [r["id"] for r in roundup.reports("request")] == [
         r["id"] for r in roundup.reports() if r["kind"] == "request"
     ]
+
+
+def test_a_tracker_from_before_the_loop_gets_it_on_start(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from toolkit.community.server import _LOOP_ISSUE_PROPS, _LOOP_SECTION, LocalTracker
+
+    old = LocalTracker(tmp_path_factory.mktemp("pre-loop-tracker"))
+    old.serve()
+    try:
+        old.stop()
+        schema = old.home / "schema.py"
+        text = schema.read_text()
+        assert _LOOP_SECTION in text and _LOOP_ISSUE_PROPS in text
+        schema.write_text(text.replace(_LOOP_SECTION, "").replace(_LOOP_ISSUE_PROPS, ""))
+        (old.home / "detectors" / "routerkit_loop.py").unlink()
+
+        info = old.serve()
+        assert schema.read_text().count("voters=Multilink") == 1
+        detector = old.home / "detectors" / "routerkit_loop.py"
+        assert detector.stat().st_mode & 0o077 == 0
+        pub = RoundupPublisher(info.url, old.issue_token())
+        try:
+            bug = pub.create("issue", {"title": "old tracker", "kind": "bug"})
+            pub.create("confirmation", {"issue": bug, "build": "1.0", "verdict": "fixed"})
+            assert pub.report(bug)["verified"] == "verified fixed by 1 tester on build 1.0"
+        finally:
+            pub.close()
+    finally:
+        old.remove()
