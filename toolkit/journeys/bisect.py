@@ -24,7 +24,7 @@ import math
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -352,6 +352,12 @@ class ChannelBench:
     test_timeout: float | None = None
     authorized_key: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    transfer_path: str = "auto"
+    chunk_size: int | None = None
+    #: how the flash reaches the device (see :func:`toolkit.journeys.flash.flash`); None: the
+    #: target's real ports and switches
+    console: Callable[..., Any] | None = None
+    power: Callable[..., Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -395,11 +401,21 @@ class ChannelBench:
             )
         options = FlashOptions(
             via=self.via,
+            path=self.transfer_path,
             allow_downgrade=True,
             timeout=self.timeout,
             authorized_key=self.authorized_key,
+            chunk_size=self.chunk_size,
         )
-        flash(pulled.path, self.target, options, reporter, journal)
+        flash(
+            pulled.path,
+            self.target,
+            options,
+            reporter,
+            journal,
+            console=self.console,
+            power=self.power,
+        )
 
     def test(self, build: Build, journal: Journal, log: Path) -> int:
         env = dict(os.environ)
