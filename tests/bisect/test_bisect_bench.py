@@ -13,7 +13,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.firmware_trust.test_channels import Server
+from tests.firmware.trust.test_channels import Server
 from toolkit.cli import root
 from toolkit.firmware.channel_repo import publish
 from toolkit.journeys.bisect import ChannelBench, bisect

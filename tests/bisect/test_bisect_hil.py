@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.firmware_trust.test_channels import Server
+from tests.firmware.trust.test_channels import Server
 from toolkit.record import Journal
 
 pytestmark = pytest.mark.hil

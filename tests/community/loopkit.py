@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.firmware_trust.bad_images.make_corpus import META, build_fit
+from tests.firmware.trust.bad_images.make_corpus import META, build_fit
 from toolkit.community.outbox import Outbox
 from toolkit.community.publishers import PublisherCache
 from toolkit.community.publishers.roundup import RoundupPublisher

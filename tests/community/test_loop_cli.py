@@ -197,8 +197,8 @@ def test_weekly_page_renders_in_chromium_with_every_photo(configured, roundup, t
 
 def test_publish_notes_and_firmware_changes_through_the_cli(tmp_path: Path) -> None:
     from tests.community.loopkit import Channel
-    from tests.firmware_trust.bad_images.make_corpus import META
-    from tests.firmware_trust.test_channels import Server
+    from tests.firmware.trust.bad_images.make_corpus import META
+    from tests.firmware.trust.test_channels import Server
     from toolkit.firmware.image import seal
 
     channel = Channel(tmp_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.community.loopkit import Channel, as_tester, bench, send
-from tests.firmware_trust.test_channels import Server
+from tests.firmware.trust.test_channels import Server
 from toolkit.community.outbox import Outbox
 from toolkit.community.publishers import PublisherCache
 from toolkit.community.publishers.roundup import RoundupPublisher

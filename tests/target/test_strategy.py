@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.hil_plugin.fakes import short_board
+from tests.hil.fakes import short_board
 from toolkit.boards import load_board_file
 from toolkit.errors import DeviceTimeout, TargetBrokenError
 from toolkit.target.power import Power

@@ -10,7 +10,7 @@ refuses any configuration not signed by one of them), and start QEMU with ``-dtb
 The key nodes are written here from the certificate alone (no private key needed, so a
 certificate someone else signs with can be trusted); they hold what ``mkimage -K`` writes and
 U-Boot's ``rsa_verify_with_keynode`` reads: modulus and R^2 mod n as big-endian 32-bit words,
--n^-1 mod 2^32, the exponent as a 64-bit value, the bit count. ``tests/firmware_build`` checks
+-n^-1 mod 2^32, the exponent as a 64-bit value, the bit count. ``tests/firmware/build`` checks
 them against mkimage's own output.
 
 QEMU 7.2 writes a fresh ``/chosen/rng-seed`` into a ``-dtb`` tree at every reset, but not a
