@@ -113,3 +113,59 @@ def test_wait_for_shell_times_out_with_the_boot_log(board: Board) -> None:
     with pytest.raises(DeviceTimeout) as info:
         shell.wait_for_shell(timeout=0.3, poke_interval=0.1)
     assert "Kernel panic" in (info.value.last_output or "")
+
+
+class _Device:
+    """fwinfo, and the file commands LinuxShell.read_long uses to read an answer in pieces."""
+
+    def __init__(self, fwinfo: str) -> None:
+        self.fwinfo = fwinfo
+        self.files: dict[str, str] = {}
+
+    def __call__(self, cmd: str) -> tuple[str, int]:
+        import re
+
+        if cmd == "/sbin/fwinfo":
+            return self.fwinfo, 0
+        if m := re.fullmatch(r"\( (.+) \) >(\S+) 2>&1; echo \$\?; wc -c <\S+", cmd):
+            output, status = self(m.group(1))
+            self.files[m.group(2)] = output
+            return f"{status}\n{len(output.encode())}\n", 0
+        if m := re.fullmatch(r"dd if=(\S+) bs=(\d+) skip=(\d+) count=1 2>/dev/null", cmd):
+            size, skip = int(m.group(2)), int(m.group(3))
+            return self.files[m.group(1)][skip * size : (skip + 1) * size], 0
+        if m := re.fullmatch(r"rm -f (\S+)", cmd):
+            self.files.pop(m.group(1), None)
+            return "", 0
+        return f"sh: {cmd}: not found\n", 127
+
+
+class _ShortAnswersOnly(FakeShell):
+    """A line so noisy that no answer longer than ``limit`` characters comes through whole."""
+
+    limit: int = 200
+
+    def _run(self, cmd: str) -> tuple[str, int]:
+        output, status = super()._run(cmd)
+        if len(output) > self.limit:
+            self.garble_output += 1
+        return output, status
+
+
+def test_a_long_answer_that_never_comes_through_whole_is_read_in_checksummed_pieces(
+    board: Board,
+) -> None:
+    import json
+
+    from toolkit.target import shell as shell_module
+
+    info = {"board": "es-virt", "slots": {n: {"ok": True, "sha256": "ab" * 32} for n in "AB"}}
+    text = json.dumps(info, indent=1) + "\n"
+    assert len(text) > 2 * shell_module.PIECE
+    device = _Device(text)
+    fake = _ShortAnswersOnly(commands=device)
+    shell = LinuxShell(Console(fake, name="fake"), board)
+    assert shell.read_json("/sbin/fwinfo") == info
+    pieces = [c for c in fake.ran if c.startswith("dd ")]
+    assert len(pieces) == -(-len(text.encode()) // shell_module.PIECE)
+    assert device.files == {}  # the kept answer was removed afterwards

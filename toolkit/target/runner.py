@@ -241,16 +241,25 @@ class Runner:
 
     # --- running ------------------------------------------------------------------------------
 
-    def execute(self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True) -> CommandResult:
+    def execute(
+        self,
+        cmd: str,
+        timeout: float = 30.0,
+        *,
+        idempotent: bool = True,
+        tries: int | None = None,
+    ) -> CommandResult:
         """Run ``cmd``; its exit status and output, exactly as the device gave them.
 
         A garbled echo is retyped (the command never ran). A damaged answer re-runs the
-        command when ``idempotent`` (the default); otherwise it raises
+        command when ``idempotent`` (the default), at most ``tries`` times in all (default:
+        :meth:`tries` of the line); otherwise it raises
         :class:`~toolkit.errors.DeviceCommandError` (the command ran, its result is unknown).
         Raises :class:`~toolkit.errors.DeviceTimeout` after :attr:`attempts` tries.
         """
         problem = "its echo never came back intact"
-        tries = self.tries(self.frame(cmd, "0" * 8).line)
+        if tries is None:
+            tries = self.tries(self.frame(cmd, "0" * 8).line)
         for _ in range(tries):
             self.prepare()
             frame = self.frame(cmd, secrets.token_hex(4))

@@ -25,21 +25,29 @@ comes from the board profile (``console.linux_prompt``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import secrets
 import shlex
 import time
 from collections.abc import Callable
 from typing import Any
 
 from toolkit.boards import Board
-from toolkit.errors import DeviceTimeout, VerifyError
+from toolkit.errors import DeviceCommandError, DeviceTimeout, VerifyError
 from toolkit.protocol.console import CommandResult, Console
 from toolkit.target.runner import Corrupted, Frame, Runner
 
 _SYNC_RETRY = 5.0  # seconds a sync line may take before it is typed again during a boot
 _JSON_READS = 3
+#: A long answer that does not come through whole in this many tries is read in pieces ...
+_WHOLE_TRIES = 3
+#: ... of this many bytes, each checksummed and re-read on its own: on a line noisy enough
+#: to garble most 700-byte answers (fwinfo at a bit-error rate of 3e-4), most 128-byte ones
+#: come through.
+PIECE = 128
 #: The helper every command runs through (see the module docstring); its echo cannot be taken
 #: for a marker (``$1`` is a nonce only once it runs).
 HELPER = (
@@ -179,11 +187,16 @@ class LinuxShell(Runner):
     # --- commands ------------------------------------------------------------------------
 
     def run_status(
-        self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True
+        self,
+        cmd: str,
+        timeout: float = 30.0,
+        *,
+        idempotent: bool = True,
+        tries: int | None = None,
     ) -> CommandResult:
         """Run ``cmd``; its exit status and output (echo, markers, prompt and the output's
         last newline removed), checksummed (see the module docstring)."""
-        result = self.execute(cmd, timeout, idempotent=idempotent)
+        result = self.execute(cmd, timeout, idempotent=idempotent, tries=tries)
         return CommandResult(result.exit_status, result.output.removesuffix("\n"))
 
     run = run_status
@@ -195,14 +208,49 @@ class LinuxShell(Runner):
             raise VerifyError(f"cannot read {path} on the device", last_output=result.output)
         return result.output
 
+    def read_long(self, cmd: str, timeout: float = 30.0) -> CommandResult:
+        """Status and output of a command that reads device state, however noisy the line.
+
+        Asked whole first (a few tries); if no answer comes through intact, the command runs
+        once more with its output kept in a file on the device, which is then read in
+        :data:`PIECE`-byte pieces, each checksummed by the helper and re-read on its own.
+        """
+        try:
+            return self.run_status(cmd, timeout, tries=_WHOLE_TRIES)
+        except DeviceTimeout:
+            pass
+        name = f"/tmp/.rkl{secrets.token_hex(4)}"
+        head = self.check(f"( {cmd} ) >{name} 2>&1; echo $?; wc -c <{name}", timeout)
+        try:
+            status, size = (int(x) for x in head.split())
+        except ValueError:
+            raise VerifyError(f"{cmd!r}: unexpected status line", last_output=head) from None
+        data = ""
+        try:
+            for index in range(-(-size // PIECE)):
+                piece = self.execute(
+                    f"dd if={name} bs={PIECE} skip={index} count=1 2>/dev/null", timeout
+                )
+                data += piece.output
+        finally:
+            with contextlib.suppress(DeviceTimeout, VerifyError):
+                self.run_status(f"rm -f {name}", 10.0)
+        return CommandResult(status, data.removesuffix("\n"))
+
     def read_json(self, cmd: str, timeout: float = 30.0) -> Any:
         """The JSON document ``cmd`` prints (the text from its first ``{``/``[`` to the last
-        ``}``/``]``), from a checksummed answer. Raises
+        ``}``/``]``), from checksummed answers (:meth:`read_long`). Raises
         :class:`~toolkit.errors.VerifyError` when the device's answer is not JSON.
         """
         output = ""
         for _ in range(_JSON_READS):
-            output = self.check(cmd, timeout)
+            result = self.read_long(cmd, timeout)
+            output = result.output
+            if not result.ok:
+                raise DeviceCommandError(
+                    f"{self.what}: {cmd!r} failed (status {result.exit_status})",
+                    last_output=output,
+                )
             starts = [i for i in (output.find("{"), output.find("[")) if i >= 0]
             stop = max(output.rfind("}"), output.rfind("]"))
             if starts and stop > min(starts):
