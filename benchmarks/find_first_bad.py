@@ -1,7 +1,7 @@
 """Finding the first bad nightly: routerkit bisect against testing the builds one by one.
 
 One private virtual sample, 12 signed nightlies in a TUF channel served on loopback; the
-behaviour (/etc/rk-feature, read over SSH by tests/bisect/check_feature.py) breaks from build
+behaviour (/etc/rk-feature, read over SSH by tests/journeys/bisect/check_feature.py) breaks from build
 BREAK on. Both sides use the same bench (pull TUF-verified, full SSH flash with boot and
 version check, then the command) and start from the same state (the good build flashed):
 
@@ -71,7 +71,10 @@ def main() -> None:
         bench = ChannelBench(
             channel="nightly",
             target=target,
-            command=[sys.executable, str(ROOT / "tests" / "bisect" / "check_feature.py")],
+            command=[
+                sys.executable,
+                str(ROOT / "tests" / "journeys" / "bisect" / "check_feature.py"),
+            ],
             via="ssh",
             url=url,
             root=tmp / "repo" / "metadata" / "1.root.json",
