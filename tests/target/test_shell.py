@@ -169,3 +169,13 @@ def test_a_long_answer_that_never_comes_through_whole_is_read_in_checksummed_pie
     pieces = [c for c in fake.ran if c.startswith("dd ")]
     assert len(pieces) == -(-len(text.encode()) // shell_module.PIECE)
     assert device.files == {}  # the kept answer was removed afterwards
+
+
+def test_a_boot_whose_starting_kernel_line_was_garbled_is_still_followed(board: Board) -> None:
+    fake = FakeShell(commands={"echo done": ("done\n", 0)})
+    fake.feed(b"## Loading kernel ...\r\nStarting kerne\xec ...\r\n\r\n")  # one flipped bit
+    fake.feed(b"[    0.000000] Booting Linux on physical CPU 0x0\r\n", delay=0.3)
+    fake.feed(b"[    1.0] Run /init\r\nroot@es-virt:/# \x1b[6n", delay=0.6)
+    shell = LinuxShell(Console(fake, name="fake"), board)
+    shell.wait_boot(timeout=10)
+    assert shell.check("echo done") == "done"

@@ -40,6 +40,8 @@ from toolkit.errors import DeviceCommandError, DeviceTimeout, VerifyError
 from toolkit.protocol.console import CommandResult, Console
 from toolkit.target.runner import Corrupted, Frame, Runner
 
+#: The kernel's own first words on the console (besides the board's ``kernel_banner``).
+_KERNEL_MESSAGES = ("Booting Linux on physical CPU", "Linux version ")
 _SYNC_RETRY = 5.0  # seconds a sync line may take before it is typed again during a boot
 _JSON_READS = 3
 #: A long answer that does not come through whole in this many tries is read in pieces ...
@@ -68,6 +70,11 @@ class LinuxShell(Runner):
         self.board = board
         self.boot_timeout = float(board.get("console.linux_boot_timeout", 90.0))
         self.kernel_banner = str(board.get("console.kernel_banner", "Starting kernel"))
+        # Any of these says the kernel took over: one flipped bit in U-Boot's single "Starting
+        # kernel" line must not cost the whole boot timeout.
+        self.kernel_started = re.compile(
+            "|".join(re.escape(m) for m in (self.kernel_banner, *_KERNEL_MESSAGES))
+        )
         self._helper = False  # typed into this shell yet?
 
     # --- getting to the shell -------------------------------------------------------------
@@ -83,7 +90,7 @@ class LinuxShell(Runner):
         the prompt: keys pressed during the boot would be echoed into the shell's first line.
         """
         deadline = time.monotonic() + (self.boot_timeout if timeout is None else timeout)
-        self.console.expect(self.kernel_banner, timeout=max(0.1, deadline - time.monotonic()))
+        self.console.expect(self.kernel_started, timeout=max(0.1, deadline - time.monotonic()))
         if on_kernel is not None:
             on_kernel()
         if not self.wait_quiet_prompt(max(0.1, deadline - time.monotonic())):
