@@ -35,6 +35,10 @@ BOOT_ID = "/proc/sys/kernel/random/boot_id"
 MARK = "@@rk-device-"
 
 
+class PeerFailed(RuntimeError):
+    """The hand flash could not do a step (its message says which and why)."""
+
+
 def _wrap(command: str) -> str:
     """``command`` between two marker lines: their arrival times bound its device-side run.
 
@@ -104,21 +108,26 @@ def _ssh(
         "root@127.0.0.1",
         "exec 2>&1; " + _wrap(command) if clock else command,
     ]
-    proc = subprocess.Popen(
-        cmd, stdin=stdin or subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert proc.stdout is not None
-    out = []
-    deadline = time.monotonic() + timeout
-    for raw in proc.stdout:
-        text = raw.decode(errors="replace").rstrip("\n")
-        if clock is None or not clock.line(text):
-            out.append(text)
-        if time.monotonic() > deadline:
-            proc.kill()
-    status = proc.wait()
-    if clock:
-        clock.close()
+    # ssh's own complaints (refused key, closed port) go to a file: shown when a step fails.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            cmd, stdin=stdin or subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+        )
+        assert proc.stdout is not None
+        out = []
+        deadline = time.monotonic() + timeout
+        for raw in proc.stdout:
+            text = raw.decode(errors="replace").rstrip("\n")
+            if clock is None or not clock.line(text):
+                out.append(text)
+            if time.monotonic() > deadline:
+                proc.kill()
+        status = proc.wait()
+        if clock:
+            clock.close()
+        if status == 255:  # ssh itself failed (not the command): say why
+            errors.seek(0)
+            out.append(errors.read().decode(errors="replace").strip())
     return status, "\n".join(out)
 
 
@@ -135,16 +144,22 @@ def peer(state: object, identity: Path, image: Path) -> tuple[float, dict[str, f
         steps[step] = steps.get(step, 0.0) + time.monotonic() - t
         return res
 
-    _, out = run(
+    status, out = run(
         "check device",
         f"cat {BOOT_ID}; command -v sysupgrade; df -Pk /tmp | tail -n 1; cat /etc/firmware-version",
     )
+    if status != 0 or not out.split():
+        raise PeerFailed(f"check device: ssh exited {status}: {out.strip()[-300:] or 'no output'}")
     old_boot = out.split()[0]
     t = time.monotonic()
     with open(image, "rb") as fh:
-        _ssh(state, identity, "cat > /tmp/f.img", stdin=fh)
+        status, out = _ssh(state, identity, "cat > /tmp/f.img", stdin=fh)
     steps["upload"] = time.monotonic() - t
-    run("check upload", "sha256sum /tmp/f.img")
+    if status != 0:
+        raise PeerFailed(f"upload: ssh exited {status}: {out.strip()[-300:]}")
+    status, out = run("check upload", "sha256sum /tmp/f.img")
+    if status != 0:
+        raise PeerFailed(f"check upload: exited {status}: {out.strip()[-300:]}")
     run("sysupgrade", "sysupgrade -n /tmp/f.img")
 
     t = time.monotonic()
@@ -225,6 +240,7 @@ def main() -> None:
     os.environ.setdefault("ROUTERKIT_DATA", str(tmp / "data"))
     from toolkit import sample
     from toolkit.firmware.build import build_image
+    from toolkit.identity import identity_path
     from toolkit.journeys.flash import FlashOptions, flash
     from toolkit.target.ssh import connect_target
     from toolkit.targets import from_sample
@@ -233,8 +249,8 @@ def main() -> None:
     try:
         state = sample.up(name=name, wait="ssh", fresh=True)
     except Exception as exc:  # no firmware/QEMU here
-        print(f"ssh_flash_overhead: skipped ({exc})")
-        return
+        print(f"ssh_flash_overhead: not measured: the sample did not start ({exc})")
+        raise SystemExit(1) from exc
     try:
         target = from_sample(name)
         with connect_target(target, accept_new=True) as conn:
@@ -255,17 +271,27 @@ def main() -> None:
         s = result.steps
         ours = result.seconds - s.get("reboot", 0.0) - s.get("upload", 0.0)
 
-        total, steps, peer_clock = peer(state, Path(target.identity or ""), peer_image)
+        # The peer logs in with the key routerkit logged in with (the one the sample's
+        # authorized_keys holds): a sample target names no key file of its own.
+        key = Path(target.identity) if target.identity else identity_path()
+        try:
+            total, steps, peer_clock = peer(state, key, peer_image)
+        except PeerFailed as exc:
+            print(f"ssh_flash_overhead: not measured: the peer's hand flash failed ({exc})")
+            raise SystemExit(1) from exc
         theirs = total - steps["reboot"] - steps["upload"]
         print(
-            f"ssh_flash_overhead: ours {ours:.2f} s, peer {theirs:.2f} s, ratio {ours / theirs:.2f}"
+            f"ssh_flash_overhead: ours {ours:.2f} s, peer {theirs:.2f} s, ratio {ours / theirs:.2f} "
+            "(ours/peer, lower is better; one flash each, ours first, both from the version "
+            "before)"
         )
         dev_ours, dev_peer = ours_clock.total(OVERHEAD_STEPS), peer_clock.total(OVERHEAD_STEPS)
         host_ours, host_peer = ours - dev_ours, theirs - dev_peer
         print(
             f"ssh_flash_host_overhead: ours {host_ours:.2f} s, peer {host_peer:.2f} s, "
-            f"ratio {host_ours / host_peer:.2f} (overhead minus the device's own run time of "
-            f"the same commands: ours {dev_ours:.2f} s, peer {dev_peer:.2f} s)"
+            f"ratio {host_ours / host_peer:.2f} (ours/peer, lower is better; overhead minus "
+            f"the device's own run time of the same commands: ours {dev_ours:.2f} s, peer "
+            f"{dev_peer:.2f} s)"
         )
         print(f"  ours  total {result.seconds:.2f} s: {_fmt(s)}")
         print(f"        device: {_fmt(ours_clock.seconds)}")
