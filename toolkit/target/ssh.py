@@ -10,6 +10,7 @@ no key store; this module gives it both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from toolkit.transport.ssh import HostKeyCheck, SSHConnection
@@ -39,6 +40,21 @@ def host_key_check(
     return decide
 
 
+def announcer(identity: str, reporter: Any) -> Callable[[Decision], None]:
+    """Tells ``reporter`` (if any) about a key trusted anew: first contact or a changed key."""
+
+    def announce(decision: Decision) -> None:
+        if reporter is None or decision.how == "known":
+            return
+        what = "first contact" if decision.first_contact else "host key changed"
+        reporter.message(
+            f"{what}: {identity} presents {decision.fingerprint}; trusted via {decision.how}",
+            level="warning" if decision.how == "accept-new-hostkey" else "info",
+        )
+
+    return announce
+
+
 def connect_target(
     target: Any,
     *,
@@ -63,15 +79,6 @@ def connect_target(
         context = HostKeyContext(accept_new=accept_new)
     host, port = str(target.ssh_host), int(target.ssh_port or 22)
 
-    def announce(decision: Decision) -> None:
-        if reporter is None or decision.how == "known":
-            return
-        what = "first contact" if decision.first_contact else "host key changed"
-        reporter.message(
-            f"{what}: {identity} presents {decision.fingerprint}; trusted via {decision.how}",
-            level="warning" if decision.how == "accept-new-hostkey" else "info",
-        )
-
     password = None
     key_file = target.identity
     if not key_file:
@@ -91,7 +98,7 @@ def connect_target(
         password=password,
         check_host_key=host_key_check(identity, host, port, context=context, store=store),
         connect_timeout=connect_timeout,
-        on_hostkey=announce,
+        on_hostkey=announcer(identity, reporter),
     )
     return conn.connect() if connect else conn
 

@@ -197,17 +197,9 @@ class FakeSSHDevice:
         """A connection to this device for ``target``: the signature of
         :func:`toolkit.target.ssh.connect_target`, host key checked the same way."""
         from toolkit.hostkeys import HostKeyContext, identity_of
-        from toolkit.target.ssh import host_key_check
+        from toolkit.target.ssh import announcer, host_key_check
 
         identity = identity_of(target.board, target.name)
-
-        def announce(decision: Any) -> None:
-            if reporter is not None and decision.how != "known":
-                reporter.message(
-                    f"{identity} presents {decision.fingerprint}; trusted via {decision.how}",
-                    level="info",
-                )
-
         host, port = str(target.ssh_host or "fake-device"), int(target.ssh_port or 22)
         check = host_key_check(
             identity, host, port, context=context or HostKeyContext(accept_new=accept_new)
@@ -219,7 +211,7 @@ class FakeSSHDevice:
             identity=identity,
             check_host_key=check,
             connect_timeout=connect_timeout,
-            on_hostkey=announce,
+            on_hostkey=announcer(identity, reporter),
             device=self,
         )
         return conn.connect() if connect else conn
