@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from toolkit.cli._app import App, emit, get_app, output_options
+from toolkit.cli._target import TargetArgs, target_options
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -20,15 +21,7 @@ from toolkit.cli._app import App, emit, get_app, output_options
 )
 @click.option("--good", required=True, metavar="VERSION", help="A build known to work.")
 @click.option("--bad", required=True, metavar="VERSION", help="A later build known to fail.")
-@click.option(
-    "--target",
-    "target_name",
-    metavar="NAME",
-    help="A running virtual sample, or lab.toml:NAME. Default: the running sample.",
-)
-@click.option(
-    "--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target."
-)
+@target_options
 @click.option(
     "--via",
     type=click.Choice(["ssh", "serial"]),
@@ -58,8 +51,7 @@ def bisect(
     channel: str,
     good: str,
     bad: str,
-    target_name: str | None,
-    lab: Path | None,
+    target_args: TargetArgs,
     via: str,
     channel_url: str | None,
     channel_root: Path | None,
@@ -88,13 +80,12 @@ def bisect(
       routerkit bug --from-bisect              # report the answer, with everything attached
     """
     from toolkit import identity as ids
-    from toolkit import targets
     from toolkit.journeys.bisect import ChannelBench
     from toolkit.journeys.bisect import bisect as run_bisect
     from toolkit.record import Journal
 
     app = get_app()
-    target = targets.resolve(target_name, lab=lab)
+    target = target_args.resolve()
     bench = ChannelBench(
         channel=channel,
         target=target,
