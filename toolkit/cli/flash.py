@@ -66,10 +66,10 @@ from toolkit.cli._target import TargetArgs, target_options
 @click.option("--timeout", type=float, help="Boot/reconnect timeout in seconds.")
 @click.option(
     "--delta/--no-delta",
-    default=True,
-    show_default=True,
-    help="Serial: send only what neither slot already holds (the rest is copied on the "
-    "device); the whole slot is verified either way.",
+    default=None,
+    help="Send only what the device does not already hold (the rest is copied on the "
+    "device); the whole slot is verified either way. Default: on where the image crosses "
+    "the serial line or SSH, off for TFTP.",
 )
 @click.option(
     "--session",
@@ -93,7 +93,7 @@ def flash(
     authorized_key: Path | None,
     no_authorized_key: bool,
     timeout: float | None,
-    delta: bool,
+    delta: bool | None,
     session_id: str | None,
 ) -> None:
     """Flash IMAGE onto a sample and verify it.

@@ -35,8 +35,10 @@ class FlashOptions:
     interactive: bool = False  # may the journey ask the tester (e.g. "press reset now")?
     timeout: float | None = None  # overall boot/reconnect timeout override, seconds
     chunk_size: int | None = None  # serial: bytes per verified chunk
-    #: serial: send only the chunks neither slot already holds (see flash_serial, "Delta")
-    delta: bool = True
+    #: Send only what the device does not already hold (see flash_serial and flash_ssh,
+    #: "Delta"). None: wherever the image itself crosses a slow link (serial X/YMODEM and
+    #: gzip, SSH); not for TFTP, whose network is faster than the comparison on the console.
+    delta: bool | None = None
 
 
 @dataclass

@@ -179,7 +179,8 @@ def write_inactive(run: _Run, inactive: Slot) -> None:
     with run.step("plan"):
         chunks, start_index = plan_transfer(run, inactive)
     work: list[tuple[plan.Chunk, str | None]] = [(c, None) for c in chunks[start_index:]]
-    if run.options.delta and work:
+    delta = run.options.delta if run.options.delta is not None else run.path != "tftp"
+    if delta and work:
         with run.step("compare (delta)"):
             work = compare_slots(run, inactive, chunks, start_index)
     with run.step("transfer and write", f"slot {inactive.name}"):

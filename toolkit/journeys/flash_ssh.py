@@ -123,9 +123,18 @@ def flash(
         _check_downgrade(checked.version, before, options.allow_downgrade, journal)
 
         dest = f"{board.get('ssh.upload_dir', '/tmp').rstrip('/')}/routerkit-{digest[:12]}.img"
-        conn, upload = _upload_checked(
-            conn, target, data, digest, dest, options, steps, reporter, journal, connect
-        )
+        delta: tuple[SSHConnection, _Upload] | None = None
+        if options.delta is not False:
+            delta = _upload_delta(
+                conn, target, data, digest, dest, device, options, steps, reporter, journal,
+                connect,
+            )  # fmt: skip
+        if delta is None:
+            conn, upload = _upload_checked(
+                conn, target, data, digest, dest, options, steps, reporter, journal, connect
+            )
+        else:
+            conn, upload = delta
 
         with steps("sysupgrade", device["sysupgrade"]):
             args = "" if options.keep_settings else " -n"
@@ -182,6 +191,8 @@ def flash(
         seconds=round(time.monotonic() - start, 3),
         steps=steps.seconds,
         verify=report,
+        image_size=len(data),
+        reused_bytes=upload.reused,
     )
     if problems:
         journal.append("flash_problems", problems=problems)
@@ -284,9 +295,109 @@ def _check_downgrade(new: str, running: str | None, allow: bool, journal: Journa
 
 
 class _Upload:
-    def __init__(self, method: str, bytes_sent: int) -> None:
+    def __init__(self, method: str, bytes_sent: int, reused: int = 0) -> None:
         self.method = method
         self.bytes_sent = bytes_sent
+        self.reused = reused  # image bytes taken from the device's own slot (delta)
+
+
+#: A delta upload compares the running slot with the image in pieces this large.
+DELTA_PIECE = 256 << 10
+
+
+def _upload_delta(
+    conn: SSHConnection,
+    target: Target,
+    data: bytes,
+    digest: str,
+    dest: str,
+    device: dict[str, Any],
+    options: FlashOptions,
+    steps: Steps,
+    reporter: Reporter,
+    journal: Journal,
+    connect: Callable[..., SSHConnection],
+) -> tuple[SSHConnection, _Upload] | None:
+    """Put the image together at ``dest`` from the running slot and only the pieces it does
+    not hold (a nightly over the one before it): the device hashes its running slot in
+    :data:`DELTA_PIECE` pieces, the pieces that differ are uploaded (checked like any upload)
+    and ``dd`` lays both out at ``dest``. The result must hash to the image's sha256, exactly as
+    a full upload must; anything short of that (no slot device, no room in /tmp, a mismatch)
+    returns None and the whole image is uploaded instead."""
+    import hashlib
+
+    slot = device.get("running_slot")
+    need_kib = (2 * len(data) + TMP_HEADROOM + 1023) // 1024
+    if slot not in ("A", "B") or int(device.get("tmp_free_kib") or 0) < need_kib:
+        return None
+    count = -(-len(data) // DELTA_PIECE)
+    with steps("compare (delta)", f"slot {slot} in {count} pieces"):
+        out = conn.run(
+            f'. "${{RK_LIB:-/lib/routerkit/common.sh}}" && d=$(rk_slot_dev {slot}) && i=0 && '
+            f"while [ $i -lt {count} ]; do dd if=$d bs={DELTA_PIECE} skip=$i count=1 "
+            "2>/dev/null | sha256sum; i=$((i+1)); done",
+            timeout=300,
+        )
+    theirs = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+    if out.exit_status != 0 or len(theirs) != count:
+        journal.append("delta_unavailable", reason=out.tail(2) or "no piece hashes")
+        return None
+    view = memoryview(data)
+    same = {
+        i for i in range(count)
+        if (i + 1) * DELTA_PIECE <= len(data)  # a short last piece is always sent
+        and hashlib.sha256(view[i * DELTA_PIECE : (i + 1) * DELTA_PIECE]).hexdigest() == theirs[i]
+    }  # fmt: skip
+    journal.append(
+        "delta", copy_from=slot, pieces=count, piece=DELTA_PIECE,
+        copy_bytes=len(same) * DELTA_PIECE, send_bytes=len(data) - len(same) * DELTA_PIECE,
+        image_size=len(data),
+    )  # fmt: skip
+    if not same:
+        return None
+    blob = b"".join(
+        view[i * DELTA_PIECE : (i + 1) * DELTA_PIECE] for i in range(count) if i not in same
+    )
+    part = f"{dest}.delta"
+    conn, up = _upload_checked(
+        conn, target, blob, hashlib.sha256(blob).hexdigest(), part, options, steps, reporter,
+        journal, connect,
+    )  # fmt: skip
+    with steps("assemble (delta)"):
+        script = [f"rm -f {shlex.quote(dest)}", '. "${RK_LIB:-/lib/routerkit/common.sh}"',
+                  f"d=$(rk_slot_dev {slot})"]  # fmt: skip
+        sent = 0
+        for first, last, copied in _runs(count, same):
+            source, skip = ("$d", first) if copied else (shlex.quote(part), sent)
+            script.append(
+                f"dd if={source} of={shlex.quote(dest)} bs={DELTA_PIECE} skip={skip} "
+                f"seek={first} count={last - first + 1} conv=notrunc 2>/dev/null"
+            )
+            if not copied:
+                sent += last - first + 1
+        script.append(f"rm -f {shlex.quote(part)}")
+        script.append(f"sha256sum {shlex.quote(dest)}")
+        out = conn.run(" && ".join(script), timeout=300, what="assemble")
+        got = (out.stdout.split() or [""])[0]
+    if got != digest:
+        journal.append("delta_mismatch", expected=digest, got=got)
+        reporter.message(
+            "the image put together on the device did not match; uploading all", "warning"
+        )
+        return None
+    journal.append("upload_verified", sha256=got, delta=True)
+    return conn, _Upload(f"{up.method}+delta", up.bytes_sent, reused=len(same) * DELTA_PIECE)
+
+
+def _runs(count: int, same: set[int]) -> list[tuple[int, int, bool]]:
+    """``range(count)`` as runs of neighbours alike: (first, last, in ``same``)."""
+    runs: list[tuple[int, int, bool]] = []
+    for i in range(count):
+        if runs and runs[-1][2] == (i in same) and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i, i in same)
+        else:
+            runs.append((i, i, i in same))
+    return runs
 
 
 def _upload_checked(

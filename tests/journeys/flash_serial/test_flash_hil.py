@@ -49,7 +49,7 @@ def test_flash_over_tftp_boots_the_new_version_from_the_other_slot(
     result = flash(
         image,
         target_for(state, proxy.url),
-        FlashOptions(path="tftp", allow_downgrade=True),
+        FlashOptions(path="tftp", allow_downgrade=True, delta=True),
         reporter,
     )
     flash_sample["known"] = None

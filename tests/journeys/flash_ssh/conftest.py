@@ -63,8 +63,9 @@ def make_device(
 def images(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     out = tmp_path_factory.mktemp("images")
 
-    def make(version: str, *, size: int = 256 * 1024) -> Path:
-        return dropbear.make_image(version, out / f"{version}-{size}" / "x.img", payload_bytes=size)
+    def make(version: str, *, size: int = 256 * 1024, seed: str | None = None) -> Path:
+        where = out / f"{version}-{size}-{seed or ''}" / "x.img"
+        return dropbear.make_image(version, where, payload_bytes=size, seed=seed)
 
     return make
 

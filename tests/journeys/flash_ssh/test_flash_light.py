@@ -58,6 +58,7 @@ def test_flash_upgrades_switches_slot_and_verifies(make_device, images, client_k
             "connect",
             "check device",
             "authorize key",
+            "compare (delta)",  # nothing in common with the old image: all of it is sent
             "upload",
             "check upload",
             "sysupgrade",
@@ -66,10 +67,41 @@ def test_flash_upgrades_switches_slot_and_verifies(make_device, images, client_k
             "verify",
         ][: len(reporter.steps())]
     )
+    assert result.reused_bytes == 0 and result.bytes >= result.image_size
     assert any(e[0] == "progress" and e[1] == "upload" for e in reporter.events)
     journal = Journal.open(result.session)
     assert journal.last("verify")["version"] == "1.1.0"
     assert journal.last("flash")["ok"] is True
+
+
+def test_a_nightly_sharing_most_of_the_running_image_uploads_only_the_rest(
+    make_device, images, client_key: Path
+) -> None:
+    """Delta over SSH: the device hashes its running slot in pieces, only the pieces that
+    differ cross the link, and the image put together on the device is checked like a full
+    upload before sysupgrade sees it."""
+    dev = make_device()
+    size = 2 << 20
+    dev.install(images("1.0.0", size=size, seed="kernel"), "A")
+    target = target_for(dev, client_key)
+    connect_target(target, accept_new=True).close()
+    new = images("1.1.0", size=size, seed="kernel")
+    reporter = RecordingReporter()
+    result = flash(new, target, FlashOptions(via="ssh"), reporter)
+
+    assert result.ok and result.version_after == "1.1.0" and result.slot == "B"
+    assert result.path.endswith("+delta") and result.image_size == new.stat().st_size
+    journal = Journal.open(result.session)
+    (delta,) = journal.events("delta")
+    assert result.reused_bytes == delta["copy_bytes"] > new.stat().st_size // 2
+    assert delta["send_bytes"] <= result.bytes < new.stat().st_size // 2
+    assert "assemble (delta)" in reporter.steps()
+    with open(dev.dir / "slotB.img", "rb") as slot_b:  # the slot holds exactly the image
+        assert slot_b.read(result.image_size) == new.read_bytes()
+    # ...and with --no-delta the whole image goes, as before
+    again = images("1.2.0", size=size, seed="kernel")
+    full = flash(again, target, FlashOptions(via="ssh", delta=False), RecordingReporter())
+    assert full.reused_bytes == 0 and full.bytes >= again.stat().st_size
 
 
 def test_host_key_survives_a_flash_and_a_changed_one_needs_the_persons_yes(

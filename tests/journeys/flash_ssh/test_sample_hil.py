@@ -35,6 +35,9 @@ def test_ssh_flash_of_the_virtual_sample_end_to_end(tmp_path) -> None:
         assert result.ok
         assert (result.version_before, result.version_after) == (before["version"], new_version)
         assert result.slot != before["running_slot"]
+        # the new build shares its kernel with the running one: only the rest was uploaded
+        assert result.path.endswith("+delta") and 0 < result.reused_bytes < result.image_size
+        assert result.bytes < result.image_size - result.reused_bytes + (1 << 20)
         assert result.verify["slots"]["A"]["ok"] and result.verify["slots"]["B"]["ok"]
         stored = HostKeyStore().get(identity_of(target.board, name))
         assert stored is not None and stored.fingerprint == first.fingerprint  # kept
