@@ -23,7 +23,8 @@ APT_PACKAGES := qemu-system-arm qemu-utils u-boot-qemu u-boot-tools device-tree-
 help:
 	@echo "make demo         set up, then run the whole journey on the virtual sample"
 	@echo "make test         set up, then run every test (unit + hil)"
-	@echo "make bench        run every benchmark in benchmarks/"
+	@echo "make bench        run every benchmark in benchmarks/ (BENCH='share photos' for some);"
+	@echo "                  fails if any of them failed or did not print its figures"
 	@echo "make reliability  long fault-injection runs"
 	@echo "make lint         ruff check, ruff format --check, mypy (also run by make test)"
 
@@ -67,7 +68,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
-	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/_run_all.py $(BENCH)
 
 reliability: setup
 	ROUTERKIT_RELIABILITY=1 $(BIN)/python -m pytest -q -m reliability $(PYTEST_ARGS)

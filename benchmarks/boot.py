@@ -179,21 +179,24 @@ def main() -> int:
         print(
             f"# median of {args.rounds} rounds, times from QEMU start ({os.cpu_count()} cpus, load {load:.2f})"
         )
-        print(f"boot_breakdown: ours {_fmt(med['ours'])}")
-        print(f"boot_breakdown: peer(stock autoboot) {_fmt(med['autoboot'])}")
-        print(f"boot_breakdown: peer(direct kernel, no U-Boot) {_fmt(med['direct'])}")
+        print(f"# boot_breakdown: ours {_fmt(med['ours'])}")
+        print(f"# boot_breakdown: peer(stock autoboot) {_fmt(med['autoboot'])}")
+        print(f"# boot_breakdown: peer(direct kernel, no U-Boot) {_fmt(med['direct'])}")
         for stage in ("linux_shell", "ssh_ready"):
             ours = med["ours"][stage]
             for peer, label in (("autoboot", "stock autoboot"), ("direct", "qemu -kernel/-initrd")):
                 other = med[peer][stage]
                 if ours and other:
                     print(
-                        f"boot_{stage}: ours {ours:.2f} s, peer({label}) {other:.2f} s, ratio {ours / other:.2f}"
+                        f"boot_{stage}: ours {ours:.2f} s, peer({label}) {other:.2f} s, "
+                        f"ratio {ours / other:.2f} (ours/peer, lower is better; median of "
+                        f"{args.rounds} interleaved rounds)"
                     )
         prompt = med["ours"]["uboot_prompt"]
         if prompt:
             print(
-                f"boot_uboot_prompt: ours {prompt:.2f} s, peer none (DESIGN prototype 0.7-1.2 s, reference only)"
+                f"# boot_uboot_prompt: ours {prompt:.2f} s, no peer (DESIGN prototype 0.7-1.2 s, "
+                "reference only)"
             )
         return 0
     finally:

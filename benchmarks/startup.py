@@ -57,16 +57,17 @@ def main() -> int:
             times[name].append(_once(argv))
     med = {name: statistics.median(values) * 1000 for name, values in times.items()}
     print(f"# median of {args.runs} interleaved runs ({env_note})")
+    if len(commands) == 1:
+        print("startup_help: not measured: no peer installed (pip install -e '.[bench]')")
+        return 1
     for name in commands:
         if name == "routerkit":
             continue
         ratio = med["routerkit"] / med[name]
         print(
             f"startup_help: ours {med['routerkit']:.0f} ms, peer({name}) {med[name]:.0f} ms, "
-            f"ratio {ratio:.2f}"
+            f"ratio {ratio:.2f} (ours/peer, lower is better)"
         )
-    if len(commands) == 1:
-        print(f"startup_help: ours {med['routerkit']:.0f} ms, peer none installed, ratio n/a")
     return 0
 
 

@@ -62,10 +62,13 @@ def main() -> None:
     peer = SIZE / statistics.median(times["qemu"]) / 1e6
     old = SIZE / statistics.median(times["ours-w8"]) / 1e6
     print(
-        f"tftp 8 MiB into U-Boot, window {window} (MB/s): ours {ours:.2f}, peer {peer:.2f}, ratio {ours / peer:.2f}"
+        f"tftp_8mib_into_uboot: ours {ours:.2f} MB/s, peer(QEMU's TFTP server) {peer:.2f} MB/s, "
+        f"ratio {ours / peer:.2f} (ours/peer, higher is better; ours with window {window}, QEMU's "
+        "takes no window)"
     )
     print(
-        f"tftp 8 MiB, ours with window 8 vs QEMU (MB/s): ours {old:.2f}, peer {peer:.2f}, ratio {old / peer:.2f}"
+        f"tftp_8mib_window8: ours {old:.2f} MB/s, peer(QEMU's TFTP server) {peer:.2f} MB/s, "
+        f"ratio {old / peer:.2f} (ours/peer, higher is better; ours with the old window of 8)"
     )
 
 
