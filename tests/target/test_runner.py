@@ -236,3 +236,14 @@ def test_the_shell_helper_is_typed_once_and_again_after_a_reboot(board: Board) -
     assert shell.run("touch /tmp/x", idempotent=False).ok  # it never ran, so it may be typed again
     assert fake.lines.count(HELPER) == 2
     assert fake.ran == ["true", "true", "touch /tmp/x"]
+
+
+def test_enter_taken_sees_the_newline_and_consumes_nothing(board: Board) -> None:
+    transport = FakeTransport()
+    uboot = UBoot(Console(transport, name="fake"), board)
+    assert not uboot.enter_taken(wait=0.1)  # nothing came back: the Enter was lost
+    transport.feed(b"version")
+    assert not uboot.enter_taken(wait=0.1)  # an echo, but no newline yet
+    transport.feed(b"\r\nU-Boot 2023.01", delay=0.05)
+    assert uboot.enter_taken(wait=5.0)
+    assert uboot.console.pending_text.startswith("version\n")  # left for the answer's parser
