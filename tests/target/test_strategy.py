@@ -98,3 +98,32 @@ def test_without_power_control_a_silent_board_is_a_clear_failure(tmp_path: Path)
     with pytest.raises(DeviceTimeout):
         strategy.transition(Status.UBOOT)
     assert strategy.status is Status.BROKEN
+
+
+def test_fresh_transitions_boot_anew_from_linux_and_from_uboot(tmp_path: Path) -> None:
+    """``fresh=True``: a new boot whatever runs (``reboot`` at a shell, ``reset`` at U-Boot),
+    stopping at U-Boot when that is what was asked (the in-memory board of the flash tests)."""
+    from toolkit.boards import load_board
+    from toolkit.record import Journal
+    from toolkit.targets import Target
+    from toolkit.testing import dropbear
+    from toolkit.testing.fake_board import FakeBoard
+
+    target = Target(name="dev", board="es-virt", serial_url="fake://dev")
+    board = FakeBoard(bootdelay=0.5)
+    board.install("A", dropbear.make_image("1.0.0", tmp_path / "x.img").read_bytes())
+    journal = Journal.create("flash", board="es-virt", target="dev")
+    with board.console(target, journal) as console:
+        strategy = Strategy.attached(
+            console, load_board("es-virt"), board.power(target), status=Status.OFF
+        )
+        strategy.transition(Status.LINUX)
+        assert strategy.history[-1].how == "boot" and board.power_cycles == 1
+        boots = len(board.boots)
+        strategy.transition(Status.LINUX, fresh=True)
+        assert len(board.boots) == boots + 1 and strategy.history[-1].how == "reboot"
+        strategy.transition(Status.UBOOT, fresh=True)
+        assert strategy.status is Status.UBOOT and len(board.boots) == boots + 1
+        strategy.transition(Status.LINUX, fresh=True)
+        assert len(board.boots) == boots + 2 and strategy.history[-1].how == "reset"
+        assert strategy.shell().check("cat /etc/firmware-version").strip() == "1.0.0"

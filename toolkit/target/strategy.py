@@ -193,7 +193,7 @@ class Strategy:
         start = time.monotonic()
         self._timeout = timeout
         try:
-            how = self._restart() if fresh and wanted is not Status.OFF else self._go(wanted)
+            how = self._restart(wanted) if fresh and wanted is not Status.OFF else self._go(wanted)
         except BaseException as exc:
             reason = f"{source.value} → {wanted.value} failed: {exc}"
             if isinstance(exc, KeyboardInterrupt):
@@ -298,8 +298,8 @@ class Strategy:
         self.mark("ssh_ready")
         return how
 
-    def _restart(self) -> str:
-        """A fresh boot into Linux, whatever runs now (``fresh=True``)."""
+    def _restart(self, wanted: Status) -> str:
+        """A fresh boot up to ``wanted``, whatever runs now (``fresh=True``)."""
         if self.status is Status.UBOOT and self._uboot_answers():
             UBoot(self.console, self.board).reset()
             how = "reset"
@@ -311,7 +311,10 @@ class Strategy:
             how = "power-cycle"
         self.status = Status.POWERED
         self._interrupt()
-        self._boot()
+        if wanted is not Status.UBOOT:
+            self._boot()
+        if wanted is Status.SSH:
+            self._to_ssh()
         return how
 
     # --- building blocks ---------------------------------------------------------------------

@@ -284,6 +284,10 @@ class FakeBoard:
     def power_cycle(self) -> None:
         """Power-on (or ``reset``): U-Boot starts its countdown again; RAM and Linux are gone."""
         self.power_cycles += 1
+        self.restart()
+
+    def restart(self) -> None:
+        """A restart from the first stage (``reset``, ``reboot``, power-on)."""
         self.shell = None
         self.running_slot = None
         self.uboot = _BoardUBoot(
@@ -422,6 +426,9 @@ class FakeBoard:
         argv = shlex.split(cmd)
         if argv == ["/sbin/fwinfo"]:
             return json.dumps(self.fwinfo()) + "\n", 0
+        if argv == ["reboot"]:
+            self.restart()  # Linux is gone; U-Boot counts down again
+            return "", 0
         if argv == ["cat", "/etc/firmware-version"]:
             return f"{self.fwinfo()['version']}\n", 0
         if argv[:2] == ["rk-settings", "hostkey"]:
