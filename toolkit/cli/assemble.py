@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.cli._app import App, emit, get_app, output_options
 from toolkit.errors import CheckFailed, ConsentRequired, Interrupted, PhotoError
 
@@ -207,7 +208,10 @@ class TerminalPrompter:
 
 @click.command()
 @click.option(
-    "--board", default="es-virt", show_default=True, help="Board to assemble (its guide is used)."
+    "--board",
+    default=DEFAULT_BOARD,
+    show_default=True,
+    help="Board to assemble (its guide is used).",
 )
 @click.option("--resume", is_flag=True, help="Continue the last unfinished assembly of this board.")
 @click.option("--session", "session_id", help="Continue this session id (implies --resume).")

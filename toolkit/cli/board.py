@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.cli._app import App, emit, output_options
 from toolkit.errors import ConfigError
 
@@ -74,7 +75,7 @@ def list_() -> None:
 @click.option(
     "--from",
     "source",
-    default="es-virt",
+    default=DEFAULT_BOARD,
     show_default=True,
     metavar="BOARD",
     help="The board whose profile to start from.",

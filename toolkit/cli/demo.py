@@ -29,6 +29,7 @@ from typing import Any
 
 import click
 
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.cli._app import get_app, output_options
 from toolkit.errors import RouterkitError
 
@@ -235,7 +236,7 @@ def _journey(tour: Tour, work: Path) -> None:
             "Assemble it, step by step, with photos",
             "assemble",
             "--board",
-            "es-virt",
+            DEFAULT_BOARD,
             "--non-interactive",
             "--answers",
             str(answers),

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.cli._app import App, emit, get_app, output_options
 
 
 @click.command()
 @click.option("--version", "version", required=True, help="Firmware version to build, e.g. 1.1.0.")
-@click.option("--board", "-b", default="es-virt", show_default=True, help="Board profile id.")
+@click.option("--board", "-b", default=DEFAULT_BOARD, show_default=True, help="Board profile id.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -109,7 +110,7 @@ def build(
     show_default=True,
     help="Firmware version for slot A (and slot B unless --slot-b).",
 )
-@click.option("--board", "-b", default="es-virt", show_default=True, help="Board profile id.")
+@click.option("--board", "-b", default=DEFAULT_BOARD, show_default=True, help="Board profile id.")
 @click.option(
     "--slot-b",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.cli._app import App, emit, output_options
 from toolkit.errors import GuideError
 
@@ -54,7 +55,7 @@ def lint(target: Path | None) -> None:
 
 
 @guide.command("show")
-@click.option("--board", default="es-virt", show_default=True)
+@click.option("--board", default=DEFAULT_BOARD, show_default=True)
 @output_options
 def show(board: str) -> None:
     """Show a board's guide: tools, parts with quantities, steps, photos and checks."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.cli._app import App, emit, get_app, output_options
 
 NAME_OPTION = click.option(
@@ -61,7 +62,7 @@ def _emit_state(state: Any, **extra: Any) -> None:
 
 @sample.command("up")
 @NAME_OPTION
-@click.option("--board", default="es-virt", show_default=True, help="Board profile to emulate.")
+@click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Board profile to emulate.")
 @click.option(
     "--disk", type=click.Path(dir_okay=False, exists=True),
     help="Boot a copy of this disk image (the file is never modified).",

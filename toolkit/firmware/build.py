@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import paths, resources
-from toolkit.boards import Board, load_board
+from toolkit.boards import DEFAULT_BOARD, Board, load_board
 from toolkit.errors import BuildError
 from toolkit.events import NullReporter, Reporter, step
 from toolkit.firmware import fit as fitmod
@@ -229,7 +229,7 @@ def _device_keys(signer: Any, extra: tuple[Path, ...]) -> tuple[tuple[str, bytes
 
 def build_image(
     version: str,
-    board: str | Board = "es-virt",
+    board: str | Board = DEFAULT_BOARD,
     *,
     out: Path | None = None,
     key: str | Path | None = None,

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from toolkit.boards import Board, load_board
+from toolkit.boards import DEFAULT_BOARD, Board, load_board
 from toolkit.errors import DeviceError, RouterkitError, SampleError
 from toolkit.events import NullReporter, Reporter, step
 from toolkit.record import Journal, utcnow
@@ -34,7 +34,7 @@ _START_ATTEMPTS = 4
 
 def up(
     name: str = "default",
-    board: str = "es-virt",
+    board: str = DEFAULT_BOARD,
     disk: str | Path | None = None,
     serial: str = "socket",
     wait: str = "ssh",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import resources
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.errors import ToolMissingError
 
 SLOT_BYTES = 32 * 1024 * 1024
@@ -81,7 +82,7 @@ class LoopbackDevice:
         workdir: Path,
         client_pubkey: Path | str,
         *,
-        board: str = "es-virt",
+        board: str = DEFAULT_BOARD,
         version: str = "0.0.0",
         sysupgrade: bool = True,
         tmp_kib: int | None = None,
@@ -442,7 +443,7 @@ def make_image(
     version: str,
     out: Path,
     *,
-    board: str = "es-virt",
+    board: str = DEFAULT_BOARD,
     payload_bytes: int = 256 * 1024,
     seed: str | None = None,
 ) -> Path:

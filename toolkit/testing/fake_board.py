@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.boards import Board, load_board
+from toolkit.boards import DEFAULT_BOARD, Board, load_board
 from toolkit.protocol import xymodem
 from toolkit.protocol.console import Console
 from toolkit.target.power import Power
@@ -188,7 +188,7 @@ class FakeBoard:
 
     def __init__(
         self,
-        board: str = "es-virt",
+        board: str = DEFAULT_BOARD,
         *,
         bootdelay: float = 1.0,
         host_key: str | None = None,

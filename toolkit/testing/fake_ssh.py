@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.boards import DEFAULT_BOARD
 from toolkit.errors import (
     HostUnreachableError,
     SSHError,
@@ -88,7 +89,7 @@ class FakeSSHDevice:
     def __init__(
         self,
         *,
-        board: str = "es-virt",
+        board: str = DEFAULT_BOARD,
         version: str = "1.0.0",
         running_slot: str = "A",
         tmp_free_kib: int = 64 * 1024,
