@@ -247,3 +247,20 @@ def test_enter_taken_sees_the_newline_and_consumes_nothing(board: Board) -> None
     transport.feed(b"\r\nU-Boot 2023.01", delay=0.05)
     assert uboot.enter_taken(wait=5.0)
     assert uboot.console.pending_text.startswith("version\n")  # left for the answer's parser
+
+
+def test_the_helper_stays_with_the_shell_not_with_each_shell_object(board: Board) -> None:
+    from toolkit.target.shell import HELPER
+
+    fake = FakeShell(commands={"true": ("", 0)})
+    console = Console(fake, name="fake")
+    # The strategy hands out a new LinuxShell per request (every HIL test's fixture).
+    for _ in range(3):
+        assert LinuxShell(console, board).run("true").ok
+    assert fake.lines.count(HELPER) == 1
+    fake.forget()  # the device rebooted behind our back: its new shell has no helper
+    assert LinuxShell(console, board).run("true").ok
+    assert fake.lines.count(HELPER) == 2
+    assert fake.ran == ["true"] * 4
+    other = Console(FakeShell(commands={"true": ("", 0)}), name="another")
+    assert LinuxShell(other, board).run("true").ok  # another console types its own

@@ -32,6 +32,7 @@ import re
 import secrets
 import shlex
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,11 @@ from toolkit.target.runner import Corrupted, Frame, Runner
 #: The kernel's own first words on the console (besides the board's ``kernel_banner``).
 _KERNEL_MESSAGES = ("Booting Linux on physical CPU", "Linux version ")
 _SYNC_RETRY = 5.0  # seconds a sync line may take before it is typed again during a boot
+#: Consoles whose running shell has the helper. The strategy hands out a new LinuxShell for
+#: every request (each HIL test's fixture), and typing the helper again each time cost ~50 ms a
+#: test; it is the shell on the console that holds it. A boot watched here forgets it, and a
+#: shell that lost it anyway answers "rk_: not found" and gets it again (see did_not_run).
+_HELPER_TYPED: weakref.WeakKeyDictionary[Console, bool] = weakref.WeakKeyDictionary()
 _JSON_READS = 3
 #: A long answer that does not come through whole in this many tries is read in pieces ...
 _WHOLE_TRIES = 3
@@ -75,7 +81,7 @@ class LinuxShell(Runner):
         self.kernel_started = re.compile(
             "|".join(re.escape(m) for m in (self.kernel_banner, *_KERNEL_MESSAGES))
         )
-        self._helper = False  # typed into this shell yet?
+        self._helper = _HELPER_TYPED.get(console, False)  # typed into this shell yet?
 
     # --- getting to the shell -------------------------------------------------------------
 
@@ -89,6 +95,7 @@ class LinuxShell(Runner):
         # `` ends in ``# `` whenever a read happens to stop right there. Nothing is typed before
         the prompt: keys pressed during the boot would be echoed into the shell's first line.
         """
+        self._forget_helper()  # a new shell is coming
         deadline = time.monotonic() + (self.boot_timeout if timeout is None else timeout)
         self.console.expect(self.kernel_started, timeout=max(0.1, deadline - time.monotonic()))
         if on_kernel is not None:
@@ -110,6 +117,7 @@ class LinuxShell(Runner):
         limit = self.boot_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         patience = _SYNC_RETRY
+        self._forget_helper()  # perhaps a new shell
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -152,6 +160,7 @@ class LinuxShell(Runner):
     def reboot(self) -> None:
         """``reboot``, echo-checked; returns as soon as Enter is pressed."""
         self.enter("reboot")
+        self._forget_helper()
 
     # --- the runner's framing ------------------------------------------------------------------
 
@@ -162,7 +171,7 @@ class LinuxShell(Runner):
         for _ in range(self.attempts):
             self.enter(HELPER)
             if self.wait_prompt(3.0) is not None:
-                self._helper = True
+                self._helper = _HELPER_TYPED[self.console] = True
                 return
             self.recover()
         raise DeviceTimeout(
@@ -173,9 +182,13 @@ class LinuxShell(Runner):
 
     def did_not_run(self, text: str) -> bool:
         if "rk_: not found" in text:
-            self._helper = False  # a new shell since: type the helper again, then the command
+            self._forget_helper()  # a new shell since: type the helper again, then the command
             return True
         return False
+
+    def _forget_helper(self) -> None:
+        self._helper = False
+        _HELPER_TYPED.pop(self.console, None)
 
     def frame(self, cmd: str, nonce: str) -> Frame:
         line = f"rk_ {nonce} {shlex.quote(cmd)}"
