@@ -36,18 +36,51 @@ from toolkit import sample  # noqa: E402
 from toolkit.hil.session import HilSession, TargetSpec  # noqa: E402
 
 
-def _median_ms(fn: Callable[[], Any], rounds: int) -> tuple[float, float]:
-    """(median ms of ``fn``, median ms of its fixture part) — ``fn`` returns the fixture time."""
+def _rounds(fn: Callable[[], Any], rounds: int) -> tuple[list[float], list[float]]:
+    """(ms of each run of ``fn``, ms of its fixture part): ``fn`` returns the fixture seconds."""
     totals, setups = [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
         setup = fn()
         totals.append((time.perf_counter() - t0) * 1000)
         setups.append(setup * 1000)
-    return statistics.median(totals), statistics.median(setups)
+    return totals, setups
 
 
-def ours(name: str, workdir: Path, rounds: int) -> dict[str, tuple[float, float]]:
+#: The runner's phases of one framed command, timed in ours (see :func:`instrument`).
+PHASES = {"type_checked": "type + echo check", "enter_taken": "Enter echo", "_answer": "answer"}
+
+
+def instrument() -> dict[str, list[float]]:
+    """Time the phases of every command our runner runs in this process (ms per call)."""
+    from toolkit.target.runner import Runner
+
+    spent: dict[str, list[float]] = {}
+    for method, label in PHASES.items():
+        original = getattr(Runner, method)
+
+        def timed(self: Any, *args: Any, _original: Any = original, _label: str = label) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _original(self, *args)
+            finally:
+                spent.setdefault(_label, []).append((time.perf_counter() - t0) * 1000)
+
+        setattr(Runner, method, timed)
+    return spent
+
+
+Runs = dict[str, tuple[list[float], list[float]]]
+
+
+def ours(
+    name: str,
+    workdir: Path,
+    rounds: int,
+    spent: dict[str, list[float]],
+    phases: dict[str, dict[str, list[float]]],
+) -> Runs:
+    """``spent``: what :func:`instrument` collects; each state's share goes to ``phases``."""
     hil = HilSession(TargetSpec("sample", name, name), workdir)
     try:
         hil.ensure().uboot()  # warm-up: find the prompt (or power-cycle to it)
@@ -59,7 +92,10 @@ def ours(name: str, workdir: Path, rounds: int) -> dict[str, tuple[float, float]
             uboot.run("true")
             return setup
 
-        uboot = _median_ms(uboot_test, rounds)
+        spent.clear()
+        uboot = _rounds(uboot_test, rounds)
+        for label, values in spent.items():
+            phases.setdefault("uboot", {}).setdefault(label, []).extend(values)
         hil.ensure().shell()  # warm-up: boot Linux
 
         def shell_test() -> float:
@@ -69,7 +105,10 @@ def ours(name: str, workdir: Path, rounds: int) -> dict[str, tuple[float, float]
             shell.run("true")
             return setup
 
-        shell = _median_ms(shell_test, rounds)
+        spent.clear()
+        shell = _rounds(shell_test, rounds)
+        for label, values in spent.items():
+            phases.setdefault("shell", {}).setdefault(label, []).extend(values)
     finally:
         hil.close()
     return {"uboot": uboot, "shell": shell}
@@ -103,7 +142,7 @@ targets:
 """
 
 
-def peer(name: str, port: int, workdir: Path, rounds: int) -> dict[str, tuple[float, float]]:
+def peer(name: str, port: int, workdir: Path, rounds: int) -> Runs:
     from labgrid import Environment
 
     config = workdir / "labgrid-env.yaml"
@@ -123,7 +162,7 @@ def peer(name: str, port: int, workdir: Path, rounds: int) -> dict[str, tuple[fl
             driver.run_check("true")
             return setup
 
-        uboot = _median_ms(uboot_test, rounds)
+        uboot = _rounds(uboot_test, rounds)
         strategy.transition("shell")  # warm-up: boot Linux
 
         def shell_test() -> float:
@@ -134,7 +173,7 @@ def peer(name: str, port: int, workdir: Path, rounds: int) -> dict[str, tuple[fl
             driver.run_check("true")
             return setup
 
-        shell = _median_ms(shell_test, rounds)
+        shell = _rounds(shell_test, rounds)
     finally:
         target.deactivate_all_drivers()
     return {"uboot": uboot, "shell": shell}
@@ -143,29 +182,55 @@ def peer(name: str, port: int, workdir: Path, rounds: int) -> dict[str, tuple[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--blocks", type=int, default=3, help="ours/labgrid turns")
     args = parser.parse_args()
+    per_block = max(1, args.rounds // args.blocks)
+    mine: dict[str, tuple[list[float], list[float]]] = {}
+    theirs: dict[str, tuple[list[float], list[float]]] = {}
+    phases: dict[str, dict[str, list[float]]] = {}
+    spent = instrument()
     with tempfile.TemporaryDirectory(prefix="rk-bench-hil-") as tmp:
         workdir = Path(tmp)
         os.environ["ROUTERKIT_DATA"] = str(workdir / "data")  # the sample's state stays here
         name = f"bench-hil-{os.getpid()}"
         state = sample.up(name=name, wait="uboot")
         try:
-            mine = ours(name, workdir / "ours", args.rounds)
-            theirs = peer(name, state.serial_port, workdir, args.rounds)
+            # In turns (the console takes one client at a time, so each side holds it for a
+            # block of rounds, after its own untimed warm-up): load drift hits both alike.
+            for block in range(args.blocks):
+                got = ours(name, workdir / f"ours{block}", per_block, spent, phases)
+                for key, (totals, setups) in got.items():
+                    mine.setdefault(key, ([], []))[0].extend(totals)
+                    mine[key][1].extend(setups)
+                got = peer(name, state.serial_port, workdir, per_block)
+                for key, (totals, setups) in got.items():
+                    theirs.setdefault(key, ([], []))[0].extend(totals)
+                    theirs[key][1].extend(setups)
         finally:
             sample.down(name)
+    n = per_block * args.blocks
     for state_name in ("uboot", "shell"):
-        (o_total, o_setup), (p_total, p_setup) = mine[state_name], theirs[state_name]
+        o_total, o_setup = (statistics.median(x) for x in mine[state_name])
+        p_total, p_setup = (statistics.median(x) for x in theirs[state_name])
         suffix = "" if state_name == "uboot" else "_shell"
         print(
             f"hil_fixture_overhead{suffix}: ours {o_total:.1f} ms, peer(labgrid) {p_total:.1f} ms, "
             f"ratio {o_total / p_total:.2f} (ours/peer, lower is better; fixture + first command, "
-            f"median of {args.rounds} rounds each)"
+            f"median of {n} rounds each in {args.blocks} interleaved blocks)"
         )
         print(
             f"hil_fixture_setup_only{suffix}: ours {o_setup:.2f} ms, peer(labgrid) {p_setup:.3f} ms, "
-            f"ratio {o_setup / max(p_setup, 1e-6):.0f} (ours/peer, lower is better; ours proves the state "
-            "with one round trip, labgrid re-checks nothing when it believes the state)"
+            f"ratio {o_setup / max(p_setup, 1e-6):.0f} (ours/peer, lower is better; ours proves the "
+            "state with one round trip, labgrid re-checks nothing when it believes the state)"
+        )
+        medians = {label: statistics.median(v) for label, v in phases.get(state_name, {}).items()}
+        print(
+            f"# hil_profile{suffix} (ms, medians): ours: state check {o_setup:.1f}, "
+            + ", ".join(
+                f"{label} {medians[label]:.1f}" for label in PHASES.values() if label in medians
+            )
+            + f"; labgrid: {p_total - p_setup:.1f} for its command (one line, read to its marker), "
+            f"{p_setup:.3f} for its fixture"
         )
 
 
