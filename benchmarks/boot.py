@@ -37,8 +37,9 @@ from toolkit import sample  # noqa: E402
 from toolkit.boards import Board, load_board  # noqa: E402
 from toolkit.protocol.console import Console  # noqa: E402
 from toolkit.sample import qemu  # noqa: E402
-from toolkit.sample.watch import connect, wait_ssh_banner  # noqa: E402
+from toolkit.sample.watch import connect  # noqa: E402
 from toolkit.target.shell import LinuxShell  # noqa: E402
+from toolkit.target.strategy import wait_ssh_banner  # noqa: E402
 
 STAGES = ("uboot_banner", "uboot_prompt", "kernel_start", "linux_shell", "ssh_ready")
 
