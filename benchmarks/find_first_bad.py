@@ -10,7 +10,8 @@ version check, then the command) and start from the same state (the good build f
   one from the good end until the command fails.
 
 Printed: flashes and wall time of each. ``ROUTERKIT_BISECT_BREAK`` picks the break (1..11,
-default 8: the ninth nightly).
+default 8: the ninth nightly), ``ROUTERKIT_BISECT_VIA=serial`` flashes over the console (TFTP,
+delta) instead of SSH, ``ROUTERKIT_BENCH_QUICK=1`` runs the bisect only.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def main() -> None:
                 sys.executable,
                 str(ROOT / "tests" / "journeys" / "bisect" / "check_feature.py"),
             ],
-            via="ssh",
+            via=os.environ.get("ROUTERKIT_BISECT_VIA", "ssh"),
             url=url,
             root=tmp / "repo" / "metadata" / "1.root.json",
             timeout=240,
@@ -93,6 +94,10 @@ def main() -> None:
                 f"bisect: named {ours.first_bad}, the break is {VERSIONS[broken_from]}"
             )
 
+        label = f"bisect_{N}_nightlies_break_{broken_from + 1}_{bench.via}"
+        if os.environ.get("ROUTERKIT_BENCH_QUICK") == "1":
+            print(f"{label}: ours {ours.flashes} flashes, {ours_s:.1f} s (peer not run: quick)")
+            return
         bench.install(good, setup, NullReporter())
         journal = Journal.create("bench", board=target.board)
         start = time.monotonic()
@@ -104,7 +109,6 @@ def main() -> None:
             if bench.test(build, journal, journal.files_dir / f"{version}.log") != 0:
                 break
         peer_s = time.monotonic() - start
-        label = f"bisect_{N}_nightlies_break_{broken_from + 1}"
         print(
             f"{label} flashes: ours {ours.flashes}, peer {peer_flashes}, ratio "
             f"{ours.flashes / peer_flashes:.3f} (ours/peer, lower is better; peer = one by one)"
