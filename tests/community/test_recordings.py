@@ -176,3 +176,13 @@ def test_a_bug_report_attaches_the_sessions_recording_redacted() -> None:
     leaked = [name for name, (_, secret) in CANARIES.items() if secret.encode() in casts[0].data]
     assert leaked == []
     assert PLANTED.split("\n")[1].encode() in (journal.files_dir / "console.log").read_bytes()
+
+
+def test_a_transcript_named_like_a_recording_does_not_share_its_file(tmp_path: Path) -> None:
+    fake = FakeTransport()
+    console = Console(fake, transcript_path=tmp_path / "odd.cast")  # type: ignore[arg-type]
+    fake.feed(b"hello\r\n")
+    console.flush_input(quiet=0.01, timeout=0.5)
+    console.close()
+    assert (tmp_path / "odd.cast").read_bytes() == b"hello\r\n"
+    assert asciicast.read(tmp_path / "odd.cast.cast").output() == "hello\r\n"

@@ -159,6 +159,8 @@ class Console:
             self._log = open(fd, "ab")  # noqa: SIM115 - closed by close()
         if recording_path is None and transcript_path is not None:
             recording_path = transcript_path.with_suffix(".cast")
+            if recording_path == transcript_path:  # a transcript named *.cast: never one file
+                recording_path = transcript_path.with_name(transcript_path.name + ".cast")
         self.recording_path = recording_path
         self._cast: CastWriter | None = None
         if recording_path is not None:
