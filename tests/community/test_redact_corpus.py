@@ -49,11 +49,13 @@ class Figures:
         )
 
 
-def redact_corpus() -> tuple[Figures, dict[str, str]]:
+def redact_corpus(newline: str = "\n") -> tuple[Figures, dict[str, str]]:
+    """Redact every corpus file, its lines ended by ``newline`` (a console, or a config saved
+    on Windows, ends them in CRLF)."""
     figures, outputs = Figures(), {}
     for name, spec in MANIFEST.items():
         r = Redactor(SALT)
-        out = r.text((CORPUS / name).read_text(encoding="utf-8"))
+        out = r.text((CORPUS / name).read_text(encoding="utf-8").replace("\n", newline))
         outputs[name] = out
         figures.files += 1
         figures.rule_hits.update(r.counts)
@@ -88,6 +90,15 @@ def test_nothing_planted_survives_and_harmless_text_does() -> None:
     assert figures.planted >= 150 and len(figures.kinds) >= 15
     assert figures.survivors == []
     assert figures.harmless_lost == []
+
+
+def test_nothing_planted_survives_with_crlf_line_ends_either() -> None:
+    """Consoles and Windows editors end lines in CRLF: a rule anchored at the end of a line
+    must not miss a value followed by a CR (UCI ``option key '…'\\r`` once did)."""
+    figures, outputs = redact_corpus("\r\n")
+    assert figures.survivors == []
+    assert figures.harmless_lost == []
+    assert all("\r\n" in out for out in outputs.values() if out.strip())  # line ends kept
 
 
 @pytest.mark.parametrize("kind", sorted({k for spec in MANIFEST.values() for k in spec["secrets"]}))  # type: ignore[attr-defined]

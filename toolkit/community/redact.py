@@ -167,7 +167,7 @@ def _family(
         Rule(
             kind,
             re.compile(
-                rf"(?P<name>\b(?:option|list)[ \t]+(?:{uci})[ \t]+)(?P<q>['\"]?)(?P<value>[^'\"\n]*?)(?P=q)(?=[ \t]*$)",
+                rf"(?P<name>\b(?:option|list)[ \t]+(?:{uci})[ \t]+)(?P<q>['\"]?)(?P<value>[^'\"\n]*?)(?P=q)(?=[ \t\r]*$)",
                 re.M | re.I,
             ),
             action,
@@ -185,7 +185,7 @@ def _family(
         Rule(
             kind,
             re.compile(
-                rf"^(?P<name>[ \t]*(?:[\w.@\[\]-]*?[._-])?(?:{names})(?:_x|\d)?[ \t]*(?:=|＝)[ \t]*)(?![\"'])(?P<value>(?:(?!&[\w.-]+=)[^\n])*?)[ \t]*$",
+                rf"^(?P<name>[ \t]*(?:[\w.@\[\]-]*?[._-])?(?:{names})(?:_x|\d)?[ \t]*(?:=|＝)[ \t]*)(?![\"'])(?P<value>(?:(?!&[\w.-]+=)[^\n])*?)[ \t\r]*$",
                 re.M | re.I,
             ),
             action,
@@ -284,7 +284,7 @@ def _ppp_secrets(m: re.Match[str], r: Redactor) -> str:
 def _dhcp_sections(m: re.Match[str], r: Redactor) -> str:
     """``config host`` / ``config domain`` in /etc/config/dhcp: ``option name`` is a client's name."""
     return re.sub(
-        r"(?P<name>\boption[ \t]+name[ \t]+)(?P<q>['\"]?)(?P<value>[^'\"\n]*?)(?P=q)(?=[ \t]*$)",
+        r"(?P<name>\boption[ \t]+name[ \t]+)(?P<q>['\"]?)(?P<value>[^'\"\n]*?)(?P=q)(?=[ \t\r]*$)",
         lambda n: _HOST(n, r),
         m.group(0),
         flags=re.M,
@@ -345,7 +345,7 @@ RULES: list[Rule] = [
         "dhcp_lease",
         re.compile(
             rf"^(?P<ts>\d{{9,11}})[ \t]+(?P<mac>{_HEX2}(?::{_HEX2}){{5}})[ \t]+(?P<ip>[0-9A-Fa-f.:]+)[ \t]+"
-            r"(?P<host>\S+)[ \t]+(?P<cid>\S+)[ \t]*$",
+            r"(?P<host>\S+)[ \t]+(?P<cid>\S+)[ \t\r]*$",
             re.M,
         ),
         _lease,
@@ -354,7 +354,7 @@ RULES: list[Rule] = [
         "dhcp_lease",
         re.compile(
             rf"(?P<name>\bDHCP[A-Z]+\([\w.-]+\)[ \t]+(?:[\d.]+[ \t]+)?{_HEX2}(?::{_HEX2}){{5}}[ \t]+)"
-            r"(?P<value>[^\s*][^\s]*)[ \t]*$",
+            r"(?P<value>[^\s*][^\s]*)[ \t\r]*$",
             re.M,
         ),
         _hashed("host", keep=DEFAULT_HOSTS),
