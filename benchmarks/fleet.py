@@ -77,8 +77,12 @@ def main() -> None:
             return path
 
         one_lab, all_lab = lab(range(1), tmp / "one.toml"), lab(range(N), tmp / "all.toml")
-        ones, eights, cpu, cpu1 = [], [], [], []
+        ones, eights, cpu, cpu1, idle = [], [], [], [], []
         for _ in range(PAIRS):
+            # What the rest of the machine takes while we do nothing (one second).
+            c0, t0 = _cpu(), time.monotonic()
+            time.sleep(1.0)
+            idle.append((_cpu()[2] - c0[2]) / (time.monotonic() - t0))
             c0 = _cpu()
             t0 = time.monotonic()
             r1 = flash_fleet(new, one_lab, parallel=1, force=True)
@@ -106,12 +110,13 @@ def main() -> None:
         floor = (me + kids) / cores
         others = max(0.0, busy - me - kids)
         print(
-            f"fleet_{N}_vs_1_profile: one target: routerkit {me1:.2f} CPU-s, its device "
+            f"# fleet_{N}_vs_1_profile: one target: routerkit {me1:.2f} CPU-s, its device "
             f"~{kids1:.2f} CPU-s in {wall1:.2f} s; {N} targets: routerkit {me:.2f} CPU-s, the "
             f"devices ~{kids:.2f} CPU-s (reaped dropbears) -> at least {floor:.2f} s on "
             f"{cores} cores even with nothing else running (ratio >= {floor / one:.2f}); the "
             f"machine was busy {busy / wall:.2f} of {cores} cores for {wall:.2f} s, "
-            f"{others:.2f} CPU-s of it other processes (the team's tests and QEMU)"
+            f"{others:.2f} CPU-s of it other processes (the team's tests and QEMU; with routerkit "
+            f"idle they kept {statistics.median(idle):.2f} of {cores} cores busy)"
         )
     finally:
         for dev in devices:

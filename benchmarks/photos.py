@@ -188,7 +188,7 @@ def main() -> None:
     shared = ("read", "decode (DCT-scaled)", "upright", "resize", "encode (optimized)")
     total = sum(stages.values())
     print(
-        "photos_profile (ms per photo, one core): "
+        "# photos_profile (ms per photo, one core): "
         + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
         + f"; total {total:.0f}, of which the peer does the same kind of work for "
         f"{sum(stages[k] for k in shared):.0f} (only sha256 and the rebuild are ours alone)"
