@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -37,8 +38,13 @@ def test_serial_verify_reads_fwinfo_again_when_its_answer_was_garbled(
     fake = FakeShell(commands=_answers, garble_output=1)
     shell = LinuxShell(Console(fake, name="fake"), load_board("es-virt"))
 
+    opened: list[Path | None] = []
+
     @contextlib.contextmanager
-    def open_shell(target: Target, timeout: float = 20.0) -> Iterator[LinuxShell]:
+    def open_shell(
+        target: Target, timeout: float = 20.0, *, transcript: Path | None = None
+    ) -> Iterator[LinuxShell]:
+        opened.append(transcript)
         yield shell
 
     monkeypatch.setattr(verify, "open_shell", open_shell)
@@ -48,6 +54,7 @@ def test_serial_verify_reads_fwinfo_again_when_its_answer_was_garbled(
     assert report["ok"], report["problems"]
     assert (report["board"], report["version"]) == ("es-virt", "1.2.0")
     assert fake.ran == [verify.FWINFO, verify.FWINFO, verify.SELFTEST]
+    assert opened == [journal.files_dir / "console.log"]  # recorded into the session
 
 
 def test_host_key_read_over_a_garbled_console_is_read_again() -> None:

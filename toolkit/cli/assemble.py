@@ -301,6 +301,11 @@ def assemble(
         state["journal"] = journal
 
     state: dict[str, Any] = {}
+
+    def _console_log(state: dict[str, Any]) -> Any:
+        journal = state.get("journal")
+        return journal.files_dir / "console.log" if journal is not None else None
+
     try:
         result = run_assembly(
             board,
@@ -309,7 +314,7 @@ def assemble(
             resume=resume or bool(session_id),
             session_id=session_id,
             reporter=app.reporter(),
-            device=lambda: sample_device(sample_name),
+            device=lambda: sample_device(sample_name, transcript=_console_log(state)),
             photos=PhotoOptions(longest_side=photo_size),
             on_session=on_session,
         )

@@ -12,6 +12,7 @@ the reason, instead of an exception.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from toolkit.boards import Board, load_board
@@ -34,8 +35,12 @@ class _TransportLink:
         self.transport.close()
 
 
-def sample_device(name: Any = "default", board: Board | None = None) -> Device:
-    """A Device for the virtual sample ``name`` (a sample name or a ``SampleState``)."""
+def sample_device(
+    name: Any = "default", board: Board | None = None, *, transcript: Path | None = None
+) -> Device:
+    """A Device for the virtual sample ``name`` (a sample name or a ``SampleState``).
+    ``transcript``: where the shell checks' console transcript (and its asciicast recording
+    beside it) is kept, e.g. the assembly session's ``console.log``."""
     from toolkit import sample
 
     shown = getattr(name, "name", name)
@@ -75,7 +80,9 @@ def sample_device(name: Any = "default", board: Board | None = None) -> Device:
                 hint="flash an image first (`routerkit flash`)",
             )
         deadline = time.monotonic() + timeout
-        with Console(open_serial(url), name=f"sample {shown}") as console:
+        with Console(
+            open_serial(url), transcript_path=transcript, name=f"sample {shown}"
+        ) as console:
             # The target's strategy finds the shell wherever the sample is: already at a
             # shell, booting (after an earlier check's reset), or left at U-Boot's prompt.
             strategy = Strategy.attached(console, board, power, name=f"sample {shown}")

@@ -17,6 +17,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ConfigError, DeviceError, DeviceTimeout, VerifyError
@@ -65,7 +66,7 @@ def verify(
         if via == "ssh":
             output, status = _over_ssh(target, ssh, accept_new_hostkey, reporter)
         else:
-            output, status = _over_serial(target)
+            output, status = _over_serial(target, journal.files_dir / "console.log")
         report = build_report(target, via, output, status)
     report["seconds"] = round(time.monotonic() - start, 3)
     journal.append("verify", **report)
@@ -100,12 +101,12 @@ def _over_ssh(
     ), result.exit_status
 
 
-def _over_serial(target: Target) -> tuple[str, int]:
+def _over_serial(target: Target, transcript: Path | None = None) -> tuple[str, int]:
     """fwinfo and selftest, each read as JSON through the shell driver: its answers carry a
     checksum the device computed, so a flipped bit is read again, never reported (a garbled
     answer once made the board look like another one). What is not JSON is passed on as the
     device printed it, for the report to say so."""
-    with open_shell(target) as shell:
+    with open_shell(target, transcript=transcript) as shell:
         fw, fw_ok = _json_answer(shell, FWINFO)
         selftest, selftest_ok = _json_answer(shell, SELFTEST)
     return f"{fw}\n{MARK}\n{selftest}", 0 if fw_ok and selftest_ok else 1
@@ -196,11 +197,18 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def open_shell(target: Target, timeout: float = 20.0, *, boot: bool = True) -> Iterator[LinuxShell]:
+def open_shell(
+    target: Target,
+    timeout: float = 20.0,
+    *,
+    boot: bool = True,
+    transcript: Path | None = None,
+) -> Iterator[LinuxShell]:
     """A root shell on ``target``'s serial console, reached through the target's strategy
     (:mod:`toolkit.target.strategy`): a shell that answers is used as it is; a board found
     sitting in U-Boot is booted when ``boot`` (never power-cycled: verify has no business
-    pressing the button)."""
+    pressing the button). ``transcript``: where the console's transcript (and its asciicast
+    recording beside it) is kept, e.g. the session journal's ``console.log``."""
     from toolkit.boards import load_board
     from toolkit.protocol.console import Console
     from toolkit.target.power import ManualPower
@@ -210,7 +218,7 @@ def open_shell(target: Target, timeout: float = 20.0, *, boot: bool = True) -> I
     if not target.serial_url:
         raise ConfigError(f"target {target.name} has no serial console (serial_url)")
     transport = SerialTransport(target.serial_url)
-    console = Console(transport, name=f"{target.name} console")
+    console = Console(transport, transcript_path=transcript, name=f"{target.name} console")
     try:
         board = load_board(target.board)
         strategy = Strategy.attached(

@@ -12,6 +12,7 @@ import pytest
 from toolkit.hostkeys import HostKeyStore, identity_of
 from toolkit.journeys.flash import FlashOptions, flash
 from toolkit.journeys.verify import verify
+from toolkit.record import Journal
 
 
 @pytest.mark.hil
@@ -43,5 +44,8 @@ def test_ssh_flash_of_the_virtual_sample_end_to_end(tmp_path) -> None:
         assert stored is not None and stored.fingerprint == first.fingerprint  # kept
         over_serial = verify(target, via="serial")
         assert over_serial["version"] == new_version and over_serial["ok"], over_serial["problems"]
+        # the console session is recorded with its timing (asciicast) in the verify's journal
+        recorded = Journal.latest(kind="verify")
+        assert recorded is not None and (recorded.files_dir / "console.cast").stat().st_size > 0
     finally:
         sample.down(state)
