@@ -159,7 +159,7 @@ def main() -> None:
 
 def sample_bench() -> None:
     from toolkit import sample
-    from toolkit.firmware.build import test_client_key
+    from toolkit.identity import identity_path
 
     name = f"bench-ssh-{os.getpid()}"
     try:
@@ -172,7 +172,8 @@ def sample_bench() -> None:
             name=name,
             ssh_host=state.ssh_host,
             ssh_port=state.ssh_port,
-            identity=str(test_client_key()),
+            # The sample lets in the key of whoever flashed it: routerkit's own.
+            identity=str(identity_path()),
         )
         compare("virtual_sample", target, 8 << 20, device_pid=state.pid)
     finally:
