@@ -93,7 +93,7 @@ def _detail(result: dict[str, Any]) -> str:
         )
     if result.get("verified"):
         return str(result["verified"])
-    if "builds" in result:
+    if isinstance(result.get("builds"), list):  # firmware changes (the weekly page counts them)
         yours = sorted({r for b in result["builds"] for r in b.get("yours") or {}})
         return f"{len(result['builds'])} build(s) with notes" + (
             f"; fixes your {', '.join('#' + r for r in yours)}" if yours else ""
