@@ -48,6 +48,10 @@ def raw_arm64_image(vmlinuz: bytes) -> bytes:
     return vmlinuz
 
 
+#: The root description's length is rounded up to this many characters (see its_source).
+DESCRIPTION_STEP = 64
+
+
 def its_source(
     *,
     description: str,
@@ -58,6 +62,11 @@ def its_source(
     signed_by: str | None = None,
 ) -> str:
     """The image tree source for ``mkimage -f`` (paths are relative to its directory).
+
+    The root ``description`` (it names the version) is padded with spaces to a multiple of
+    :data:`DESCRIPTION_STEP` characters: it is the only property before the kernel's data, so
+    a nightly whose version string grows by a character would otherwise shift the whole kernel
+    by a few bytes, and a delta reflash would find nothing the running slot holds in place.
 
     ``signed_by``: the key-name-hint of the FIT key that signs ``conf-1`` (``mkimage -k``
     then needs ``<name>.key`` and ``<name>.crt``); None leaves the configuration unsigned.
@@ -72,10 +81,11 @@ def its_source(
 				sign-images = "kernel", "ramdisk";
 			}};"""
     )
+    padded = description.ljust(-(-max(1, len(description)) // DESCRIPTION_STEP) * DESCRIPTION_STEP)
     return f"""/dts-v1/;
 
 / {{
-	description = "{description}";
+	description = "{padded}";
 	#address-cells = <1>;
 
 	images {{

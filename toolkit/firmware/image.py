@@ -304,9 +304,11 @@ def read_fit(fit: bytes | memoryview) -> FitInfo:
         default = conf_node.string("default")
         for node in conf_node.children:
             configs[node.name] = {k: node.string(k) or "" for k in node.props}
+    description = root.string("description")  # padded to a fixed width by the build
     return FitInfo(
-        root.string("description"), root.u32("timestamp"), tuple(images), configs, default
-    )
+        description.rstrip() if description else description, root.u32("timestamp"),
+        tuple(images), configs, default,
+    )  # fmt: skip
 
 
 _HASHES = {

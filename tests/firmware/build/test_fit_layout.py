@@ -1,0 +1,33 @@
+"""The FIT's layout does not move with the version: a nightly whose version string is longer
+than the last one's keeps its kernel at the same offset, so a delta reflash finds it in place."""
+
+from __future__ import annotations
+
+import os
+
+from toolkit.firmware import fit
+from toolkit.firmware.fdt import parse_fdt
+
+
+def _kernel_offset(version: str, kernel: bytes) -> tuple[int, bytes]:
+    its = fit.its_source(
+        description=f"routerkit es-virt {version}", kernel="k", initramfs="i", load="0x40400000"
+    )
+    blob = fit.make_fit(its, {"k": kernel, "i": os.urandom(1000)}, epoch=1_700_000_000)
+    return blob.index(kernel), blob
+
+
+def test_versions_of_different_lengths_leave_the_kernel_where_it_was() -> None:
+    kernel = os.urandom(64 << 10)
+    offsets = {v: _kernel_offset(v, kernel)[0] for v in ("1.2.0-nightly.9", "1.2.0-nightly.10",
+                                                        "1.10.0", "2.0.0-rc.1+build.20261206")}  # fmt: skip
+    assert len(set(offsets.values())) == 1, offsets
+
+
+def test_the_description_reads_back_without_its_padding() -> None:
+    from toolkit.firmware.image import read_fit
+
+    _, blob = _kernel_offset("1.2.0-nightly.10", os.urandom(4096))
+    stored = parse_fdt(blob).string("description") or ""
+    assert len(stored) % fit.DESCRIPTION_STEP == 0 and stored.rstrip() == stored.strip()
+    assert read_fit(blob).description == "routerkit es-virt 1.2.0-nightly.10"
