@@ -6,8 +6,9 @@ All on one bare U-Boot in QEMU, side by side, 256 KiB random payload, median of 
   * ours: routerkit's YMODEM sender (no wait for U-Boot's late second "C");
   * xmodem: the PyPI `xmodem` package (XMODEM-1K/CRC) into `loadx`;
   * sz: lrzsz `sz --ymodem` behind a relay, timed from the same first "C" as ours;
-then ours and the raw line through the 115200-baud throttling proxy (11,520 B/s), and the
-gzip path's effective rate on a compressible payload as a multiple of the throttled line.
+then ours and the raw line through the 115200-baud throttling proxy (11,520 B/s), with and
+without 16 ms of USB-adapter latency (48 KiB, median of 3, interleaved too), and the gzip
+path's effective rate on a compressible payload (one run) against the throttled line.
 """
 
 from __future__ import annotations
@@ -181,9 +182,27 @@ def main() -> None:
             ub.sock = ub.connect()
             ub.prompt()
             small = data[: 48 << 10]
-            line = raw_rate(ub, 48 << 10)
-            paced = ours_rate(ub, small)
-            paced_saw = ours_rate(ub, small, window=1)
+            plain, usb_latency = Faults(rate=11_520), Faults(rate=11_520, latency=0.016)
+
+            def through(faults: Faults, fn: Callable[[], float]) -> Callable[[], float]:
+                def run() -> float:
+                    proxy.faults = faults
+                    return fn()
+
+                return run
+
+            # A USB-serial adapter adds latency each way (FTDI: up to its 16 ms latency timer):
+            # a stop-and-wait sender pays it twice per 1 KiB block, a window hides it.
+            paced_rates = interleaved({
+                "line": through(plain, lambda: raw_rate(ub, 48 << 10)),
+                "ours": through(plain, lambda: ours_rate(ub, small)),
+                "saw": through(plain, lambda: ours_rate(ub, small, window=1)),
+                "usb": through(usb_latency, lambda: ours_rate(ub, small)),
+                "usb_saw": through(usb_latency, lambda: ours_rate(ub, small, window=1)),
+            }, runs=int(os.environ.get("RUNS", "3")))  # fmt: skip
+            proxy.faults = plain
+            line, paced, paced_saw = paced_rates["line"], paced_rates["ours"], paced_rates["saw"]
+            usb, usb_saw = paced_rates["usb"], paced_rates["usb_saw"]
             print(
                 f"serial ymodem at 115200 baud: ours {paced:.0f} B/s, peer(raw line) {line:.0f} B/s, ratio {paced / line:.2f} (ours/peer, higher is better)"
             )
@@ -194,15 +213,9 @@ def main() -> None:
             print(
                 f"serial ymodem at 115200, window 2 vs stop-and-wait: ours {paced:.0f} B/s, peer {paced_saw:.0f} B/s, ratio {paced / paced_saw:.2f} (ours/peer, higher is better)"
             )
-            # A USB-serial adapter adds latency each way (FTDI: up to its 16 ms latency timer):
-            # a stop-and-wait sender pays it twice per 1 KiB block, a window hides it.
-            proxy.faults = Faults(rate=11_520, latency=0.016)
-            usb = ours_rate(ub, small)
-            usb_saw = ours_rate(ub, small, window=1)
             print(
                 f"serial ymodem at 115200 + 16 ms USB latency, window 2 vs stop-and-wait: ours {usb:.0f} B/s, peer {usb_saw:.0f} B/s, ratio {usb / usb_saw:.2f} (ours/peer, higher is better)"
             )
-            proxy.faults = Faults(rate=11_520)
             text = (b"routerkit compressible firmware block " * 4000)[: 128 << 10]
             packed = gzip.compress(text, mtime=0)
             _start(ub, "loady")
