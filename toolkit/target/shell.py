@@ -4,12 +4,13 @@ Commands run through the one :class:`~toolkit.target.runner.Runner` (echo checke
 Enter). Each shell first gets a small helper function, typed (echo-checked) once::
 
     rk_(){ echo "_rkb_$1";{ eval "$2";}>/tmp/.rk$1 2>&1;r_=$?;cat /tmp/.rk$1;echo;
-    h_=$(sha256sum</tmp/.rk$1);rm -f /tmp/.rk$1;echo "_rk_e_$1_${r_}_${h_%% *}_";}
+    h_=$(sha256sum</tmp/.rk$1);rm -f /tmp/.rk$1;echo "_rk_e_$1_${r_}_${r_}_${h_%% *}_";}
 
 and every command is then the short line ``rk_ N 'CMD'`` (``N`` a fresh random nonce): fewer
 bytes on the line, fewer garbled tries. The helper runs the command in the shell itself (``cd``
 and variables persist), keeps its output (stdout and stderr, as the console showed them before)
-in a file, prints it, and then an end marker with the exit status and the sha256 of the output
+in a file, prints it, and then an end marker with the exit status (twice: it is not in the
+checksum) and the sha256 of the output
 **as the device computed it**. The host hashes what it received; any flipped, lost or doubled
 byte in the output, or in the marker, means the answer is read again (every read is
 idempotent), never believed. ``eval`` keeps a trailing ``# comment``, a ``&`` or a syntax error
@@ -60,7 +61,7 @@ PIECE = 128
 #: for a marker (``$1`` is a nonce only once it runs).
 HELPER = (
     'rk_(){ echo "_rkb_$1";{ eval "$2";}>/tmp/.rk$1 2>&1;r_=$?;cat /tmp/.rk$1;echo;'
-    'h_=$(sha256sum</tmp/.rk$1);rm -f /tmp/.rk$1;echo "_rk_e_$1_${r_}_${h_%% *}_";}'
+    'h_=$(sha256sum</tmp/.rk$1);rm -f /tmp/.rk$1;echo "_rk_e_$1_${r_}_${r_}_${h_%% *}_";}'
 )
 
 
@@ -192,7 +193,7 @@ class LinuxShell(Runner):
 
     def frame(self, cmd: str, nonce: str) -> Frame:
         line = f"rk_ {nonce} {shlex.quote(cmd)}"
-        return Frame(line, re.compile(rf"_rk_e_{nonce}_(\d+)_([0-9a-f]{{64}})_(?=\n)"), nonce)
+        return Frame(line, re.compile(rf"_rk_e_{nonce}_(\d+)_(\d+)_([0-9a-f]{{64}})_(?=\n)"), nonce)
 
     def parse(self, frame: Frame, before: str, end: re.Match[str]) -> CommandResult:
         begin = f"\n_rkb_{frame.nonce}\n"
@@ -200,8 +201,10 @@ class LinuxShell(Runner):
         if at < 0 or not before.endswith("\n"):
             raise Corrupted("no intact begin marker")
         output = before[at + len(begin) : -1]  # the shell's own `echo` added the last newline
-        if hashlib.sha256(output.encode("utf-8", "surrogateescape")).hexdigest() != end.group(2):
+        if hashlib.sha256(output.encode("utf-8", "surrogateescape")).hexdigest() != end.group(3):
             raise Corrupted("the output does not match the checksum the device computed")
+        if end.group(1) != end.group(2):  # the status is not in the checksum: it comes twice
+            raise Corrupted("the two copies of the status differ")
         return CommandResult(int(end.group(1)), output)
 
     # --- commands ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ we actually do is keep sending the interrupt key (and now and then a newline) un
 answers. The prompt is matched at the start of a line because ``crc32`` prints ``==> ``.
 
 Commands run through the one :class:`~toolkit.target.runner.Runner`: the line
-``echo rk-b''eg.N; CMD; echo rk-rc=$?.N`` is typed and its echo checked before Enter; the
+``echo rk-b''eg.N; CMD; echo rk-rc=$?-$?.N`` is typed and its echo checked before Enter; the
 quotes keep the begin marker in the echoed line different from the one printed, and ``$?`` is
 a number only in the output. U-Boot cannot checksum a command's output, so the markers and the
 status are what is checked, and every *read* of device state (``version``, ``printenv``,
@@ -144,14 +144,18 @@ class UBoot(Runner):
     # --- the runner's framing ------------------------------------------------------------------
 
     def frame(self, cmd: str, nonce: str) -> Frame:
-        line = f"echo rk-b''eg.{nonce}; {cmd}; echo rk-rc=$?.{nonce}"
-        return Frame(line, re.compile(rf"rk-rc=(\d+)\.{nonce}(?=\n)"), nonce)
+        # The status is printed twice: one flipped bit must not turn "0" into "1" (a good
+        # write reported as failed) unseen; two copies that differ are a damaged frame.
+        line = f"echo rk-b''eg.{nonce}; {cmd}; echo rk-rc=$?-$?.{nonce}"
+        return Frame(line, re.compile(rf"rk-rc=(\d+)-(\d+)\.{nonce}(?=\n)"), nonce)
 
     def parse(self, frame: Frame, before: str, end: re.Match[str]) -> CommandResult:
         begin = f"\nrk-beg.{frame.nonce}\n"
         at = before.find(begin)
         if at < 0 or before.find(begin, at + 1) >= 0:
             raise Corrupted("no intact begin marker")
+        if end.group(1) != end.group(2):
+            raise Corrupted("the two copies of the status differ")
         # The output's last newline is the one before the end marker's line.
         return CommandResult(int(end.group(1)), before[at + len(begin) :].removesuffix("\n"))
 
