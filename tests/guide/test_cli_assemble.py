@@ -218,3 +218,21 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path) -> 
         assert done.returncode == 0, done.stderr.decode()
     assert kills >= 1
     assert_complete_and_unique(_journal_records(), GUIDE)
+    # ...and nothing of the killed runs lives on (photo workers once waited forever)
+    deadline = time.monotonic() + 10
+    while _running_with(str(answers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _running_with(str(answers)) == []
+
+
+def _running_with(arg: str) -> list[int]:
+    """PIDs of processes whose command line contains ``arg``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if arg.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found

@@ -24,6 +24,7 @@ the DCT, so a 12-megapixel photo meant for a 1600 px upload is never decoded at 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -293,6 +294,19 @@ def _worker(args: tuple[PhotoJob, int, int]) -> ProcessedPhoto | PhotoError:
         return err
 
 
+def _die_with(parent: int) -> None:
+    """Pool worker setup: die with the routerkit that started us. A worker of a routerkit killed
+    with SIGKILL (or a power cut of the laptop's session) otherwise waits forever on its queue."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(0)
+
+
 def process_photos(
     jobs: Sequence[PhotoJob],
     *,
@@ -313,7 +327,9 @@ def process_photos(
             if on_done:
                 on_done(i, len(jobs))
         return results
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), initializer=_die_with, initargs=(os.getpid(),)
+    ) as pool:
         for i, result in enumerate(pool.map(_worker, args), 1):
             results.append(result)
             if on_done:
