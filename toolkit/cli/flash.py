@@ -69,7 +69,8 @@ from toolkit.cli._target import TargetArgs, target_options
     default=None,
     help="Send only what the device does not already hold (the rest is copied on the "
     "device); the whole slot is verified either way. Default: on where the image crosses "
-    "the serial line or SSH, off for TFTP.",
+    "the serial line (YMODEM/XMODEM/gzip), off for TFTP and SSH (use --delta on a slow "
+    "network).",
 )
 @click.option(
     "--session",

@@ -36,8 +36,9 @@ class FlashOptions:
     timeout: float | None = None  # overall boot/reconnect timeout override, seconds
     chunk_size: int | None = None  # serial: bytes per verified chunk
     #: Send only what the device does not already hold (see flash_serial and flash_ssh,
-    #: "Delta"). None: wherever the image itself crosses a slow link (serial X/YMODEM and
-    #: gzip, SSH); not for TFTP, whose network is faster than the comparison on the console.
+    #: "Delta"). None: where the image itself crosses the slow serial line (X/YMODEM, gzip);
+    #: not over TFTP or SSH, whose networks outran the comparison in every measurement
+    #: (benchmarks/delta_reflash.py) — ``True`` for a slow network.
     delta: bool | None = None
 
 

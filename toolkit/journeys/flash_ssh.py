@@ -124,7 +124,7 @@ def flash(
 
         dest = f"{board.get('ssh.upload_dir', '/tmp').rstrip('/')}/routerkit-{digest[:12]}.img"
         delta: tuple[SSHConnection, _Upload] | None = None
-        if options.delta is not False:
+        if options.delta:  # off unless asked: on a fast link hashing costs more than it saves
             delta = _upload_delta(
                 conn, target, data, digest, dest, device, options, steps, reporter, journal,
                 connect,

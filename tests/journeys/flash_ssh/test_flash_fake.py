@@ -56,12 +56,11 @@ def test_flash_over_fake_ssh_writes_the_inactive_slot_reboots_and_verifies(image
     assert (
         device.slots["A"] is not None and device.slots["A"].version == "1.0.0"
     )  # the old slot is kept
-    assert reporter.steps()[:10] == [
+    assert reporter.steps()[:9] == [
         "check image",
         "connect",
         "check device",
         "authorize key",
-        "compare (delta)",  # the in-memory device cannot hash its slot: the whole image goes
         "upload",
         "check upload",
         "sysupgrade",

@@ -32,7 +32,7 @@ def test_ssh_flash_of_the_virtual_sample_end_to_end(tmp_path) -> None:
         major, minor, _ = (before["version"] + ".0.0").split(".")[:3]
         new_version = f"{major}.{int(minor) + 1}.0"
         image = build_image(new_version, target.board, out=tmp_path)
-        result = flash(image.path, target, FlashOptions(via="ssh", timeout=180))
+        result = flash(image.path, target, FlashOptions(via="ssh", timeout=180, delta=True))
         assert result.ok
         assert (result.version_before, result.version_after) == (before["version"], new_version)
         assert result.slot != before["running_slot"]
