@@ -13,7 +13,9 @@ RAM on the device and has U-Boot sum each chunk's range: a chunk the inactive sl
 is kept, one the active slot holds at the same offset is copied slot to slot on the device
 (written from RAM, then read back and checked like any chunk), and only the rest crosses the
 line. The whole written slot is then read back against the signed image exactly as after a
-full flash, so a wrong sum can only cost time, never a wrong byte. ``--no-delta`` sends all.
+full flash, so a wrong sum can only cost time, never a wrong byte. On by default where the
+image crosses the serial line (X/YMODEM, gzip), off for TFTP (its network outruns the sums on
+the console); ``--delta``/``--no-delta`` decide.
 
 Every change of the board's state (power-cycle to U-Boot, the fresh boot into the new slot,
 the shell that checks it) goes through the target's one strategy

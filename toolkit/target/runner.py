@@ -253,7 +253,7 @@ class Runner:
         command when ``idempotent`` (the default), at most ``tries`` times in all (default:
         :meth:`tries` of the line); otherwise it raises
         :class:`~toolkit.errors.DeviceCommandError` (the command ran, its result is unknown).
-        Raises :class:`~toolkit.errors.DeviceTimeout` after :attr:`attempts` tries.
+        Raises :class:`~toolkit.errors.DeviceTimeout` after ``tries`` tries.
         """
         problem = "its echo never came back intact"
         if tries is None:
