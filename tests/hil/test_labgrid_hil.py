@@ -116,3 +116,37 @@ def test_place_acquired_by_someone_else_says_by_whom(
     text = result.stdout.str()
     assert re.search(rf"labgrid place {lab.place} is already acquired by \S+/alice", text), text
     assert text.count("setting it up failed earlier") == 1
+
+
+def test_routerkit_commands_take_a_labgrid_place_and_give_it_back(
+    lab: LabgridLab, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``--target labgrid:PLACE`` (flash, verify, bisect share it): a place someone else holds
+    is refused naming who; otherwise it is acquired, the board is reached through the place's
+    serial port, and the place is released when the command ends, even when it fails (here:
+    the board has U-Boot and a blank disk, so verify finds no Linux to boot)."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    routerkit = str(Path(sys.executable).with_name("routerkit"))
+    env = dict(os.environ, LG_COORDINATOR=lab.coordinator)
+    env["ROUTERKIT_DATA"] = str(tmp_path_factory.mktemp("rk-data"))
+    command = [routerkit, "verify", "--via", "serial", "--target", f"labgrid:{lab.place}"]
+
+    assert lab.client("acquire", user="alice").returncode == 0
+    try:
+        taken = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        lab.client("release", user="alice")
+    assert taken.returncode != 0 and "Traceback" not in taken.stderr
+    assert re.search(rf"{lab.place} is already acquired by \S+/alice", taken.stderr), taken.stderr
+
+    failed = subprocess.run(
+        [*command, "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+    report = json.loads(failed.stdout)  # one JSON document, the error
+    assert report["ok"] is False and "Linux shell" in json.dumps(report), report
+    assert "acquired: None" in lab.client("show").stdout, "the command left the place acquired"

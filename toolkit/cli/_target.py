@@ -37,21 +37,41 @@ class TargetArgs:
     board: str | None = None
 
     def resolve(self) -> Target:
-        """The target these options name (see :func:`toolkit.targets.resolve`)."""
+        """The target these options name (see :func:`toolkit.targets.resolve`).
+
+        ``--target labgrid:PLACE`` acquires the place through labgrid's coordinator
+        (``LG_COORDINATOR``) for as long as the command runs: it is released when the command
+        ends, fails or is interrupted (Ctrl-C), and a place someone else holds is refused
+        naming who.
+        """
         from toolkit import targets
 
-        target = targets.resolve(
-            self.name,
-            lab=self.lab,
-            board=self.board,
-            serial_url=self.serial_url,
-            ssh_host=self.ssh_host,
-            ssh_port=self.ssh_port,
-        )
+        if self.name and self.name.startswith("labgrid:"):
+            target = self._labgrid(self.name.partition(":")[2])
+        else:
+            target = targets.resolve(
+                self.name,
+                lab=self.lab,
+                board=self.board,
+                serial_url=self.serial_url,
+                ssh_host=self.ssh_host,
+                ssh_port=self.ssh_port,
+            )
         if self.ssh_user:
             target.ssh_user = self.ssh_user
         if self.identity:
             target.identity = self.identity
+        return target
+
+    def _labgrid(self, place: str) -> Target:
+        from toolkit import coordinator
+        from toolkit.boards import DEFAULT_BOARD
+
+        held = coordinator.acquire(place)
+        click.get_current_context().call_on_close(lambda: coordinator.release(held))
+        target: Target = coordinator.target_for(held, self.board or DEFAULT_BOARD)
+        if self.ssh_host:
+            target.ssh_host, target.ssh_port = self.ssh_host, self.ssh_port or 22
         return target
 
 
@@ -60,7 +80,8 @@ _OPTIONS = (
         "--target",
         "target_name",
         metavar="NAME",
-        help="A running virtual sample, or lab.toml:NAME. Default: the running sample.",
+        help="A running virtual sample, lab.toml:NAME, or labgrid:PLACE (acquired for the "
+        "command's duration). Default: the running sample.",
     ),
     click.option(
         "--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for --target."
