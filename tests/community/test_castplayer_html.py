@@ -9,8 +9,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.community.fakes import assembly_session
 from tests.community.test_buildlog_html import _chromium
 from toolkit.community.buildlog import compose
@@ -33,8 +31,8 @@ def _screen(dom: str, index: int) -> str:
     return html.unescape(boxes[index])
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 def test_build_log_player_shows_and_replays_the_recorded_screen(tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), "make setup installs Debian's chromium"
     journal = assembly_session(photos=1, steps=1)
     fake = FakeTransport()
     console = Console(fake, transcript_path=journal.files_dir / "console.log")  # type: ignore[arg-type]
@@ -62,3 +60,34 @@ def test_build_log_player_shows_and_replays_the_recorded_screen(tmp_path: Path) 
     )
     assert 'data-state="done"' in played.stdout, played.stderr[-2000:]
     assert _screen(played.stdout, 0) == expected
+
+
+def test_the_weekly_page_replays_a_shared_build_logs_recording() -> None:
+    """The build log carries its (redacted) recording as a file too; the weekly page replays
+    the one of each shared build log beside its photos."""
+    from datetime import UTC, datetime
+
+    from toolkit.community.weekly import build
+
+    journal = assembly_session(photos=1, steps=1)
+    fake = FakeTransport()
+    console = Console(fake, transcript_path=journal.files_dir / "console.log")  # type: ignore[arg-type]
+    for chunk in CHUNKS:
+        fake.feed(chunk)
+        console.flush_input(quiet=0.01, timeout=0.5)
+    console.close()
+    log = compose(journal, Redactor(b"s" * 32))
+    casts = [a for a in log.attachments if a.name.endswith(".cast")]
+    assert [a.name for a in casts] == ["console-1.cast"]
+    assert b"planted-secret-77" not in casts[0].data
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    shared = {
+        "id": "8", "title": "build log", "kind": "buildlog", "status": "unread", "votes": 0,
+        "created": "2026-12-05.10:00:00", "files": ["1"], "url": "http://t/issue8",
+        "board": "es-virt",
+    }  # fmt: skip
+    page = build([shared], [], [], photos=lambda _fid: (casts[0].name, casts[0].data), now=now)
+    assert page.data["shared"][0]["recording"]["name"] == "console-1.cast"
+    assert page.html.count('<figure class="rk-cast">') == 1
+    assert page.html.count('<script type="application/x-asciicast">') == 1
+    assert "planted-secret-77" not in page.html and "rk-cast button" in page.html

@@ -250,6 +250,11 @@ def compose(
     )
     _redact_model(log, redactor)
     log.recordings = _recordings(sessions, redactor)
+    # ...and attached as files too, so the weekly page can replay them beside the photos
+    log.attachments += [
+        Blob(f"console-{i}.cast", cast.to_bytes(), "application/x-asciicast")
+        for i, (_title, cast) in enumerate(log.recordings, 1)
+    ]
     log.markdown = render_markdown(log)
     log.html = render_html(log)
     log.redactions = dict(redactor.counts)

@@ -211,13 +211,19 @@ def build(
         if r.get("kind") != "buildlog" or not this_week(r.get("created")):
             continue
         thumbs: list[dict[str, str]] = []
+        recording: dict[str, Any] | None = None
         for fid in r.get("files") or []:
-            if photos is None or len(thumbs) >= PHOTOS_PER_LOG:
+            if photos is None or (len(thumbs) >= PHOTOS_PER_LOG and recording is not None):
                 break
-            name, picture = photos(fid)
+            name, blob = photos(fid)
+            if name.lower().endswith(".cast") and recording is None:
+                recording = _recording(name, blob)
+                continue
+            if len(thumbs) >= PHOTOS_PER_LOG:
+                continue
             if name == "share-card.png" or not name.lower().endswith(PHOTO_SUFFIXES):
                 continue
-            thumbs.append({"name": name, "src": _thumb(picture)})
+            thumbs.append({"name": name, "src": _thumb(blob)})
         shared.append(
             {
                 "report": r["id"],
@@ -228,6 +234,7 @@ def build(
                 "assembly_seconds": r.get("assembly_seconds"),
                 "url": r.get("url"),
                 "photos": thumbs,
+                "recording": recording,
             }
         )
 
@@ -242,6 +249,25 @@ def build(
     weekly = Weekly(start, end, data)
     weekly.html = render_html(data)
     return weekly
+
+
+#: A shared build log's console recording is replayed in the page up to this size.
+MAX_RECORDING = 512 << 10
+
+
+def _recording(name: str, data: bytes) -> dict[str, Any] | None:
+    """A build log's (already redacted) console recording, to replay in the page; None if it
+    is too large or not an asciicast."""
+    from toolkit.errors import RouterkitError
+    from toolkit.protocol import asciicast
+
+    if len(data) > MAX_RECORDING:
+        return None
+    try:
+        cast = asciicast.parse(data)
+    except (RouterkitError, ValueError):
+        return None
+    return {"name": name, "cast": cast.to_bytes().decode("utf-8"), "seconds": cast.duration}
 
 
 def _thumb(data: bytes) -> str:
@@ -346,8 +372,18 @@ def render_html(data: dict[str, Any]) -> str:
         )
         for p in s["photos"]:
             out.append(f'<img src="{p["src"]}" alt="{e(p["name"])}">')
+        if s.get("recording"):
+            from toolkit.community import castplayer
+            from toolkit.protocol import asciicast
+
+            cast = asciicast.parse(s["recording"]["cast"].encode("utf-8"))
+            out.append(castplayer.embed(cast, both("console of this build")))
         out.append("</div>")
     out.append("</div>")
+    if any(s.get("recording") for s in data["shared"]):
+        from toolkit.community import castplayer
+
+        out.append(f"<style>{castplayer.CSS}</style>{castplayer.script()}")
     out.append(f'<h2 id="leaderboard">{e(both("Assembly-time leaderboard"))}</h2>')
     for board, rows in data["leaderboard"].items():
         out.append(
