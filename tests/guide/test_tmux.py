@@ -19,13 +19,17 @@ from pathlib import Path
 import pytest
 
 from tests.guide.scripted import assert_complete_and_unique, make_photos
+from tests.tools import require
 from toolkit.guide.loader import load_board_guide
 from toolkit.record import Journal
 
 GUIDE = load_board_guide("es-virt")
 ROUTERKIT = str(Path(sys.executable).with_name("routerkit"))
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+@pytest.fixture(autouse=True, scope="module")
+def _tools() -> None:
+    require("tmux")
 
 
 class Pane:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.hil
 
 def _needs_firmware(state: sample.SampleState) -> None:
     if not state.firmware:
-        pytest.skip("the sample's disk holds no reference firmware (toolkit.firmware.disk missing)")
+        pytest.fail("the sample's disk holds no reference firmware (toolkit.firmware.disk missing)")
 
 
 def _image_metadata(disk: Path) -> dict:

@@ -35,8 +35,7 @@ def _clean_values(state: sample.SampleState) -> tuple[str, object]:
 
 
 def test_reads_through_a_noisy_line_are_exact_or_a_typed_error(routerkit_sample) -> None:
-    if not routerkit_sample.firmware:
-        pytest.skip("the sample's disk holds no reference firmware")
+    assert routerkit_sample.firmware, "the sample's disk holds no reference firmware"
     version, board_json = _clean_values(routerkit_sample)
     ber = float(os.environ.get("ROUTERKIT_NOISY_BER", "1e-4"))  # each way; drops/dups a tenth
     faults = Faults(ber=ber, drop_rate=ber / 10, dup_rate=ber / 10)

@@ -8,7 +8,6 @@ pyserial would time out opening a pty-backed port.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -17,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import require
 from toolkit.errors import PortError
 from toolkit.transport import SerialTransport
 
-pytestmark = [
-    pytest.mark.skipif(
-        not (shutil.which("ser2net") and shutil.which("socat")),
-        reason="ser2net and socat come with `make setup`",
-    ),
-    # pyserial 3.5's rfc2217 module uses Thread.setDaemon/setName.
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-]
+# pyserial 3.5's rfc2217 module uses Thread.setDaemon/setName.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tools() -> None:
+    require("ser2net", "socat")
 
 
 def _wait_for(condition: object, what: str, timeout: float = 10.0) -> None:

@@ -10,24 +10,25 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.firmware.build.qemu import UBOOT, Qemu
+from tests.tools import require
 from toolkit.boards import load_board
 from toolkit.firmware.build import build_image, sample_client_key, test_client_public_key
 from toolkit.firmware.disk import ensure_factory_disk
 
-pytestmark = [
-    pytest.mark.hil,
-    pytest.mark.skipif(
-        not shutil.which("qemu-system-aarch64") or not UBOOT.exists(),
-        reason="QEMU / u-boot-qemu missing (make setup)",
-    ),
-]
+pytestmark = pytest.mark.hil
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tools() -> None:
+    require("qemu-system-aarch64", files=(UBOOT,))
+
+
 BOARD = load_board("es-virt")
 FAT_OFFSET = BOARD.get("flash.bootstate.start_block") * BOARD.block_size
 

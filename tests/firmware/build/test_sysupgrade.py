@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import require
 from toolkit.firmware import fit as fitmod
 from toolkit.firmware.image import seal
 
@@ -23,10 +24,13 @@ ROOTFS = Path(__file__).parents[3] / "firmware" / "rootfs"
 TEST_KEYS = Path(__file__).parents[2] / "keys"
 BUSYBOX = shutil.which("busybox")
 SIGNIFY = shutil.which("signify-openbsd") or "signify-openbsd"  # a missing tool fails the tests
-pytestmark = pytest.mark.skipif(
-    BUSYBOX is None or not shutil.which("mkimage"),
-    reason="busybox-static / u-boot-tools missing (make setup)",
-)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tools() -> None:
+    require("busybox", "mkimage")
+
+
 SLOT_BYTES = 256 * 1024
 OLD_A = b"\x5a" * SLOT_BYTES
 

@@ -15,9 +15,6 @@ from toolkit.firmware.signify import PublicKey, SecretKey, Signature
 from toolkit.firmware.verify import verify_image
 
 SIGNIFY = shutil.which("signify-openbsd")
-needs_signify = pytest.mark.skipif(
-    SIGNIFY is None, reason="signify-openbsd not installed (make setup)"
-)
 
 
 def _signify(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -25,7 +22,6 @@ def _signify(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SIGNIFY, *args], cwd=cwd, capture_output=True, text=True, timeout=30)
 
 
-@needs_signify
 def test_routerkit_image_signature_verifies_with_signify_openbsd(
     tmp_path: Path, make_image, signing_key: SecretKey
 ) -> None:
@@ -42,7 +38,6 @@ def test_routerkit_image_signature_verifies_with_signify_openbsd(
     assert bad.returncode != 0
 
 
-@needs_signify
 def test_signify_openbsd_key_and_signature_verify_in_routerkit(tmp_path: Path) -> None:
     gen = _signify("-G", "-n", "-p", "peer.pub", "-s", "peer.sec", "-c", "peer", cwd=tmp_path)
     assert gen.returncode == 0, gen.stderr
@@ -64,7 +59,6 @@ def test_signify_openbsd_key_and_signature_verify_in_routerkit(tmp_path: Path) -
     )
 
 
-@needs_signify
 def test_image_sealed_with_a_signify_generated_key_verifies(tmp_path: Path, make_image) -> None:
     assert _signify("-G", "-n", "-p", "ci.pub", "-s", "ci.sec", cwd=tmp_path).returncode == 0
     keys.trust_key(PublicKey.from_bytes((tmp_path / "ci.pub").read_bytes()), name="ci")
