@@ -46,12 +46,19 @@ class SampleHolder(dict[str, Any]):
 @pytest.fixture(scope="module")
 def flash_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleHolder]:
     """A virtual sample of this module only (tests here write its slots), at its U-Boot prompt."""
+    yield from private_sample(tmp_path_factory, "flash", wait="uboot")
+
+
+def private_sample(
+    tmp_path_factory: pytest.TempPathFactory, prefix: str, wait: str
+) -> Iterator[SampleHolder]:
+    """A virtual sample with its own data directory, booted to ``wait``; stopped afterwards."""
     from toolkit import sample
 
-    data = tmp_path_factory.mktemp("flash-sample")
+    data = tmp_path_factory.mktemp(f"{prefix}-sample")
     with pytest.MonkeyPatch.context() as mp:
         _private_env(mp, data)
-        state = sample.up(name=f"flash-{os.getpid()}-{secrets.token_hex(2)}", wait="uboot")
+        state = sample.up(name=f"{prefix}-{os.getpid()}-{secrets.token_hex(2)}", wait=wait)
     holder = SampleHolder(state=state, data=data, known=None)
     try:
         yield holder

@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import socket
 import subprocess
 import time
@@ -44,7 +43,7 @@ from typing import Any
 import pytest
 
 from tests.journeys.flash_serial._hil import running, target_for
-from tests.journeys.flash_serial.conftest import SampleHolder, _private_env, ensure_running
+from tests.journeys.flash_serial.conftest import SampleHolder, ensure_running, private_sample
 from toolkit.errors import HostKeyError, Interrupted, RouterkitError
 from toolkit.firmware.image import parse
 from toolkit.journeys.flash import FlashOptions, flash
@@ -315,19 +314,7 @@ def _print_run(i: int, total: int, run: Run) -> None:
 def journey_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleHolder]:
     """A virtual sample of this module only, booted up to SSH: the first run's "before" (its
     version and its host key) is then known from the host side, not assumed."""
-    from toolkit import sample
-
-    data = tmp_path_factory.mktemp("journey-sample")
-    with pytest.MonkeyPatch.context() as mp:
-        _private_env(mp, data)
-        state = sample.up(name=f"journey-{os.getpid()}-{secrets.token_hex(2)}", wait="ssh")
-    holder = SampleHolder(state=state, data=data, known=None)
-    try:
-        yield holder
-    finally:
-        current = sample.status(holder["state"])
-        if current is not None:
-            sample.down(current)
+    yield from private_sample(tmp_path_factory, "journey", wait="ssh")
 
 
 @pytest.fixture
