@@ -3,6 +3,7 @@
 Run it with one command from the repository root:
 
     .venv/bin/pytest examples/
+    .venv/bin/pytest examples/ --routerkit-board es-arm32     # the 32-bit ARM + NVMe sample
 
 Copy this file next to your own tests; the fixtures come from routerkit's pytest plugin,
 which pytest loads automatically once routerkit is installed.
@@ -22,11 +23,16 @@ def test_uboot_reports_its_version(uboot) -> None:
     assert uboot.version().startswith("U-Boot 20")
 
 
-def test_linux_kernel_is_arm64(shell) -> None:
-    """Booted to a Linux shell on the serial console; commands return their exit status."""
+def test_linux_kernel_fits_the_board(sample, shell) -> None:
+    """Booted to a Linux shell on the serial console; commands return their exit status. The
+    kernel runs the architecture the board profile declares (``[firmware] arch``)."""
+    from toolkit.boards import load_board
+    from toolkit.firmware.guest import GuestSpec
+
+    expected = GuestSpec.of(load_board(sample.target.board)).debian.uname
     result = shell.run("uname -m")
     assert result.exit_status == 0
-    assert result.output.strip() == "aarch64"
+    assert result.output.strip() == expected
 
 
 def test_selftest_reports_json(shell) -> None:

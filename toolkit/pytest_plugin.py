@@ -47,11 +47,15 @@ class SharedSample:
     asks for it gets it booted again.
     """
 
-    def __init__(self, data_dir: Any) -> None:
+    def __init__(self, data_dir: Any, board: str | None = None) -> None:
         import os
         import secrets
 
+        from toolkit.boards import DEFAULT_BOARD
+
         self.data_dir = data_dir
+        #: the board the sample emulates (``--routerkit-board``; default: the default board)
+        self.board = board or DEFAULT_BOARD
         self.name = f"pytest-{os.getpid()}-{secrets.token_hex(2)}"
         self.state: Any = None
 
@@ -64,12 +68,17 @@ class SharedSample:
             if current is not None and current.running:
                 self.state = current
                 return current
+        from toolkit.identity import IDENTITY_ENV, identity_path
+
         with pytest.MonkeyPatch.context() as mp:
+            # The sample authorizes the caller's SSH key (the one the ``ssh`` fixture logs in
+            # with), not one of the session's data dir: pinned before the data dir moves.
+            mp.setenv(IDENTITY_ENV, str(identity_path()))
             # The cache (firmware builds, padded U-Boot) is whatever the caller uses; only the
             # state lives in the session's own data dir.
             mp.setenv("ROUTERKIT_DATA", str(self.data_dir))
             # After a power cut, `up` powers the same sample (and disk) on again.
-            self.state = sample.up(name=self.name, wait=wait)
+            self.state = sample.up(name=self.name, board=self.board, wait=wait)
         return self.state
 
     def stop(self) -> None:
@@ -81,9 +90,15 @@ class SharedSample:
 
 
 @pytest.fixture(scope="session")
-def routerkit_shared_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSample]:
-    """The session's :class:`SharedSample` holder (started lazily, stopped at the end)."""
-    holder = SharedSample(tmp_path_factory.mktemp("routerkit-sample"))
+def routerkit_shared_sample(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedSample]:
+    """The session's :class:`SharedSample` holder (started lazily, stopped at the end), of
+    the board ``--routerkit-board`` names."""
+    holder = SharedSample(
+        tmp_path_factory.mktemp("routerkit-sample"),
+        request.config.getoption("--routerkit-board", None),
+    )
     try:
         yield holder
     finally:

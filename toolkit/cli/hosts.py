@@ -140,23 +140,29 @@ def trust(
 
 @hosts.command()
 @click.argument("name")
-@click.option("--board", default=None, help="Board of NAME (default: the target's, or es-virt).")
+@click.option("--board", default=None, help="Board of NAME (default: the one key stored for NAME).")
 @click.option("--lab", type=click.Path(dir_okay=False, path_type=Path), help="Lab file for NAME.")
 @output_options
 def forget(name: str, board: str | None, lab: Path | None) -> None:
     """Forget a device's key; the next contact is a first contact again.
 
-    NAME is a target name (its board from --board/--lab, default es-virt) or an identity
-    as `hosts list` shows it (board/name).
+    NAME is a target name (its board from --board or --lab; without them, the one key stored
+    for that name, whatever its board) or an identity as `hosts list` shows it (board/name).
     """
-    from toolkit.boards import DEFAULT_BOARD
     from toolkit.hostkeys import HostKeyStore, identity_of
 
+    store = HostKeyStore()
     if "/" in name:
         identity = name
-    elif lab is not None:
-        identity = identity_of(_resolve(name, lab, None, None, board).board, name)
+    elif lab is not None or board is not None:
+        identity = identity_of(board or _resolve(name, lab, None, None, None).board, name)
     else:
-        identity = identity_of(board or DEFAULT_BOARD, name)
-    rec = HostKeyStore().forget(identity)
+        stored = [k.identity for k in store.list() if k.identity.rsplit("/", 1)[-1] == name]
+        if len(stored) > 1:
+            raise click.UsageError(
+                f"keys of several boards are stored for {name!r}: {', '.join(sorted(stored))}; "
+                "name one as board/name, or add --board"
+            )
+        identity = stored[0] if stored else name
+    rec = store.forget(identity)
     emit({"forgotten": rec.to_dict()}, f"forgot {rec.identity} ({rec.fingerprint})")

@@ -1,6 +1,6 @@
 """``routerkit firmware build``: the reference firmware of a board, reproducibly, in seconds.
 
-Pipeline: guest packages (cached) → initramfs → gzip'ed kernel (cached per kernel) → FIT
+Pipeline: guest packages (cached) → initramfs → the kernel as the board takes it (cached per kernel) → FIT
 (``mkimage -f``, cached per input hash) → :func:`toolkit.firmware.image.seal` (metadata +
 signature + footer). Same inputs give the same bytes: SOURCE_DATE_EPOCH fixes every timestamp,
 and nothing depends on the build directory or the time of day. The image holds no secret: SSH
@@ -9,7 +9,6 @@ host keys are made on the device, root logins are granted by whoever flashes it.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -28,7 +27,7 @@ from toolkit.errors import BuildError
 from toolkit.events import NullReporter, Reporter, step
 from toolkit.firmware import fit as fitmod
 from toolkit.firmware import initramfs as initramfsmod
-from toolkit.firmware.guest import GuestRoot, fetch_guest, need_tool
+from toolkit.firmware.guest import GuestRoot, GuestSpec, fetch_guest, need_tool
 
 _RECIPE_FILES = ("build.py", "initramfs.py", "fit.py", "guest.py")
 
@@ -96,20 +95,25 @@ def default_revision() -> str:
     return os.environ.get("ROUTERKIT_SOURCE_REVISION") or _git("rev-parse", "HEAD") or "unknown"
 
 
-def _kernel_gz(guest: GuestRoot, reporter: Reporter, use_cache: bool = True) -> bytes:
-    """gzip of the raw arm64 Image; the slowest step, so cached per guest kernel package.
-    Level 6: -9 takes 3x longer for 0.2 % less (measured on the bookworm cloud kernel)."""
+def _kernel(
+    guest: GuestRoot, kernel_format: str, reporter: Reporter, use_cache: bool = True
+) -> tuple[bytes, str]:
+    """The FIT's kernel data and its compression (:func:`fit.kernel_payload`); compressing is
+    the slowest step, so the result is cached per guest kernel package and format."""
     kernel_pkg = f"linux-image-{guest.kernel_abi}"
-    tag = hashlib.sha256(f"{kernel_pkg}={guest.packages.get(kernel_pkg)}".encode()).hexdigest()
-    cached = firmware_cache() / f"kernel-{guest.kernel_abi}-{tag[:12]}.gz"
+    tag = hashlib.sha256(
+        f"{kernel_pkg}={guest.packages.get(kernel_pkg)}:{kernel_format}".encode()
+    ).hexdigest()
+    cached = firmware_cache() / f"kernel-{guest.kernel_abi}-{tag[:12]}"
+    compression = fitmod.kernel_compression(kernel_format)
     if use_cache and cached.exists():
-        return cached.read_bytes()
-    with step(reporter, "compress kernel", guest.kernel_abi):
-        data = gzip.compress(fitmod.raw_arm64_image(guest.kernel.read_bytes()), 6, mtime=0)
+        return cached.read_bytes(), compression
+    with step(reporter, "kernel", f"{guest.kernel_abi} as {kernel_format}"):
+        data = fitmod.kernel_payload(guest.kernel.read_bytes(), kernel_format)
     from toolkit.record import atomic_write
 
     atomic_write(cached, data)
-    return data
+    return data, compression
 
 
 def _inputs_key(
@@ -161,7 +165,7 @@ def build_fit(
 ) -> tuple[bytes, dict[str, Any]]:
     """The FIT of one version (cached by input hash) and its sizes."""
     reporter = reporter or NullReporter()
-    guest = guest or fetch_guest(reporter)
+    guest = guest or fetch_guest(reporter, spec=GuestSpec.of(board))
     key = _inputs_key(guest, board, version, epoch, trust, files)
     cache = firmware_cache() / "fit"
     fit_path, info_path = cache / f"{key}.fit", cache / f"{key}.json"
@@ -176,20 +180,24 @@ def build_fit(
             pass  # not built yet, or pruned by a concurrent build a moment ago
     with step(reporter, "initramfs", f"busybox + dropbear + modules for {guest.kernel_abi}"):
         initrd = initramfsmod.build_initramfs(guest, board, version, trust, epoch, files)
-    kernel = _kernel_gz(guest, reporter, use_cache)
+    kernel, compression = _kernel(
+        guest, str(board.get("firmware.kernel_format", "image")), reporter, use_cache
+    )
     with step(reporter, "FIT", "mkimage -f, configuration signed for U-Boot"):
         from toolkit.firmware.fitkeys import signer_fit_key
 
         fit_key = signer_fit_key(trust.signing_keys)
         its = fitmod.its_source(
             description=f"routerkit {board.id} {version}",
-            kernel="kernel.gz",
+            kernel="kernel",
             initramfs="initramfs.cpio.gz",
             load=str(board.get("firmware.kernel_load", "0x40400000")),
+            arch=guest.spec.debian.fit_arch,
+            compression=compression,
             signed_by=fit_key.name,
         )
         fit = fitmod.make_fit(
-            its, {"kernel.gz": kernel, "initramfs.cpio.gz": initrd}, epoch, keys=[fit_key]
+            its, {"kernel": kernel, "initramfs.cpio.gz": initrd}, epoch, keys=[fit_key]
         )
     info = {
         "kernel_size": len(kernel),
@@ -277,7 +285,7 @@ def build_image(
         signing_keys=_device_keys(signer, device_trust),
         dev_authorized_key=test_client_public_key() if dev else None,
     )
-    guest = fetch_guest(reporter, refresh=refresh)
+    guest = fetch_guest(reporter, refresh=refresh, spec=GuestSpec.of(board_obj))
     fit, info = build_fit(
         version,
         board_obj,

@@ -3,8 +3,9 @@
 Layout (all from the board profile, ``[flash.bootstate]`` and ``[flash.slots.*]``): an MBR,
 partition 1 a small FAT holding ``boot.scr`` (the A/B logic, compiled from
 ``firmware/boot/boot.cmd``) and ``state.env`` (the boot counter), then one raw partition per
-slot holding a v1 image at its first block. QEMU presents the file as a virtio-blk disk; U-Boot's
-distro boot runs ``/boot.scr`` from partition 1.
+slot holding a v1 image at its first block. QEMU presents the file as the profile's disk
+(``[qemu] disk_device``: virtio-blk, NVMe...); U-Boot's distro boot runs ``/boot.scr`` from
+partition 1.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from toolkit import resources
 from toolkit.boards import Board, load_board
 from toolkit.errors import BuildError, ImageTooLargeError
 from toolkit.events import NullReporter, Reporter, step
-from toolkit.firmware.guest import need_tool
+from toolkit.firmware.guest import GuestSpec, need_tool
 
 #: Fixed identifiers so two disks made from the same images are byte-identical.
 MBR_ID = "0x524b5631"
@@ -27,8 +28,17 @@ FAT_VOLUME_ID = "524b4254"
 FAT_LABEL = "RKBOOT"
 
 
+#: 1980-01-01, FAT's epoch. mtools stamps what it writes with SOURCE_DATE_EPOCH: at 0 (1970,
+#: before FAT's first year) the year wraps to 2098, which a 32-bit ``time_t`` cannot hold, so
+#: a 32-bit guest's ``stat`` fails on the file with EOVERFLOW and the file looks absent.
+FAT_EPOCH = 315532800
+
+
 def _run(args: list[str], what: str, **kwargs: object) -> None:
-    env = dict(os.environ, LC_ALL="C", SOURCE_DATE_EPOCH=os.environ.get("SOURCE_DATE_EPOCH", "0"))
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if not epoch.isdigit() or int(epoch) < FAT_EPOCH:
+        epoch = str(FAT_EPOCH)
+    env = dict(os.environ, LC_ALL="C", SOURCE_DATE_EPOCH=epoch)
     env["MTOOLS_SKIP_CHECK"] = "1"
     proc = subprocess.run(args, capture_output=True, text=True, check=False, env=env, **kwargs)  # type: ignore[call-overload]
     if proc.returncode != 0:
@@ -78,7 +88,7 @@ def _fat_image(board: Board, path: Path, active: str, workdir: Path) -> None:
         [
             need_tool("mkimage"),
             "-A",
-            "arm64",
+            GuestSpec.of(board).debian.fit_arch,
             "-O",
             "linux",
             "-T",
@@ -96,7 +106,7 @@ def _fat_image(board: Board, path: Path, active: str, workdir: Path) -> None:
     state = workdir / str(board.get("flash.bootstate.file", "state.env"))
     state.write_bytes(state_env(active))
     for item in (scr, state):
-        os.utime(item, (315532800, 315532800))  # 1980-01-01, FAT's epoch: reproducible
+        os.utime(item, (FAT_EPOCH, FAT_EPOCH))  # reproducible
     _run([need_tool("mcopy"), "-m", "-i", str(path), str(scr), str(state), "::"], "mcopy")
 
 

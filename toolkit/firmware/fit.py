@@ -1,5 +1,10 @@
-"""FIT image of the reference firmware: gzip'ed arm64 kernel + initramfs, sha256 hash nodes,
-and a signed configuration.
+"""FIT image of the reference firmware: the kernel + initramfs, sha256 hash nodes, and a
+signed configuration.
+
+How the kernel goes in is the board profile's ``[firmware] kernel_format`` (:data:`KERNEL_FORMATS`):
+``image`` is the raw arm64 ``Image``, gzip'ed in the FIT (U-Boot unpacks it, the kernel does
+not decompress itself); ``zimage`` is a 32-bit ARM ``zImage`` stored as it is (it is its own
+decompressor: U-Boot copies it to the load address and jumps to it).
 
 U-Boot's ``bootm`` checks every hash node before it boots (``verify`` defaults to yes), which
 is what makes a corrupt slot detectable at boot without a sha256 command in U-Boot. The
@@ -48,6 +53,42 @@ def raw_arm64_image(vmlinuz: bytes) -> bytes:
     return vmlinuz
 
 
+_ZIMAGE_MAGIC_OFFSET = 0x24
+_ZIMAGE_MAGIC = 0x016F2818
+
+
+def zimage(vmlinuz: bytes) -> bytes:
+    """Debian's 32-bit ARM vmlinuz, checked to be a zImage (magic at 0x24)."""
+    if len(vmlinuz) < 0x30 or (
+        struct.unpack_from("<I", vmlinuz, _ZIMAGE_MAGIC_OFFSET)[0] != _ZIMAGE_MAGIC
+    ):
+        raise BuildError("the guest kernel is not an ARM zImage (no 0x016f2818 magic)")
+    return vmlinuz
+
+
+#: kernel_format -> (how the vmlinuz becomes the FIT's kernel data, FIT ``compression``)
+KERNEL_FORMATS = {
+    "image": (lambda vmlinuz: gzip.compress(raw_arm64_image(vmlinuz), 6, mtime=0), "gzip"),
+    "zimage": (zimage, "none"),
+}
+
+
+def kernel_compression(kernel_format: str) -> str:
+    """The FIT ``compression`` of a board's ``kernel_format``; BuildError for an unknown one."""
+    if kernel_format not in KERNEL_FORMATS:
+        raise BuildError(
+            f"unknown kernel_format {kernel_format!r} (known: {', '.join(KERNEL_FORMATS)})"
+        )
+    return KERNEL_FORMATS[kernel_format][1]
+
+
+def kernel_payload(vmlinuz: bytes, kernel_format: str) -> bytes:
+    """The FIT's kernel data for a board's ``kernel_format``. gzip level 6: -9 takes 3x
+    longer for 0.2 % less (measured on the bookworm cloud kernel)."""
+    kernel_compression(kernel_format)
+    return KERNEL_FORMATS[kernel_format][0](vmlinuz)
+
+
 #: The root description's length is rounded up to this many characters (see its_source).
 DESCRIPTION_STEP = 64
 
@@ -59,6 +100,7 @@ def its_source(
     initramfs: str,
     load: str,
     arch: str = "arm64",
+    compression: str = "gzip",
     signed_by: str | None = None,
 ) -> str:
     """The image tree source for ``mkimage -f`` (paths are relative to its directory).
@@ -95,7 +137,7 @@ def its_source(
 			type = "kernel";
 			arch = "{arch}";
 			os = "linux";
-			compression = "gzip";
+			compression = "{compression}";
 			load = <{load}>;
 			entry = <{load}>;
 			hash-1 {{

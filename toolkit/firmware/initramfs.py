@@ -26,10 +26,8 @@ from pathlib import Path
 from toolkit import resources
 from toolkit.boards import Board
 from toolkit.errors import BuildError
-from toolkit.firmware.guest import GuestRoot, elf_needed, modinfo, need_tool
+from toolkit.firmware.guest import ARCHES, GuestRoot, elf_needed, modinfo, need_tool
 
-MULTIARCH = "lib/aarch64-linux-gnu"
-LOADER = "ld-linux-aarch64.so.1"
 #: Programs copied from the guest packages, with their shared libraries: the SSH server, its
 #: key generator (host keys are made on the device), and signify (sysupgrade checks signatures).
 DROPBEAR = "usr/sbin/dropbear"
@@ -95,7 +93,8 @@ def module_load_order(guest: GuestRoot, wanted: list[str]) -> list[str]:
 
 def library_closure(guest: GuestRoot, binaries: list[Path]) -> dict[str, Path]:
     """soname -> file in the guest tree, for every library the binaries need (transitively)."""
-    search = [guest.root / MULTIARCH, guest.root / "usr" / MULTIARCH]
+    multiarch = f"lib/{guest.spec.debian.triplet}"
+    search = [guest.root / multiarch, guest.root / "usr" / multiarch]
     found: dict[str, Path] = {}
     todo = [soname for b in binaries for soname in elf_needed(b)]
     while todo:
@@ -118,27 +117,35 @@ def library_closure(guest: GuestRoot, binaries: list[Path]) -> dict[str, Path]:
 
 def _busybox_applets() -> list[str]:
     """Applet paths (bin/ls, sbin/ip...). The host's busybox-static is the same Debian
-    package built with the same configuration, and it can run here; the arm64 one cannot."""
+    package built with the same configuration, and it can run here; the guest's one cannot."""
     out = subprocess.run(
         [need_tool("busybox"), "--list-full"], capture_output=True, text=True, check=True
     )
     return sorted(line.strip() for line in out.stdout.splitlines() if line.strip())
 
 
-def _routerkit_conf(board: Board) -> str:
+def linux_partition(board: Board, number: int) -> str:
+    """Partition ``number`` of the board's flash as the running Linux names it: the profile's
+    ``flash.linux_partition`` template (``{device}p{n}`` for NVMe and MMC), by default the
+    disk's name followed by the number (``/dev/vda2``)."""
     disk = str(board.get("flash.linux_device", "/dev/vda"))
+    template = str(board.get("flash.linux_partition", "{device}{n}"))
+    return template.format(device=disk, n=number)
+
+
+def _routerkit_conf(board: Board) -> str:
     boot = int(board.require("flash.bootstate.partition"))
     lines = [
         "# Generated from the board profile at build time; the environment overrides it.",
         f': "${{RK_BOARD:={board.id}}}"',
-        f': "${{RK_BOOT_DEV:={disk}{boot}}}"',
+        f': "${{RK_BOOT_DEV:={linux_partition(board, boot)}}}"',
         f': "${{RK_STATE_FILE:={board.get("flash.bootstate.file", "state.env")}}}"',
         f': "${{RK_MAX_TRIES:={board.get("flash.bootstate.max_tries", 3)}}}"',
         # rk-settings keeps secrets only on the mounted boot partition, never on the RAM /boot.
         ': "${RK_SETTINGS_NEED_MOUNT:=1}"',
     ]
     for name, slot in sorted(board.slots.items()):
-        lines.append(f': "${{RK_DEV_{name}:={disk}{slot.partition}}}"')
+        lines.append(f': "${{RK_DEV_{name}:={linux_partition(board, slot.partition)}}}"')
     return "\n".join(lines) + "\n"
 
 
@@ -154,6 +161,8 @@ def stage(
 
     ``files``: (path in the image, content) laid over the tree last, like OpenWrt's ``files/``
     overlay (a script starting with ``#!`` is made executable)."""
+    arch = guest.spec.debian
+    multiarch = f"lib/{arch.triplet}"
     shutil.copytree(resources.rootfs_dir(), dest, dirs_exist_ok=True, symlinks=True)
     for sub in (
         "proc",
@@ -169,7 +178,7 @@ def stage(
         "sbin",
         "usr/bin",
         "usr/sbin",
-        MULTIARCH,
+        multiarch,
     ):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(guest.root / "bin" / "busybox", dest / "bin" / "busybox")
@@ -184,11 +193,11 @@ def stage(
             raise BuildError(f"{rel} is missing from the guest packages")
         shutil.copyfile(src, dest / rel)
     for soname, src in sorted(library_closure(guest, programs).items()):
-        shutil.copyfile(src, dest / MULTIARCH / soname)
-    # The program interpreter is /lib/ld-linux-aarch64.so.1 (PT_INTERP of every arm64 binary).
-    (dest / "lib" / LOADER).symlink_to(f"aarch64-linux-gnu/{LOADER}")
-    if not (dest / MULTIARCH / LOADER).exists():
-        raise BuildError(f"{LOADER} missing from the guest libc6")
+        shutil.copyfile(src, dest / multiarch / soname)
+    # The program interpreter is /lib/<loader> (PT_INTERP of every binary of the architecture).
+    (dest / "lib" / arch.loader).symlink_to(f"{arch.triplet}/{arch.loader}")
+    if not (dest / multiarch / arch.loader).exists():
+        raise BuildError(f"{arch.loader} missing from the guest libc6")
 
     kdir = f"lib/modules/{guest.kernel_abi}"
     wanted = [str(m) for m in board.get("firmware.modules", DEFAULT_MODULES)]
@@ -228,8 +237,14 @@ def stage(
         os.chmod(path, 0o755 if data.startswith(b"#!") else 0o644)
 
 
+_EXECUTABLE_DIRS = ("bin/", "usr/bin/", "usr/sbin/") + tuple(
+    f"lib/{arch.triplet}/" for arch in ARCHES.values()
+)
+
+
 def _normalise(dest: Path, epoch: int) -> list[str]:
-    """Fixed modes and mtimes; returns the sorted relative file list for cpio."""
+    """Fixed modes and mtimes; returns the sorted relative file list for cpio. Everything in
+    bin/, sbin/ and a lib/<triplet>/ is executable (shared libraries are mapped executable)."""
     private = {"root", "root/.ssh"}
     names: list[str] = []
     for path in sorted(dest.rglob("*"), key=lambda p: str(p.relative_to(dest)).encode()):
@@ -241,9 +256,7 @@ def _normalise(dest: Path, epoch: int) -> list[str]:
             elif rel in private:
                 mode = 0o600
             else:
-                executable = os.access(path, os.X_OK) or rel.startswith(
-                    (MULTIARCH, "bin/", "usr/bin/", "usr/sbin/")
-                )
+                executable = os.access(path, os.X_OK) or rel.startswith(_EXECUTABLE_DIRS)
                 mode = 0o755 if executable else 0o644
             os.chmod(path, mode)
         os.utime(path, (epoch, epoch), follow_symlinks=False)

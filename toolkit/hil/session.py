@@ -388,14 +388,14 @@ def auto_flash_path(target: Any) -> str:
 
 def target_of_state(state: Any) -> Any:
     """A Target for a SampleState held by this session (``targets.from_sample`` looks the
-    sample up by name in the caller's data dir, which is not where the session keeps it)."""
-    from toolkit import resources
+    sample up by name in the caller's data dir, which is not where the session keeps it).
+    Its SSH key is the caller's routerkit key, the one the shared sample authorized."""
+    from toolkit.identity import identity_path
     from toolkit.targets import QEMU_GUEST_IP, QEMU_HOST_IP, Target
 
     return Target(
         name=state.name, board=state.board, serial_url=state.serial_url, ssh_host=state.ssh_host,
-        ssh_port=state.ssh_port, ssh_user="root",
-        identity=str(resources.test_key("test_id_ed25519")),
+        ssh_port=state.ssh_port, ssh_user="root", identity=str(identity_path()),
         power={"kind": "qmp", "socket": state.qmp, "sample": state.name},
         tftp_dir=state.tftp_dir, tftp_server_ip=QEMU_HOST_IP, device_ip=QEMU_GUEST_IP,
         sample=state.name,

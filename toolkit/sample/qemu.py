@@ -120,10 +120,10 @@ def build_command(board: Board, spec: QemuSpec) -> list[str]:
         *verified_boot_args(board),
         "-name", f"routerkit-{spec.qmp.parent.name}",
         "-drive", f"if=none,file={spec.disk},format=raw,id=d0",
-        "-device", "virtio-blk-device,drive=d0",
+        "-device", f"{board.get('qemu.disk_device', 'virtio-blk-device')},drive=d0",
         "-netdev",
         f"user,id=n0,tftp={spec.tftp_dir},hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22",
-        "-device", "virtio-net-device,netdev=n0",
+        "-device", f"{board.get('qemu.net_device', 'virtio-net-device')},netdev=n0",
         "-qmp", f"unix:{spec.qmp},server=on,wait=off",
     ]  # fmt: skip
     if spec.serial == "socket":
