@@ -5,16 +5,20 @@ orientation tag and a serial number) are written once into a temp dir. Then, int
 (peer, ours, peer, ours, ...), median of ``--runs``:
 
 - peer: what a competent script without routerkit writes for the same result: for each photo
-  ``Image.open`` → ``thumbnail((1600, 1600))`` (Pillow's own DCT-scaled decode) →
-  ``ImageOps.exif_transpose`` → ``save`` (JPEG, quality 82), on as many worker processes as
-  ours. Same output size, same cores, same page cache.
-- ours: ``toolkit.guide.photos.process_photos`` (all cores, DCT-scaled decode, upright,
-  resize to the upload size, metadata stripped by rebuilding from pixels, sha256 of each
-  original recorded, optimized Huffman tables, atomic writes).
+  ``Image.open`` → ``thumbnail((1600, 1600))`` → ``ImageOps.exif_transpose`` → ``save``
+  (JPEG, quality 82), on as many worker processes as ours. Same output size, same cores, same
+  page cache. (``thumbnail`` asks ``draft`` for twice the target size, its default
+  ``reducing_gap=2.0``, so for 4000 → 1600 libjpeg decodes at full size: that is Pillow's
+  default, what such a script gets.)
+- ours: ``toolkit.guide.photos.process_photos`` (all cores, DCT-scaled decode, bilinear
+  resize to the upload size, upright, metadata stripped by rebuilding from pixels, sha256 of
+  each original recorded, optimized Huffman tables, atomic writes).
 
-A third line is a profile of ours on this machine: milliseconds per photo in each stage (one
+A comment line is a profile of ours on this machine: milliseconds per photo in each stage (one
 process, a few photos), and how much of it the peer does too. It says where the time goes
-when the ratio misses its goal.
+when the ratio misses its goal. Another compares the quality of both uploads: PSNR against a
+reference resized the slow way (full decode, Lanczos), so a faster pipeline that got there by
+blurring or blocking more would show it.
 
 Run: ``.venv/bin/python benchmarks/photos.py [--count 40] [--runs 3] [--keep DIR]``
 """
@@ -90,7 +94,9 @@ def ours(paths: list[Path], out: Path, workers: int) -> tuple[float, int]:
 def profile(paths: list[Path]) -> dict[str, float]:
     """Milliseconds per photo of each stage of ours, replayed with the same Pillow calls as
     ``clean_image`` in one process (so the stages add up to one photo's cost on one core)."""
-    from PIL import Image, ImageOps
+    from PIL import Image
+
+    from toolkit.guide.photos import _upright
 
     stages: dict[str, list[float]] = {}
 
@@ -110,21 +116,44 @@ def profile(paths: list[Path]) -> dict[str, float]:
         img.draft("RGB", (int(img.width * scale), int(img.height * scale)))
         img.load()
         t = lap("decode (DCT-scaled)", t)
-        img = ImageOps.exif_transpose(img)
-        t = lap("upright", t)
+        turn = _upright(img)
         scale = LONGEST / max(img.size)
         img = img.resize(
             (round(img.width * scale), round(img.height * scale)),
-            Image.Resampling.BICUBIC,
+            Image.Resampling.BILINEAR,
             reducing_gap=2.0,
         )
         t = lap("resize", t)
-        img = Image.frombytes(img.mode, img.size, img.tobytes())
+        if turn is not None:
+            img = img.transpose(turn)
+        t = lap("upright", t)
+        clean = Image.new(img.mode, img.size)
+        clean.paste(img)
+        img = clean
         t = lap("rebuild from pixels", t)
         out = io.BytesIO()
         img.save(out, "JPEG", quality=QUALITY, optimize=True)
         lap("encode (optimized)", t)
     return {name: statistics.median(values) for name, values in stages.items()}
+
+
+def psnr(paths: list[Path], outputs: Path) -> float:
+    """Mean PSNR (dB) of the JPEGs in ``outputs`` against a reference made the slow, careful
+    way from the same original: full-size decode, Lanczos to the output's size, upright."""
+    import math
+
+    from PIL import Image, ImageChops, ImageOps, ImageStat
+
+    values = []
+    for p in paths:
+        with Image.open(outputs / p.name) as got, Image.open(p) as full:
+            full.load()
+            upright = ImageOps.exif_transpose(full)
+            ref = upright.resize(got.size, Image.Resampling.LANCZOS)
+            diff = ImageChops.difference(ref.convert("RGB"), got.convert("RGB"))
+            mse = sum(ImageStat.Stat(diff).sum2) / (3 * got.width * got.height)
+            values.append(10 * math.log10(255**2 / max(mse, 1e-9)))
+    return statistics.mean(values)
 
 
 def interleaved(
@@ -172,6 +201,7 @@ def main() -> None:
             args.runs,
         )
         stages = profile(paths[:4])
+        quality = {who: psnr(paths[:3], Path(tmp) / who) for who in ("ours", "peer")}
     (ours_s, ours_bytes), (peer_s, peer_bytes) = med["ours"], med["peer"]
     n = len(paths)
     print(
@@ -185,13 +215,19 @@ def main() -> None:
         f"ratio {ours_bytes / peer_bytes:.3f} (ours/peer, lower is better; originals "
         f"{originals / 1e6:.1f} MB)"
     )
-    shared = ("read", "decode (DCT-scaled)", "upright", "resize", "encode (optimized)")
+    shared = ("read", "decode (DCT-scaled)", "resize", "upright", "encode (optimized)")
     total = sum(stages.values())
     print(
         "# photos_profile (ms per photo, one core): "
         + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
         + f"; total {total:.0f}, of which the peer does the same kind of work for "
         f"{sum(stages[k] for k in shared):.0f} (only sha256 and the rebuild are ours alone)"
+    )
+
+    print(
+        f"# photos_quality (PSNR in dB of the uploads against a Lanczos resize of the full "
+        f"decode, {min(3, n)} photos, higher is closer): ours {quality['ours']:.2f}, "
+        f"peer {quality['peer']:.2f}"
     )
 
 

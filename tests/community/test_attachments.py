@@ -216,6 +216,20 @@ def test_picture_is_rebuilt_without_metadata_and_upright(fmt: str, tmp_path: Pat
     assert right <= wrong
 
 
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_shrunk_picture_is_upright_at_the_asked_size_and_clean(fmt: str) -> None:
+    """Shrinking and turning together: the longest side is the asked one on the upright
+    picture (a turned photo is not shrunk by its stored width), in every format."""
+    make, _, _ = FORMATS[fmt]
+    clean = clean_image(make(), longest_side=48, output="JPEG")
+    im = _assert_clean(clean.data)
+    assert im.size == (clean.width, clean.height) == (48, 32), im.size
+    small = UPRIGHT.resize(im.size, Image.Resampling.LANCZOS)
+    right = _diff(small, im)
+    wrong = min(_diff(small.transpose(t), im) for t in Image.Transpose)
+    assert right < 10 and right <= wrong, (right, wrong)
+
+
 def test_lossless_sources_stay_png_and_photos_become_jpeg() -> None:
     assert clean_image(_png()).format == "PNG" and clean_image(_bmp()).format == "PNG"
     assert clean_image(_jpeg()).format == "JPEG" and clean_image(_heic()).format == "JPEG"

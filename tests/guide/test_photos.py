@@ -21,8 +21,12 @@ from toolkit.guide.photos import FolderWatch, PhotoJob, heic_supported, process_
 
 # EXIF orientation -> the transpose that makes the stored pixels upright (EXIF spec, 2.32 §4.6.4)
 UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
     6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
 
@@ -47,7 +51,7 @@ def _assert_clean(path: Path) -> None:
     assert b"Exif\x00" not in data and b"http://ns.adobe.com/xap" not in data
 
 
-@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
 def test_canary_photo_leaves_without_metadata_and_upright(tmp_path: Path, orientation: int) -> None:
     src = tmp_path / f"canary{orientation}.jpg"
     raw = make_canary(src, orientation, icc=orientation == 6)
