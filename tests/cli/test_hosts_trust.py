@@ -112,3 +112,22 @@ def test_after_forget_the_new_key_is_trusted(device: dict[str, tuple[str, str]])
     assert runner.invoke(root, [*TRUST, "--yes"]).exit_code == 0
     stored = HostKeyStore().get(IDENTITY)
     assert stored is not None and stored.matches(*device["key"])
+
+
+def test_forget_by_name_finds_the_key_whatever_the_board() -> None:
+    """A sample of another board: `hosts forget NAME` forgets its key (it used to look only
+    under the default board); a name stored for two boards must be told apart."""
+    store = HostKeyStore()
+    store.trust("es-arm32/arm32", *new_key(), source="test")
+    runner = CliRunner()
+    result = runner.invoke(root, ["hosts", "forget", "arm32"])
+    assert result.exit_code == 0, result.output
+    assert store.get("es-arm32/arm32") is None
+    store.trust("es-virt/twin", *new_key(), source="test")
+    store.trust("es-arm32/twin", *new_key(), source="test")
+    result = runner.invoke(root, ["hosts", "forget", "twin"])
+    assert result.exit_code != 0 and "es-arm32/twin, es-virt/twin" in result.output
+    assert "Traceback" not in result.output
+    assert store.get("es-virt/twin") is not None and store.get("es-arm32/twin") is not None
+    result = runner.invoke(root, ["hosts", "forget", "twin", "--board", "es-virt"])
+    assert result.exit_code == 0 and store.get("es-virt/twin") is None

@@ -34,12 +34,16 @@ FAT_LABEL = "RKBOOT"
 FAT_EPOCH = 315532800
 
 
-def _run(args: list[str], what: str, **kwargs: object) -> None:
+def _tool_env() -> dict[str, str]:
+    """The environment of mkfs/mtools/mkimage: C locale, and a SOURCE_DATE_EPOCH FAT can hold."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
     if not epoch.isdigit() or int(epoch) < FAT_EPOCH:
         epoch = str(FAT_EPOCH)
-    env = dict(os.environ, LC_ALL="C", SOURCE_DATE_EPOCH=epoch)
-    env["MTOOLS_SKIP_CHECK"] = "1"
+    return dict(os.environ, LC_ALL="C", SOURCE_DATE_EPOCH=epoch, MTOOLS_SKIP_CHECK="1")
+
+
+def _run(args: list[str], what: str, **kwargs: object) -> None:
+    env = _tool_env()
     proc = subprocess.run(args, capture_output=True, text=True, check=False, env=env, **kwargs)  # type: ignore[call-overload]
     if proc.returncode != 0:
         raise BuildError(f"{what} failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
@@ -195,7 +199,7 @@ def provision_authorized_keys(board: str | Board, disk: Path, lines: list[str]) 
     board_obj = board if isinstance(board, Board) else load_board(board)
     offset = int(board_obj.require("flash.bootstate.start_block")) * board_obj.block_size
     image = f"{disk}@@{offset}"
-    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", LC_ALL="C")
+    env = _tool_env()
     target = f"::{SETTINGS_DIR}/authorized_keys"
     current = subprocess.run(
         [need_tool("mtype"), "-i", image, target],

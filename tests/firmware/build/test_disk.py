@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -96,3 +97,27 @@ def test_cli_disk_writes_a_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["path"] == str(out) and data["active"] == "A" and out.is_file()
+
+
+def test_files_written_to_the_boot_fat_carry_dates_a_32_bit_guest_can_stat(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mtools stamps files with SOURCE_DATE_EPOCH; 0 (1970) is before FAT's first year and
+    wraps to 2098, which a 32-bit time_t cannot hold: the armhf guest's stat() then fails
+    (EOVERFLOW) and its authorized_keys looked absent. Every date must be 1980..2037."""
+    from toolkit.firmware.disk import SETTINGS_DIR, provision_authorized_keys
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    board = load_board("es-virt")
+    disk = make_disk(board, tmp_path / "disk.img", built.path, None, active="A")
+    provision_authorized_keys(board, disk, ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test"])
+    fat = f"{disk}@@{board.get('flash.bootstate.start_block') * board.block_size}"
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", LC_ALL="C")
+    listing = ""
+    for where in ("::", f"::{SETTINGS_DIR}"):
+        listing += subprocess.run(
+            ["mdir", "-i", fat, where], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    years = [int(year) for year in re.findall(r"\b(\d{4})-\d{2}-\d{2}\b", listing)]
+    assert "authorized_keys" in listing
+    assert years and all(1980 <= y <= 2037 for y in years), listing

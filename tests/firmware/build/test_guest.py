@@ -77,3 +77,38 @@ def test_kernel_unwrapping_refuses_what_it_cannot_boot() -> None:
     zstd[0:2], zstd[4:8], zstd[24:28] = b"MZ", b"zimg", b"zstd"
     with pytest.raises(BuildError, match="zstd"):
         raw_arm64_image(bytes(zstd))
+
+
+def test_a_32_bit_guest_is_read_like_a_64_bit_one() -> None:
+    """es-arm32's armhf packages: 32-bit ELF files, its own triplet and program interpreter."""
+    spec = guestmod.GuestSpec(arch="armhf", kernel_package="linux-image-armmp")
+    guest = fetch_guest(spec=spec)
+    assert guest.spec == spec and guest.kernel_abi.endswith("-armmp")
+    dropbear = guest.root / "usr/sbin/dropbear"
+    assert dropbear.read_bytes()[4] == 1  # ELFCLASS32
+    assert "libc.so.6" in elf_needed(dropbear)
+    assert (guest.root / "lib" / spec.debian.triplet / spec.debian.loader).exists()
+    nvme = next(guest.modules_dir.glob("kernel/**/nvme.ko"))
+    assert "nvme-core" in modinfo(nvme)["depends"].split(",")
+
+
+def test_a_board_names_only_architectures_and_kernels_routerkit_builds(tmp_path: Path) -> None:
+    from toolkit.boards import load_board
+
+    assert guestmod.GuestSpec.of(load_board("es-arm32")).debian.uname == "armv7l"
+    assert guestmod.GuestSpec.of(load_board("es-virt")).debian.fit_arch == "arm64"
+    text = load_board("es-virt").path.read_text()
+    for wrong, message in (("mips", "firmware.arch 'mips'"), ("arm64", None)):
+        bad = tmp_path / "boards" / "odd.toml"
+        bad.parent.mkdir(exist_ok=True)
+        body = text.replace('id = "es-virt"', 'id = "odd"').replace(
+            'arch = "arm64"', f'arch = "{wrong}"'
+        )
+        if message is None:
+            body = body.replace(
+                'kernel_package = "linux-image-cloud-arm64"', 'kernel_package = "busybox"'
+            )
+            message = r"not a linux-image-\* metapackage"
+        bad.write_text(body)
+        with pytest.raises(BuildError, match=message):
+            guestmod.GuestSpec.of(load_board(str(bad)))
