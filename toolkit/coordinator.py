@@ -6,8 +6,13 @@ that publish serial ports through ser2net/RFC 2217). routerkit drives it through
 interface, and turns an acquired place into a :class:`toolkit.targets.Target`.
 
 ``--routerkit-target labgrid:PLACE`` (the pytest plugin) uses :func:`lease`, which acquires
-the place, yields its target and always releases it, also on Ctrl-C. (The ``flash`` and
-``verify`` commands do not take ``labgrid:PLACE`` yet.)
+the place, yields its target and always releases it, also on Ctrl-C; ``--target
+labgrid:PLACE`` of the commands holds it for the command's duration.
+
+A command that holds a place while it runs another program (``routerkit bisect`` running the
+developer's test) names the place in ``$ROUTERKIT_LABGRID_HELD``. labgrid refuses to acquire a
+place twice, even to its holder, so routerkit in that program uses the held place as it is:
+it neither acquires nor releases it (:attr:`Lease.owned`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ from toolkit.errors import (
 )
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
+#: The place the routerkit command that started this process holds for it (see above).
+HELD_ENV = "ROUTERKIT_LABGRID_HELD"
+#: What :func:`_explain` says when labgrid finds the place already acquired by this very user
+#: on this very host (labgrid's own words: "You have already acquired place ...").
+_YOURS = "labgrid place {} is already acquired by you (another session holds it)"
 
 
 @dataclass
@@ -40,6 +50,8 @@ class Lease:
     place: str
     coordinator: str
     resources: list[dict[str, Any]] = field(default_factory=list)
+    #: False: the command that started this process holds the place; not ours to release
+    owned: bool = True
 
     @property
     def serial_url(self) -> str | None:
@@ -93,6 +105,8 @@ def _explain(output: str, coordinator: str, place: str | None) -> str:
     text = " ".join(output.split())
     if "Could not connect to coordinator" in text or "coordinator is unavailable" in text:
         return f"labgrid coordinator {coordinator} is unreachable (is labgrid-coordinator running?)"
+    if "You have already acquired place" in text:
+        return _YOURS.format(place)
     busy = re.search(r"already acquired by (\S+?)\.", text)
     if busy:
         return f"labgrid place {place} is already acquired by {busy.group(1)}"
@@ -128,17 +142,26 @@ def parse_show(output: str) -> list[dict[str, Any]]:
 
 
 def acquire(place: str, coordinator: str | None = None) -> Lease:
-    """Acquire ``place`` and read its resources. Raises PlaceError naming who holds it."""
+    """Acquire ``place`` and read its resources. Raises PlaceError naming who holds it; a
+    place the command that started this process holds for it (``$ROUTERKIT_LABGRID_HELD``)
+    is used as it is held."""
     if not place:
         raise ConfigError("labgrid target needs a place name: labgrid:PLACE")
     address = coordinator_address(coordinator)
-    run_client(address, place, "acquire")
+    owned = True
+    try:
+        run_client(address, place, "acquire")
+    except PlaceError as exc:
+        # ours already: held for us by the routerkit command that runs this program
+        if exc.message != _YOURS.format(place) or os.environ.get(HELD_ENV) != place:
+            raise
+        owned = False
     try:
         resources = parse_show(run_client(address, place, "show"))
     except BaseException:
-        release(Lease(place, address))
+        release(Lease(place, address, owned=owned))
         raise
-    lease = Lease(place=place, coordinator=address, resources=resources)
+    lease = Lease(place=place, coordinator=address, resources=resources, owned=owned)
     if lease.serial_url is None:
         release(lease)
         raise NotFoundError(f"labgrid place {place} exports no network serial port")
@@ -146,7 +169,10 @@ def acquire(place: str, coordinator: str | None = None) -> Lease:
 
 
 def release(lease: Lease) -> None:
-    """Release a place; never raises (it runs in finally blocks and on Ctrl-C)."""
+    """Release a place (unless it is held for us, see :attr:`Lease.owned`); never raises (it
+    runs in finally blocks and on Ctrl-C)."""
+    if not lease.owned:
+        return
     with contextlib.suppress(RouterkitError, OSError):
         run_client(lease.coordinator, lease.place, "release", timeout=15)
 

@@ -36,9 +36,17 @@ class Target:
     device_ip: str | None = None
     sample: str | None = None  # name of the virtual sample, when it is one
     labgrid_place: str | None = None
+    lab: str | None = None  # the lab file (absolute path) the target comes from, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def spec(self) -> str:
+        """The target as ``--target`` (and the pytest plugin's ``--routerkit-target``) name it
+        from anywhere: ``LAB.toml:NAME`` for a lab file's target, else its name (a sample's
+        name, ``labgrid:PLACE``, a serial URL)."""
+        return f"{self.lab}:{self.name}" if self.lab else self.name
 
     @property
     def is_virtual(self) -> bool:
@@ -78,11 +86,13 @@ def from_lab(lab_path: Path, name: str) -> Target:
     entry = load_lab(lab_path).target(name)
     values = {k: v for k, v in entry.values.items() if k in Target.__dataclass_fields__}
     values.pop("board", None)
+    lab = str(Path(lab_path).resolve())
     if not entry.get("sample"):
-        return Target(name=name, board=entry.board, **values)
+        return Target(name=name, board=entry.board, lab=lab, **values)
     target = from_sample(str(entry.get("sample")))
     target.name = name
     target.board = entry.board
+    target.lab = lab
     for key, value in values.items():
         setattr(target, key, value)
     return target

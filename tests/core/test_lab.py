@@ -33,6 +33,23 @@ def test_lab_loads_targets(tmp_path: Path) -> None:
     assert (target.ssh_host, target.ssh_port, target.board) == ("127.0.0.1", 2222, "es-virt")
 
 
+def test_a_lab_target_is_named_with_its_lab_file_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Target.spec`` (what `routerkit bisect` hands its command as ROUTERKIT_TARGET) names
+    the lab file too, so it resolves to the same target from any directory."""
+    (tmp_path / "lab.toml").write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    target = resolve("desk", lab=Path("lab.toml"))
+    assert target.spec == f"{tmp_path.resolve() / 'lab.toml'}:desk"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = resolve(target.spec)
+    assert (again.name, again.ssh_host, again.ssh_port) == ("desk", "127.0.0.1", 2222)
+    assert resolve(None, ssh_host="192.0.2.1").spec == "192.0.2.1"  # no lab file: its name
+
+
 def test_wrong_type_names_file_line_and_key(tmp_path: Path) -> None:
     path = tmp_path / "lab.toml"
     path.write_text(GOOD.replace("ssh_port = 2222", 'ssh_port = "2222"'))

@@ -75,6 +75,21 @@ def test_unknown_target_fails_the_session_once(pytester: pytest.Pytester) -> Non
         assert "passed" not in result.stdout.str() and "failed" not in result.stdout.str()
 
 
+def test_the_target_in_the_environment_is_the_default(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$ROUTERKIT_TARGET`` (what `routerkit bisect` sets for its command) is the target of a
+    plain ``pytest``: here one that does not exist, so the session says so once, before any
+    test; ``--routerkit-target`` still wins."""
+    pytester.makepyfile("def test_x(): pass\n")
+    monkeypatch.setenv("ROUTERKIT_TARGET", "no-such-sample")
+    result = pytester.runpytest_subprocess(*NO_LG)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    assert "unknown --routerkit-target 'no-such-sample'" in result.stderr.str()
+    given = pytester.runpytest_subprocess("--routerkit-target", "ftp://bench/x", *NO_LG)
+    assert "ftp://" in given.stderr.str() and "no-such-sample" not in given.stderr.str()
+
+
 def test_image_that_fails_verification_fails_the_session_once(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(flashed_sample): pass\ndef test_y(flashed_sample): pass\n")
     junk = pytester.path / "junk.img"

@@ -48,6 +48,29 @@ def test_place_held_by_someone_else_says_by_whom(labgrid_lab: LabgridLab) -> Non
         labgrid_lab.client("release", user="alice")
 
 
+def test_a_place_held_for_this_program_is_used_and_left_held(
+    labgrid_lab: LabgridLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program a routerkit command runs while holding the place (a bisect's test) uses it
+    as it is held, never releasing it; labgrid refuses a second acquire even to its holder.
+    Naming the place does not open a place someone else holds."""
+    place, address = labgrid_lab.place, labgrid_lab.coordinator
+    with coordinator.lease(place, address):  # the bisect
+        with pytest.raises(PlaceError, match="already acquired by you"):
+            coordinator.acquire(place, address)  # not said to be held for it
+        monkeypatch.setenv(coordinator.HELD_ENV, place)
+        with coordinator.lease(place, address) as inner:  # the bisect's test
+            assert inner.serial_url and not inner.owned
+        assert "acquired: None" not in labgrid_lab.client("show").stdout
+    assert "acquired: None" in labgrid_lab.client("show").stdout
+    assert labgrid_lab.client("acquire", user="alice").returncode == 0
+    try:
+        with pytest.raises(PlaceError, match=r"already acquired by .*/alice"):
+            coordinator.acquire(place, address)
+    finally:
+        labgrid_lab.client("release", user="alice")
+
+
 def test_unknown_place_is_a_clear_error(labgrid_lab: LabgridLab) -> None:
     with pytest.raises(PlaceError, match="does not exist"):
         coordinator.acquire("no-such-place", labgrid_lab.coordinator)

@@ -70,13 +70,18 @@ def bisect(
 
     Ctrl-C or a power cut loses nothing: run the same command again and it continues where it
     stopped (the state is in the session journal). COMMAND sees ROUTERKIT_BISECT_VERSION,
-    ROUTERKIT_TARGET, ROUTERKIT_SSH_HOST and ROUTERKIT_SSH_PORT in its environment.
+    ROUTERKIT_TARGET, ROUTERKIT_BOARD, ROUTERKIT_SSH_HOST and ROUTERKIT_SSH_PORT in its
+    environment. ROUTERKIT_TARGET names the target as --target does (routerkit's pytest plugin
+    tests it when no --routerkit-target is given), and a labgrid place the bisect holds is
+    COMMAND's to use.
 
     \b
     Examples:
       routerkit bisect --good 1.2.0-nightly.3 --bad 1.2.0-nightly.17 -- pytest examples/
       routerkit bisect --good 1.2.0-nightly.3 --bad 1.2.0-nightly.17 --target bench1 \\
           --lab lab.toml --json -- ./check-fan.sh
+      routerkit bisect --good 1.2.0-nightly.3 --bad 1.2.0-nightly.17 \\
+          --target labgrid:es1 --host 192.0.2.10 -- pytest examples/
       routerkit bug --from-bisect              # report the answer, with everything attached
     """
     from toolkit import identity as ids

@@ -10,7 +10,8 @@ Fixtures (function-scoped handles on ONE target per session)::
     flashed_sample  the target with --routerkit-image flashed and verified once per session
 
 Options (besides ``--routerkit-target`` and ``--routerkit-image`` of the plugin):
-``--routerkit-board`` and ``--routerkit-flash-via``.
+``--routerkit-board`` and ``--routerkit-flash-via``. Without ``--routerkit-target``,
+``$ROUTERKIT_TARGET`` names the target (``routerkit bisect`` sets it for its command).
 
 A failing test that used one of them gets the console transcript of its run (and the flash
 record, if the session flashed) in its report and in JUnit XML (``<properties>`` and the
@@ -21,6 +22,7 @@ every pytest run in an environment where routerkit is installed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -37,6 +39,8 @@ _offset_key = pytest.StashKey[int]()
 _started_key = pytest.StashKey[float]()
 _session_key = pytest.StashKey["HilSession"]()
 TAIL_LINES = 60
+#: The default of ``--routerkit-target`` (set by ``routerkit bisect`` for the command it runs).
+TARGET_ENV = "ROUTERKIT_TARGET"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,6 +54,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="How flashed_sample flashes --routerkit-image (auto: serial+TFTP when the bench has a "
         "TFTP dir, as the virtual sample has; else ssh when the target has an address).",
     )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``$ROUTERKIT_TARGET`` is the target when ``--routerkit-target`` is not given: a test
+    that ``routerkit bisect`` runs then tests the device the bisect has just flashed."""
+    found = os.environ.get(TARGET_ENV)
+    if found and not config.getoption("--routerkit-target", None):
+        config.option.routerkit_target = found
 
 
 def _uses_hil(item: pytest.Item | None) -> bool:

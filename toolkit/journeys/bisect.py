@@ -418,16 +418,24 @@ class ChannelBench:
         )
 
     def test(self, build: Build, journal: Journal, log: Path) -> int:
+        """Run the command on the target the bisect just flashed: ``ROUTERKIT_TARGET`` names
+        it as ``--target`` does, so routerkit's pytest plugin (which takes it for
+        ``--routerkit-target``) and ``routerkit`` commands reach that same device; a labgrid
+        place the bisect holds is theirs to use (``coordinator.HELD_ENV``)."""
+        from toolkit.coordinator import HELD_ENV
+
         env = dict(os.environ)
         env.update(self.env)
         env.update(
             {
                 "ROUTERKIT_BISECT_VERSION": build.version,
                 "ROUTERKIT_BISECT_SESSION": journal.id,
-                "ROUTERKIT_TARGET": self.target.name,
+                "ROUTERKIT_TARGET": self.target.spec,
                 "ROUTERKIT_BOARD": self.target.board,
             }
         )
+        if self.target.labgrid_place:
+            env[HELD_ENV] = self.target.labgrid_place
         if self.target.ssh_host:
             env["ROUTERKIT_SSH_HOST"] = str(self.target.ssh_host)
             env["ROUTERKIT_SSH_PORT"] = str(self.target.ssh_port)

@@ -11,12 +11,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.firmware.trust.test_channels import Server
 from toolkit.cli import root
 from toolkit.firmware.channel_repo import publish
-from toolkit.journeys.bisect import ChannelBench, bisect
+from toolkit.journeys.bisect import Build, ChannelBench, bisect
 from toolkit.protocol import Console, asciicast
 from toolkit.record import Journal
 from toolkit.targets import Target
@@ -86,3 +87,32 @@ def test_channel_bench_pulls_flashes_over_serial_and_records_the_consoles(tmp_pa
     assert report.exit_code == 0, report.output
     names = [a["name"] for a in json.loads(report.output.strip().splitlines()[-1])["attachments"]]
     assert "console.cast" in names and "bisect-summary.json" in names
+
+
+@pytest.mark.parametrize(
+    ("target", "named", "held"),
+    [
+        (Target(name="es1", sample="es1"), "es1", None),
+        (
+            Target(name="desk", lab="/labs/lab.toml", ssh_host="192.0.2.10"),
+            "/labs/lab.toml:desk",
+            None,
+        ),
+        (Target(name="labgrid:es1", labgrid_place="es1"), "labgrid:es1", "es1"),
+    ],
+)
+def test_the_command_is_told_the_target_as_target_names_it(
+    target: Target, named: str, held: str | None
+) -> None:
+    """What the bisect's command gets: ROUTERKIT_TARGET as `--target` and the pytest plugin's
+    `--routerkit-target` take it from anywhere (a lab file's target with its lab file), and a
+    labgrid place the bisect holds named as held for it, so routerkit in the command reaches
+    the device the bisect just flashed."""
+    show = (
+        "import os; e = os.environ; print(e['ROUTERKIT_TARGET'], e.get('ROUTERKIT_LABGRID_HELD'))"
+    )
+    bench = ChannelBench(channel="nightly", target=target, command=[sys.executable, "-c", show])
+    journal = Journal.create("bisect")
+    log = journal.files_dir / "test.log"
+    assert bench.test(Build("1.1.0-nightly.1"), journal, log) == 0
+    assert log.read_text() == f"{named} {held}\n"
