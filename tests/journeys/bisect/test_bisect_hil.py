@@ -14,109 +14,39 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.firmware.trust.test_channels import Server
-from toolkit.record import Journal
+from tests.journeys.bisect.conftest import bisect_command, bisect_journal, nightlies
 
 pytestmark = pytest.mark.hil
 
 N = 12
-VERSIONS = [f"1.2.0-nightly.{n}" for n in range(1, N + 1)]
+VERSIONS = nightlies(N)
 BOUND = math.ceil(math.log2(N)) + 1
-CHECK = Path(__file__).with_name("check_feature.py")
-# A build whose /init reboots at once: it never reaches a shell, U-Boot counts the failed
-# boots and falls back to the other slot (a boot loop, the A/B design's reason to exist).
-BOOT_LOOP = (
-    b"#!/bin/sh\nmount -t proc proc /proc\necho routerkit: this build does not boot\nreboot -f\n"
-)
 RELIABILITY = os.environ.get("ROUTERKIT_RELIABILITY") == "1"
 
 
-@pytest.fixture
-def make_channel(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[..., tuple[str, Path]]]:
-    """Builds and publishes the nightlies of one scenario; returns (url, trusted root)."""
-    from toolkit.firmware.build import build_image
-    from toolkit.firmware.channel_repo import publish
-
-    servers: list[Server] = []
-
-    def make(break_at: int, unbootable: int | None = None) -> tuple[str, Path]:
-        base = tmp_path_factory.mktemp(f"channel-{break_at}-{unbootable}")
-        for index, version in enumerate(VERSIONS):
-            files = {"etc/rk-feature": b"ok\n" if index < break_at else b"broken\n"}
-            if index == unbootable:
-                files["init"] = BOOT_LOOP
-            image = build_image(version, out=base / "images", files=files).path
-            notes = {
-                "summary": f"nightly {index + 1}",
-                "changes": [f"rk-feature: {files['etc/rk-feature'].decode().strip()}"],
-            }
-            publish(
-                image, "nightly", base / "repo", keys_dir=base / "keys", keep_nightlies=0,
-                notes=notes,
-            )  # fmt: skip
-        server = Server(base / "repo")
-        servers.append(server)
-        return server.url, base / "repo" / "metadata" / "1.root.json"
-
-    yield make
-    for server in servers:
-        server.close()
-
-
-@pytest.fixture
-def bench_sample() -> Iterator[str]:
-    """A private sample per test: samples, keys and host keys live in the test's own data dir,
-    which the `routerkit bisect` subprocess shares."""
-    from toolkit import sample
-
-    name = f"bisect-{os.getpid()}-{secrets.token_hex(2)}"
-    state = sample.up(name=name, wait="ssh", fresh=True)  # a private sample
-    try:
-        yield name
-    finally:
-        sample.down(state)
-
-
 def _cli(url: str, root: Path, target: str, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "toolkit.cli", "bisect",
-        "--good", VERSIONS[0], "--bad", VERSIONS[-1],
-        "--url", url, "--root", str(root), "--target", target,
-        "--timeout", "240", "--test-timeout", "120", *extra,
-        "--", sys.executable, str(CHECK),
-    ]  # fmt: skip
-
-
-def _journal_of(target: str) -> Journal | None:
-    found = [j for j in Journal.all() if j.header.get("kind") == "bisect"]
-    found = [j for j in found if j.header.get("target") == target]
-    return found[-1] if found else None
+    return bisect_command(url, root, VERSIONS[0], VERSIONS[-1], ["--target", target], *extra)
 
 
 def test_bisect_names_the_build_past_a_non_booting_one_and_resumes_after_ctrl_c(
     make_channel, bench_sample: str
 ) -> None:
     break_at, unbootable = 8, 5  # 5 is the first build a bisect of 12 picks
-    url, root = make_channel(break_at, unbootable)
+    url, root = make_channel(VERSIONS, break_at, unbootable)
     cmd = _cli(url, root, bench_sample, "--json")
     start = time.monotonic()
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Ctrl-C once two steps are finished and the third has started flashing.
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and first.poll() is None:
-        journal = _journal_of(bench_sample)
+        journal = bisect_journal(bench_sample)
         if (
             journal is not None
             and len(journal.events("bisect_step")) >= 2
@@ -128,7 +58,7 @@ def test_bisect_names_the_build_past_a_non_booting_one_and_resumes_after_ctrl_c(
         time.sleep(0.2)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 130, (first.returncode, out, err)
-    journal = _journal_of(bench_sample)
+    journal = bisect_journal(bench_sample)
     assert journal is not None and journal.last("bisect_done") is None
     finished = [s["version"] for s in journal.events("bisect_step")]
     assert len(finished) == 2
@@ -176,7 +106,7 @@ def test_bisect_names_the_build_past_a_non_booting_one_and_resumes_after_ctrl_c(
 def test_bisect_names_the_first_bad_build_for_other_break_points(
     make_channel, bench_sample: str, break_at: int
 ) -> None:
-    url, root = make_channel(break_at)
+    url, root = make_channel(VERSIONS, break_at)
     result = subprocess.run(
         _cli(url, root, bench_sample, "--json", "--fresh"),
         capture_output=True,
