@@ -38,6 +38,31 @@ def _cpu() -> tuple[float, float, float]:
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime, busy
 
 
+class _StepClock:
+    """A Reporter that keeps the seconds of each step of one target's flash."""
+
+    def __init__(self, into: list[dict[str, float]]) -> None:
+        self.seconds: dict[str, float] = {}
+        into.append(self.seconds)
+
+    def step_started(self, name: str, detail: str = "") -> None:
+        pass
+
+    def step_finished(self, name: str, ok: bool, seconds: float, detail: str = "") -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def progress(self, name: str, done: int, total: int | None) -> None:
+        pass
+
+    def message(self, text: str, level: str = "info") -> None:
+        pass
+
+
+def _step_medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    names = dict.fromkeys(name for run in runs for name in run)
+    return {name: statistics.median(run.get(name, 0.0) for run in runs) for name in names}
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rk-fleet-bench-"))
     os.environ.setdefault("ROUTERKIT_CONFIG", str(tmp / "config"))
@@ -78,6 +103,8 @@ def main() -> None:
 
         one_lab, all_lab = lab(range(1), tmp / "one.toml"), lab(range(N), tmp / "all.toml")
         ones, eights, cpu, cpu1, idle = [], [], [], [], []
+        steps1: list[dict[str, float]] = []
+        steps8: list[dict[str, float]] = []
         for _ in range(PAIRS):
             # What the rest of the machine takes while we do nothing (one second).
             c0, t0 = _cpu(), time.monotonic()
@@ -85,13 +112,17 @@ def main() -> None:
             idle.append((_cpu()[2] - c0[2]) / (time.monotonic() - t0))
             c0 = _cpu()
             t0 = time.monotonic()
-            r1 = flash_fleet(new, one_lab, parallel=1, force=True)
+            r1 = flash_fleet(
+                new, one_lab, parallel=1, force=True, reporter_for=lambda _: _StepClock(steps1)
+            )
             ones.append(time.monotonic() - t0)
             c1 = _cpu()
             cpu1.append([b - a for a, b in zip(c0, c1, strict=True)] + [ones[-1]])
             c0 = _cpu()
             t0 = time.monotonic()
-            r8 = flash_fleet(new, all_lab, parallel=N, force=True)
+            r8 = flash_fleet(
+                new, all_lab, parallel=N, force=True, reporter_for=lambda _: _StepClock(steps8)
+            )
             eights.append(time.monotonic() - t0)
             c1 = _cpu()
             cpu.append([b - a for a, b in zip(c0, c1, strict=True)] + [eights[-1]])
@@ -117,6 +148,25 @@ def main() -> None:
             f"machine was busy {busy / wall:.2f} of {cores} cores for {wall:.2f} s, "
             f"{others:.2f} CPU-s of it other processes (the team's tests and QEMU; with routerkit "
             f"idle they kept {statistics.median(idle):.2f} of {cores} cores busy)"
+        )
+        # Everything the eight-target run made this machine do: its busy CPU minus what the
+        # rest of the machine did when idle (the devices' unreaped dropbears, loopback TCP in
+        # the kernel, the device supervisors are in it). It must fit on the cores too.
+        caused = max(me + kids, busy - statistics.median(idle) * wall)
+        print(
+            f"# fleet_{N}_vs_1_floor: the {N}-target run cost this machine ~{caused:.2f} CPU-s "
+            f"(busy minus the idle baseline) -> at least {caused / cores:.2f} s on {cores} cores, "
+            f"ratio >= {caused / cores / one:.2f}; of it routerkit {me:.2f} CPU-s "
+            f"({me / N:.3f} per target), the only part a real bench, where each device has its "
+            f"own CPU, puts on the host"
+        )
+        one_steps, eight_steps = _step_medians(steps1), _step_medians(steps8)
+        print(
+            f"# fleet_{N}_vs_1_steps (s per target, medians, one target -> each of {N}): "
+            + ", ".join(
+                f"{name} {one_steps.get(name, 0.0):.2f}->{eight_steps.get(name, 0.0):.2f}"
+                for name in eight_steps
+            )
         )
     finally:
         for dev in devices:

@@ -71,6 +71,7 @@ def instrument() -> dict[str, list[float]]:
 
 
 Runs = dict[str, tuple[list[float], list[float]]]
+BARE = "bare line"
 
 
 def ours(
@@ -109,6 +110,18 @@ def ours(
         shell = _rounds(shell_test, rounds)
         for label, values in spent.items():
             phases.setdefault("shell", {}).setdefault(label, []).extend(values)
+        # The console's own floor, for the profile line: a bare `true` typed at the prompt and
+        # the prompt back (no echo check, no framing, no checksum: what no fixture may skip).
+        live = hil.ensure().shell()
+        console, prompt = live.console, live.prompt_end
+        for _ in range(rounds):
+            console.flush_input()
+            t0 = time.perf_counter()
+            console.write(b"true\n")
+            if console.try_expect(prompt, 2.0) is not None:
+                phases.setdefault("shell", {}).setdefault(BARE, []).append(
+                    (time.perf_counter() - t0) * 1000
+                )
     finally:
         hil.close()
     return {"uboot": uboot, "shell": shell}
@@ -231,6 +244,13 @@ def main() -> None:
             )
             + f"; labgrid: {p_total - p_setup:.1f} for its command (one line, read to its marker), "
             f"{p_setup:.3f} for its fixture"
+            + (
+                f"; the console's floor: a bare `true` line to the next prompt "
+                f"{medians[BARE]:.1f} (ours makes two exchanges, the state check and the framed "
+                f"command; the goal 0.5 is {p_total / 2:.1f})"
+                if BARE in medians
+                else ""
+            )
         )
 
 
