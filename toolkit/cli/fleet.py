@@ -71,7 +71,13 @@ class _Lines:
 
 
 @fleet.command("flash")
-@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "images",
+    nargs=-1,
+    required=True,
+    metavar="IMAGE...",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 @click.option(
     "--lab", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The lab file."
 )
@@ -91,7 +97,7 @@ class _Lines:
 @click.option("--timeout", type=float, help="Reboot/reconnect timeout per target, seconds.")
 @output_options
 def flash_cmd(
-    image: Path,
+    images: tuple[Path, ...],
     lab: Path,
     parallel: int,
     force: bool,
@@ -102,12 +108,18 @@ def flash_cmd(
 ) -> None:
     """Flash IMAGE onto every target of --lab over SSH, --parallel at a time.
 
+    A lab with several boards takes one IMAGE per board: each target gets the image built
+    for its board (its `board` in the lab file). Every image is verified once, before any
+    target is touched; two images for one board are refused. A target whose board has no
+    image fails, untouched.
+
     A failure on one target does not stop the others; the exit status is non-zero if any
     failed. Rerunning after an interruption skips targets already flashed (unless --force).
 
     \b
-    Example:
+    Examples:
       routerkit fleet flash out/es-virt-1.1.0.img --lab lab.toml --parallel 8
+      routerkit fleet flash out/es-virt-1.1.0.img out/es-arm32-1.1.0.img --lab lab.toml
     """
     from toolkit.journeys.flash import FlashOptions
     from toolkit.journeys.fleet import flash_fleet
@@ -126,7 +138,7 @@ def flash_cmd(
         lines.live.start()
     try:
         result = flash_fleet(
-            image,
+            list(images),
             lab,
             options=options,
             parallel=parallel,
@@ -139,13 +151,20 @@ def flash_cmd(
             lines.live.stop()
 
     def human(app: App) -> None:
+        # With several images, a column says which one each target got (its version is in
+        # before/after); with one, the table is as it always was.
+        shown = {t.name: Path(t.image).name if t.image else "-" for t in result.targets}
+        width = max([5, *map(len, shown.values())]) if len(result.images) > 1 else 0
+        image_head = f"{'image':{width}} " if width else ""
         click.echo(
-            f"{'target':16} {'status':8} {'before':10} {'after':10} {'slot':4} {'time':>7}  error"
+            f"{'target':16} {image_head}{'status':8} {'before':10} {'after':10} {'slot':4} "
+            f"{'time':>7}  error"
         )
         for t in result.targets:
+            image_cell = f"{shown[t.name]:{width}} " if width else ""
             click.echo(
-                f"{t.name:16} {t.status:8} {t.version_before or '-':10} {t.version_after or '-':10} "
-                f"{t.slot or '-':4} {t.seconds:6.1f}s  {t.error or ''}"
+                f"{t.name:16} {image_cell}{t.status:8} {t.version_before or '-':10} "
+                f"{t.version_after or '-':10} {t.slot or '-':4} {t.seconds:6.1f}s  {t.error or ''}"
             )
         failed = sum(1 for t in result.targets if not t.ok)
         click.echo(
