@@ -22,7 +22,8 @@ APT_PACKAGES := qemu-system-arm qemu-utils u-boot-qemu u-boot-tools device-tree-
 
 help:
 	@echo "make demo         set up, then run the whole journey on the virtual sample"
-	@echo "make test         set up, then run every test (unit + hil)"
+	@echo "make test         set up, then run every test (unit + hil), and the every_board"
+	@echo "                  journeys again on each other shipped board (es-arm32)"
 	@echo "make bench        run every benchmark in benchmarks/ (BENCH='share photos' for some);"
 	@echo "                  fails if any of them failed or did not print its figures"
 	@echo "make reliability  long fault-injection runs"
@@ -53,9 +54,19 @@ venv: $(VENV)/.installed
 demo: setup
 	$(BIN)/routerkit demo
 
-# Lint first (seconds), then every test; pytest's summary closes the log.
+# Every shipped board besides the default (es-virt, which the whole suite runs on): the journeys
+# marked `every_board` run again on each of them, on that board's own virtual sample.
+OTHER_BOARDS := $(filter-out es-virt,$(basename $(notdir $(wildcard firmware/boards/*.toml))))
+
+# Lint first (seconds), then every test, then the journeys on every other board; a pass that
+# fails stops make with its summary closing the log.
 test: setup check
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@for board in $(OTHER_BOARDS); do \
+		echo "== the every_board journeys on $$board"; \
+		ROUTERKIT_TEST_BOARD=$$board $(BIN)/python -m pytest -q -p no:cacheprovider \
+			-m every_board $(PYTEST_ARGS) || exit 1; \
+	done
 
 # ruff (lint + formatting) and mypy, as CI runs them.
 check: setup

@@ -12,10 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import BOARD_ENV
+
 KEYS = Path(__file__).parent / "keys"
 SHARED_CACHE = Path(
     os.environ.get("ROUTERKIT_TEST_CACHE", Path.home() / ".cache" / "routerkit-test")
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``ROUTERKIT_TEST_BOARD`` (make test's pass over every shipped board) is the board of the
+    plugin's virtual sample too, unless ``--routerkit-board`` names one."""
+    board = os.environ.get(BOARD_ENV)
+    if board and config.getoption("--routerkit-board", None) is None:
+        config.option.routerkit_board = board
 
 
 @pytest.fixture(autouse=True, scope="session")

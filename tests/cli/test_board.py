@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from toolkit import paths
+from toolkit import paths, resources
 from toolkit.cli import root
 
 BROKEN = Path(__file__).parents[1] / "boards" / "broken-bench.toml"
@@ -25,7 +25,10 @@ def test_board_list_json_names_each_origin(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     rows = {row["id"]: row for row in payload["boards"]}
-    assert sorted(rows) == ["bench-x", "es-virt", "my-bench"]
+    shipped = [p.stem for p in resources.bundled_boards_dir().glob("*.toml")]
+    assert sorted(rows) == sorted(["bench-x", "my-bench", *shipped])
+    for board in shipped:  # each shipped board has its shipped guide
+        assert rows[board]["origin"] == "bundled" and rows[board]["guide_origin"] == "bundled"
     assert rows["bench-x"]["origin"] == "env" and rows["bench-x"]["guide"] is None
     assert rows["my-bench"]["origin"] == "user"
     assert rows["my-bench"]["path"] == str(paths.config_dir() / "boards" / "my-bench.toml")

@@ -1,6 +1,8 @@
 """Automatic checks against the REAL virtual sample (QEMU + stock U-Boot): pass when it runs,
 fail with a clear reason when it is down. Uses the ``routerkit_sample`` fixture of
-``toolkit.pytest_plugin`` (one sample shared by the test session)."""
+``toolkit.pytest_plugin`` (one sample shared by the test session, of the board under test:
+``make test`` walks every shipped board's own guide on its own sample), and shares the build
+log to the real Roundup tracker the community tests start."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.community.conftest import roundup, tracker  # noqa: F401 - fixtures
 from tests.guide.scripted import assert_complete_and_unique, make_photos
+from tests.tools import board_under_test
 from toolkit.guide.answers import AnswersPrompter
 from toolkit.guide.checks import default_registry
 from toolkit.guide.device import sample_device
@@ -19,12 +23,21 @@ from toolkit.journeys.assemble import run_assembly
 from toolkit.record import Journal
 
 pytestmark = pytest.mark.hil
-GUIDE = load_board_guide("es-virt")
+BOARD = board_under_test()
+GUIDE = load_board_guide(BOARD)
 
 
-def test_assembly_checks_pass_against_the_running_sample(
-    routerkit_sample: Any, tmp_path: Path
+@pytest.mark.every_board
+def test_assembly_checks_pass_against_the_running_sample_and_the_build_log_is_shared(
+    routerkit_sample: Any,
+    tmp_path: Path,
+    roundup: Any,  # noqa: F811 - the fixture imported above
 ) -> None:
+    from toolkit.community.outbox import Outbox
+    from toolkit.community.publishers import PublisherCache
+    from toolkit.journeys.share import deliver, prepare_share, submit
+
+    assert routerkit_sample.board == BOARD
     make_photos(GUIDE, tmp_path / "phone")
     answers = tmp_path / "answers.yaml"
     power_on: dict[str, Any] = {"on_check_fail": "stop"}
@@ -37,9 +50,9 @@ def test_assembly_checks_pass_against_the_running_sample(
         )
     )
     result = run_assembly(
-        "es-virt",
+        BOARD,
         GUIDE,
-        AnswersPrompter(answers, board="es-virt"),
+        AnswersPrompter(answers, board=BOARD),
         device=lambda: sample_device(routerkit_sample),
     )
     journal = Journal.open(result.session_id)
@@ -50,9 +63,24 @@ def test_assembly_checks_pass_against_the_running_sample(
     assert checks["uboot"]["ok"], checks["uboot"]["detail"]
     assert checks["uboot"]["detail"].startswith("serial console shows: U-Boot 20")
     if routerkit_sample.firmware:
-        assert checks["selftest-storage"]["ok"], checks["selftest-storage"]["detail"]
+        live = [c.id for step in GUIDE.steps for c in step.checks if c.kind == "selftest"]
+        assert live and all(checks[c]["ok"] for c in live), [checks[c] for c in live]
         assert checks["selftest-fan"]["data"]["value"] == "absent"  # honest on the virtual sample
     assert_complete_and_unique(journal.events(), GUIDE)
+
+    # Shown off: the build log of this board's assembly reaches the tracker, photos and all.
+    plan = prepare_share(result.session_id, "roundup")
+    item = submit(plan, Outbox())
+    sent = deliver(PublisherCache({"roundup": roundup}), Outbox(), keys=[item.key])
+    assert [i.key for i in sent.sent] == [item.key], [
+        i.last_error for i in sent.pending + sent.failed
+    ]
+    remote = sent.sent[0].remote
+    assert remote is not None
+    issue = roundup.get("issue", remote["id"])["attributes"]
+    assert issue["kind"] == "buildlog" and issue["board"] == BOARD
+    photos = [b for b in plan.blobs if b.mime.startswith("image/")]
+    assert len(photos) == sum(len(step.photos) for step in GUIDE.steps)
 
 
 def test_uboot_check_fails_when_the_sample_is_down(routerkit_sample: Any) -> None:

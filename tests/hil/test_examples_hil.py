@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.hil._proc import inner_pytest, press_ctrl_c
+from tests.tools import board_under_test
 from toolkit import paths
 from toolkit.protocol import asciicast
 
@@ -44,18 +45,21 @@ def _copy_examples(dest: Path) -> None:
             shutil.copy(src, dest / src.name)
 
 
+@pytest.mark.every_board
 def test_examples_flash_once_pass_and_a_failure_carries_console_and_flash_record(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
     from toolkit.firmware.build import build_image
 
-    image = build_image("1.0.1", out=tmp_path / "es-virt-1.0.1.img").path
+    board = board_under_test()
+    image = build_image("1.0.1", board, out=tmp_path / f"{board}-1.0.1.img").path
+    ours = _children_qemus()  # this session's own sample, if a test before this one started it
     _copy_examples(pytester.path)
     pytester.makepyfile(test_zz_failing=FAILING)
     xml = tmp_path / "junit.xml"
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", f"--routerkit-image={image}", f"--junitxml={xml}", "-rA",
-        timeout=400,
+        f"--routerkit-board={board}", timeout=400,
     )  # fmt: skip
     text = result.stdout.str()
     outcomes = result.parseoutcomes()
@@ -72,21 +76,23 @@ def test_examples_flash_once_pass_and_a_failure_carries_console_and_flash_record
     failure = cases["test_fails_after_a_uboot_command"].find("failure")
     assert failure is not None and "routerkit flash record" in (failure.text or "")
     # And it stopped the sample it started.
-    assert "qemu-system" not in _children_cmdlines()
+    assert _children_qemus() <= ours
 
 
-def _children_cmdlines() -> str:
-    """Command lines of processes whose parent is this test process (QEMUs we started)."""
+def _children_qemus() -> set[int]:
+    """PIDs of the QEMUs whose parent is this test process (samples started in it)."""
     me = str(os.getpid())
-    found = []
+    found = set()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[1] == me:
-                    found.append((proc / "cmdline").read_bytes().decode(errors="replace"))
+                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[1] == me and (
+                    b"qemu-system" in (proc / "cmdline").read_bytes()
+                ):
+                    found.add(int(proc.name))
             except (OSError, IndexError):
                 continue
-    return "\n".join(found)
+    return found
 
 
 def test_ctrl_c_during_a_session_stops_the_sample(pytester: pytest.Pytester) -> None:

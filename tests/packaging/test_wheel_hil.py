@@ -1,8 +1,8 @@
 """The wheel carries what it needs: built from the sources, installed into a fresh venv outside
 the checkout, it runs the journey from a directory that is not the checkout.
 
-One virtual sample boots (``sample up``); the serial flash and the pytest plugin's example run
-on that same sample. ROUTERKIT_DATA/CONFIG are the test's own (tests/conftest.py), the cache is
+For every shipped board, one virtual sample boots (``sample up --board``); the serial flash and
+the pytest plugin's example run on that same sample. ROUTERKIT_DATA/CONFIG are the test's own (tests/conftest.py), the cache is
 the shared test cache (guest packages are not downloaded again).
 """
 
@@ -21,6 +21,8 @@ import pytest
 pytestmark = [pytest.mark.hil, pytest.mark.timeout(1500)]
 
 CHECKOUT = Path(__file__).resolve().parents[2]
+#: The board profiles the wheel must carry: every one the checkout ships.
+BOARDS = sorted(p.stem for p in (CHECKOUT / "firmware" / "boards").glob("*.toml"))
 ON_DEVICE_PROGRAMS = (
     "init",
     "sbin/fwinfo",
@@ -85,7 +87,9 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
         modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in metadata
-    assert "toolkit/_data/firmware/boards/es-virt.toml" in names
+    for board in BOARDS:
+        assert f"toolkit/_data/firmware/boards/{board}.toml" in names
+        assert f"toolkit/_data/assembly_guide/{board}/guide.yaml" in names
     assert "toolkit/_data/assembly_guide/es-virt/img/01-parts.svg" in names
     assert "toolkit/_data/firmware/keys/test_id_ed25519.pub" in names
     for rel in ON_DEVICE_PROGRAMS:
@@ -131,31 +135,66 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
         assert os.access(rootfs / rel, os.X_OK), rel
 
     lint = _json(_run([rk, "guide", "lint", "--json"], cwd=work, env=env, timeout=60))
-    assert lint["ok"] and len(lint["files"]) == 1 and Path(lint["files"][0]).is_relative_to(venv)
+    assert lint["ok"] and len(lint["files"]) == len(BOARDS)
+    assert all(Path(f).is_relative_to(venv) for f in lint["files"])
     boards = _json(_run([rk, "board", "list", "--json"], cwd=work, env=env, timeout=60))
-    assert [(b["id"], b["origin"]) for b in boards["boards"]] == [("es-virt", "bundled")]
-    assert _run([rk, "board", "lint", "es-virt"], cwd=work, env=env, timeout=60).returncode == 0
+    assert [(b["id"], b["origin"]) for b in boards["boards"]] == [(b, "bundled") for b in BOARDS]
+    for board in BOARDS:
+        assert _run([rk, "board", "lint", board], cwd=work, env=env, timeout=60).returncode == 0
+        _journey(rk, venv, work, env, board)
+
+
+def _journey(rk: str, venv: Path, work: Path, env: dict[str, str], board: str) -> None:
+    """Build, boot, flash over serial and run the pytest plugin's examples on one board."""
 
     out = work / "out"
     built = _json(
         _run(
-            [rk, "firmware", "build", "--version", "9.9.9", "--out", str(out), "--json"],
+            [
+                rk,
+                "firmware",
+                "build",
+                "--version",
+                "9.9.9",
+                "--board",
+                board,
+                "--out",
+                str(out),
+                "--json",
+            ],
             cwd=work,
             env=env,
             timeout=900,
         )
     )
-    image = out / "es-virt-9.9.9.img"
+    image = out / f"{board}-9.9.9.img"
     assert image.is_file(), built
 
     up = _json(
-        _run([rk, "sample", "up", "--wait", "uboot", "--json"], cwd=work, env=env, timeout=300)
+        _run(
+            [rk, "sample", "up", "--name", board, "--board", board, "--wait", "uboot", "--json"],
+            cwd=work,
+            env=env,
+            timeout=300,
+        )
     )
     try:
         assert up["ok"], up
         flashed = _json(
             _run(
-                [rk, "flash", str(image), "--via", "serial", "--path", "tftp", "--json", "--yes"],
+                [
+                    rk,
+                    "flash",
+                    str(image),
+                    "--target",
+                    board,
+                    "--via",
+                    "serial",
+                    "--path",
+                    "tftp",
+                    "--json",
+                    "--yes",
+                ],  # fmt: skip
                 cwd=work,
                 env=env,
                 timeout=900,
@@ -163,7 +202,7 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
         )
         assert flashed["ok"] and flashed.get("version_after", "9.9.9") == "9.9.9", flashed
 
-        examples = work / "examples"
+        examples = work / f"examples-{board}"
         examples.mkdir()
         shutil.copy2(
             CHECKOUT / "examples" / "test_example_hil.py", examples / "test_example_hil.py"
@@ -179,7 +218,7 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
                 "-p",
                 "no:cacheprovider",
                 "--routerkit-target",
-                "default",
+                board,
                 "-q",
                 "-rA",
                 str(examples),
@@ -198,5 +237,7 @@ def test_wheel_installed_outside_the_checkout_runs_the_journey(tmp_path: Path) -
         )
         assert explicit.returncode == 0 and "--routerkit-target" in explicit.stdout
     finally:
-        down = _run([rk, "sample", "down", "--json"], cwd=work, env=env, timeout=120)
+        down = _run(
+            [rk, "sample", "down", "--name", board, "--json"], cwd=work, env=env, timeout=120
+        )
     assert _json(down)["ok"]

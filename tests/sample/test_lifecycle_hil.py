@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.tools import board_under_test
 from toolkit import sample
+from toolkit.boards import available_boards
 from toolkit.cli import root
 from toolkit.errors import SampleError
 from toolkit.events import RecordingReporter
@@ -22,6 +24,7 @@ from toolkit.record import Journal
 from toolkit.transport import open_serial
 
 pytestmark = pytest.mark.hil
+BOARD = board_under_test()
 
 
 def _alive(pid: int | None) -> bool:
@@ -42,15 +45,16 @@ def _uboot_says(url: str, command: str, expect: str, limit: float = 10.0) -> str
         return out.decode(errors="replace")
 
 
+@pytest.mark.every_board
 def test_up_reaches_uboot_prompt_records_the_boot_and_down_leaves_no_process() -> None:
-    state = sample.up(name="hil-a", wait="uboot")
+    state = sample.up(name="hil-a", board=BOARD, wait="uboot")
     try:
         assert state.running and _alive(state.pid)
         assert re.fullmatch(r"socket://127\.0\.0\.1:\d+", state.serial_url)
         assert state.boot_times["uboot_prompt"] >= state.boot_times["uboot_banner"] > 0
         # The transcript is in the sample dir and in a `sample` session.
         assert "Hit any key to stop autoboot" in Path(state.boot_log).read_text(errors="replace")
-        journal = Journal.latest(kind="sample", board="es-virt")
+        journal = Journal.latest(kind="sample", board=BOARD)
         assert journal is not None
         event = journal.last("sample_up")
         assert event is not None and event["pid"] == state.pid
@@ -60,7 +64,7 @@ def test_up_reaches_uboot_prompt_records_the_boot_and_down_leaves_no_process() -
         found = sample.status("hil-a")
         assert found is not None and found.running and found.pid == state.pid
         with pytest.raises(SampleError, match="already running"):
-            sample.up(name="hil-a", wait="uboot")
+            sample.up(name="hil-a", board=BOARD, wait="uboot")
     finally:
         sample.down("hil-a")
     assert not _alive(state.pid)
@@ -112,8 +116,9 @@ def test_rfc2217_console_through_ser2net() -> None:
     assert not _alive(state.pid) and not _alive(state.ser2net_pid)
 
 
+@pytest.mark.every_board
 def test_reset_reboots_and_power_cut_keeps_the_disk_for_the_next_up() -> None:
-    state = sample.up(name="power", wait="uboot")
+    state = sample.up(name="power", board=BOARD, wait="uboot")
     try:
         with open_serial(state.serial_url) as port:
             sample.reset("power")
@@ -132,8 +137,12 @@ def test_reset_reboots_and_power_cut_keeps_the_disk_for_the_next_up() -> None:
         assert after is not None and after.running is False
         with pytest.raises(SampleError, match="not running"):
             sample.reset("power")
+        # Powered on again it is the same board (a disk of another board's firmware is refused).
+        other = next(b for b in available_boards() if b != BOARD)
+        with pytest.raises(SampleError, match=f"was made as {BOARD}"):
+            sample.up(name="power", board=other, wait="uboot")
         again = sample.up(name="power", wait="uboot")
-        assert again.pid != state.pid and again.disk == state.disk
+        assert again.pid != state.pid and again.disk == state.disk and again.board == BOARD
         with open(again.disk, "rb") as fh:
             fh.seek(4096)
             assert fh.read(18) == b"routerkit-was-here"

@@ -62,7 +62,11 @@ def _emit_state(state: Any, **extra: Any) -> None:
 
 @sample.command("up")
 @NAME_OPTION
-@click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Board profile to emulate.")
+@click.option(
+    "--board",
+    default=None,
+    help=f"Board profile to emulate (default: the one the sample was made as, else {DEFAULT_BOARD}).",
+)
 @click.option(
     "--disk", type=click.Path(dir_okay=False, exists=True),
     help="Boot a copy of this disk image (the file is never modified).",
@@ -82,10 +86,13 @@ def _emit_state(state: Any, **extra: Any) -> None:
 @click.option("--timeout", type=float, default=None, help="Seconds allowed for each boot stage.")
 @output_options
 def up(
-    name: str, board: str, disk: str | None, serial: str, wait: str, fresh: bool,
+    name: str, board: str | None, disk: str | None, serial: str, wait: str, fresh: bool,
     timeout: float | None,
 ) -> None:  # fmt: skip
     """Boot a virtual sample and wait until it is ready.
+
+    A sample stays the board it was made as (`routerkit board list` shows the boards); powered
+    on again, it boots the same disk.
 
     The boot transcript goes to the sample's boot.log and a `sample` session.
 

@@ -1,4 +1,6 @@
-"""The virtual engineering sample: QEMU arm64 + stock U-Boot + routerkit's reference firmware.
+"""The virtual engineering samples: QEMU + stock U-Boot + routerkit's reference firmware, one per
+board profile with a ``[qemu]`` section (es-virt: arm64 + virtio disk; es-arm32: 32-bit ARM +
+NVMe).
 
 Library API (the CLI ``routerkit sample`` is a thin layer over it)::
 

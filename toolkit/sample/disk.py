@@ -1,4 +1,5 @@
-"""The sample's "flash": a raw virtio-blk disk image in its directory.
+"""The sample's "flash": a raw disk image in its directory (QEMU presents it as the profile's
+``[qemu] disk_device``: a virtio-blk disk, an NVMe drive...).
 
 pflash writes are broken in QEMU 7.2, so the virtual board's flash is a disk with an MBR whose
 first partition holds ``boot.scr`` (U-Boot's distro boot runs it). The factory image comes from

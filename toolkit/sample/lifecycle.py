@@ -13,7 +13,7 @@ from pathlib import Path
 from toolkit.boards import DEFAULT_BOARD, Board, load_board
 from toolkit.errors import DeviceError, RouterkitError, SampleError
 from toolkit.events import NullReporter, Reporter, step
-from toolkit.record import Journal, utcnow
+from toolkit.record import Journal, atomic_write, utcnow
 from toolkit.sample import disk as disk_mod
 from toolkit.sample import procs, qemu, ser2net
 from toolkit.sample.qmp import QMPClient, QMPError
@@ -32,9 +32,13 @@ WAIT_STATES = ("ssh", "linux", "uboot", "none", "auto")
 _START_ATTEMPTS = 4
 
 
+#: The board a sample's disk was made for, kept beside the disk (the state file goes at `down`).
+BOARD_FILE = "board"
+
+
 def up(
     name: str = "default",
-    board: str = DEFAULT_BOARD,
+    board: str | None = None,
     disk: str | Path | None = None,
     serial: str = "socket",
     wait: str = "ssh",
@@ -51,9 +55,23 @@ def up(
     console through ser2net. ``wait="auto"`` means ``ssh`` when the disk holds firmware and
     ``uboot`` otherwise. ``wait="none"`` returns as soon as QEMU runs; with
     ``serial="socket"`` the guest then waits for the first console client (nothing is lost).
+
+    ``board``: default the board the sample's disk was made for (a sample powered on again after
+    a power cut or a ``down`` is the same board), else the default board. Another board than
+    the disk's is refused unless ``fresh`` or ``disk`` gives it a disk of its own.
     """
     reporter = reporter or NullReporter()
     check_name(name)
+    made_as = _made_as(name)
+    if board is None:
+        board = made_as or DEFAULT_BOARD
+    elif made_as not in (None, board) and not fresh and disk is None:
+        raise SampleError(
+            f"sample {name!r} was made as {made_as}: its disk holds {made_as} firmware, "
+            f"not {board}'s",
+            hint=f"add --fresh to remake it as {board} (its disk is rewritten), or pick another "
+            "--name",
+        )
     if serial not in SERIAL_MODES:
         raise SampleError(f"unknown serial mode {serial!r} (choose {', '.join(SERIAL_MODES)})")
     if wait not in WAIT_STATES:
@@ -94,6 +112,8 @@ def _up_locked(
     qemu.uboot_pflash(profile)
     with step(reporter, "prepare disk"):
         disk_path, firmware = disk_mod.prepare(profile, directory, disk, fresh, reporter)
+    if disk is None:
+        atomic_write(directory / BOARD_FILE, f"{profile.id}\n".encode())
     if wait == "auto":  # as far as the disk allows: SSH with firmware, else U-Boot
         wait = "ssh" if firmware else "uboot"
     if wait in ("linux", "ssh") and not firmware:
@@ -118,6 +138,18 @@ def _up_locked(
         raise
     save_state(state)
     return state
+
+
+def _made_as(name: str) -> str | None:
+    """The board the sample's own disk was made for, or None (no such sample yet)."""
+    directory = sample_dir(name)
+    try:
+        return (directory / BOARD_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        previous = load_state(name)  # a sample made before the board was kept beside its disk
+        return (
+            previous.board if previous is not None and (directory / "disk.img").exists() else None
+        )
 
 
 def status(name: str | SampleState) -> SampleState | None:

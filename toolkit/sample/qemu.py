@@ -1,8 +1,9 @@
 """Building the QEMU command line of the virtual sample from its board profile.
 
-Everything machine-specific comes from the profile's ``[qemu]`` section (machine, cpu, memory,
-U-Boot binary); the wiring (serial, QMP, network, disk) is the same for every virtual board and
-follows the facts in DESIGN §4.
+Everything machine-specific comes from the profile's ``[qemu]`` section (QEMU binary, machine,
+cpu, memory, U-Boot binary, the disk and network devices); the wiring (serial, QMP, user
+network with TFTP and SSH, the drive) is the same for every virtual board and follows the facts
+in DESIGN §4.
 """
 
 from __future__ import annotations

@@ -15,10 +15,14 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from toolkit.boards import load_board
-from toolkit.sample.qemu import machine_args, verified_boot_args
+from tests.tools import board_under_test
+from toolkit.boards import Board, load_board
+from toolkit.sample.qemu import find_qemu, machine_args, verified_boot_args
 
-UBOOT = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
+
+def uboot(board: Board) -> Path:
+    """The stock U-Boot binary the board's virtual sample runs."""
+    return Path(str(board.require("qemu.uboot")))
 
 
 def free_port() -> int:
@@ -28,8 +32,12 @@ def free_port() -> int:
 
 
 class Qemu:
-    def __init__(self, disk: Path, workdir: Path, dtb: Path | None = None) -> None:
-        """``dtb``: the control DTB (default: the sample's, trusting this user's FIT keys)."""
+    def __init__(
+        self, disk: Path, workdir: Path, dtb: Path | None = None, board: Board | None = None
+    ) -> None:
+        """``dtb``: the control DTB (default: the sample's, trusting this user's FIT keys);
+        ``board``: default the board under test."""
+        self.board = board or load_board(board_under_test())
         self.disk = disk
         self.workdir = workdir
         self.dtb = dtb
@@ -40,10 +48,10 @@ class Qemu:
         self._pos = 0
 
     def __enter__(self) -> Qemu:
-        board = load_board("es-virt")
+        board = self.board
         dtb = ["-dtb", str(self.dtb)] if self.dtb else verified_boot_args(board)
         cmd = [
-            "qemu-system-aarch64",
+            find_qemu(board),
             *machine_args(board),
             *dtb,
             "-serial",
@@ -51,11 +59,11 @@ class Qemu:
             "-drive",
             f"if=none,file={self.disk},format=raw,id=d0",
             "-device",
-            "virtio-blk-device,drive=d0",
+            f"{board.get('qemu.disk_device', 'virtio-blk-device')},drive=d0",
             "-netdev",
             f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
             "-device",
-            "virtio-net-device,netdev=n0",
+            f"{board.get('qemu.net_device', 'virtio-net-device')},netdev=n0",
         ]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.firmware.build.qemu import UBOOT, Qemu
-from tests.tools import require
+from tests.firmware.build.qemu import Qemu, uboot
+from tests.tools import board_under_test, require
 from toolkit.boards import load_board
 from toolkit.firmware.build import build_image, sample_client_key, test_client_public_key
 from toolkit.firmware.disk import ensure_factory_disk
@@ -26,10 +26,10 @@ pytestmark = pytest.mark.hil
 
 @pytest.fixture(autouse=True, scope="module")
 def _tools() -> None:
-    require("qemu-system-aarch64", files=(UBOOT,))
+    require(str(BOARD.require("qemu.binary")), files=(uboot(BOARD),))
 
 
-BOARD = load_board("es-virt")
+BOARD = load_board(board_under_test())
 FAT_OFFSET = BOARD.get("flash.bootstate.start_block") * BOARD.block_size
 
 
@@ -57,8 +57,9 @@ def _get_state(disk: Path) -> str:
     )
 
 
+@pytest.mark.every_board
 def test_corrupt_active_slot_falls_back_to_the_other(tmp_path: Path) -> None:
-    disk = ensure_factory_disk("es-virt", tmp_path / "disk.img", version="1.0.0")
+    disk = ensure_factory_disk(BOARD, tmp_path / "disk.img", version="1.0.0")
     with disk.open("r+b") as f:  # flip bytes in the middle of slot A's kernel
         f.seek(BOARD.slot("A").start_block * BOARD.block_size + 2 * 1024 * 1024)
         chunk = f.read(64)
@@ -75,8 +76,9 @@ def test_corrupt_active_slot_falls_back_to_the_other(tmp_path: Path) -> None:
     assert _get_state(disk) == "rk_active=B\nrk_tries=0\n"
 
 
+@pytest.mark.every_board
 def test_too_many_failed_boots_fall_back_to_the_other_slot(tmp_path: Path) -> None:
-    disk = ensure_factory_disk("es-virt", tmp_path / "disk.img", version="1.0.0")
+    disk = ensure_factory_disk(BOARD, tmp_path / "disk.img", version="1.0.0")
     tries = BOARD.get("flash.bootstate.max_tries")
     _put_state(disk, f"rk_active=A\nrk_tries={tries}\n", tmp_path)
     with Qemu(disk, tmp_path) as q:
@@ -133,12 +135,12 @@ def test_first_boot_host_key_owner_login_and_signed_sysupgrade_to_slot_b(tmp_pat
 
     owner = test_client_public_key().decode().strip()
     disk = ensure_factory_disk(
-        "es-virt", tmp_path / "disk.img", version="1.0.0", authorized_keys=[owner]
+        BOARD, tmp_path / "disk.img", version="1.0.0", authorized_keys=[owner]
     )
-    new = build_image("1.0.1", out=tmp_path / "out")
+    new = build_image("1.0.1", BOARD, out=tmp_path / "out")
     keys.generate("stranger", trust=False)
     # Signed (by a key the device does not trust), hashes right: only the signature is wrong.
-    foreign = build_image("1.0.2", out=tmp_path / "foreign", key="stranger")
+    foreign = build_image("1.0.2", BOARD, out=tmp_path / "foreign", key="stranger")
     known = tmp_path / "known_hosts"
     with Qemu(disk, tmp_path) as q:
         q.expect(r"routerkit: booted slot A version 1\.0\.0", 90)

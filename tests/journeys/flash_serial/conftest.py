@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.tools import board_under_test
 from toolkit.testing import SerialFaultProxy
 
 TESTS = Path(__file__).resolve().parents[2]
@@ -58,7 +59,11 @@ def private_sample(
     data = tmp_path_factory.mktemp(f"{prefix}-sample")
     with pytest.MonkeyPatch.context() as mp:
         _private_env(mp, data)
-        state = sample.up(name=f"{prefix}-{os.getpid()}-{secrets.token_hex(2)}", wait=wait)
+        state = sample.up(
+            name=f"{prefix}-{os.getpid()}-{secrets.token_hex(2)}",
+            board=board_under_test(),
+            wait=wait,
+        )
     holder = SampleHolder(state=state, data=data, known=None)
     try:
         yield holder
@@ -80,7 +85,9 @@ def ensure_running(holder: dict[str, Any], wait: str = "uboot") -> Any:
     if current is None or not current.running:
         with pytest.MonkeyPatch.context() as mp:
             _private_env(mp, holder["data"])
-            holder["state"] = sample.up(name=holder["state"].name, wait=wait)
+            holder["state"] = sample.up(
+                name=holder["state"].name, board=holder["state"].board, wait=wait
+            )
     else:
         holder["state"] = current
     return holder["state"]
@@ -96,7 +103,7 @@ def proxy(flash_sample: SampleHolder) -> Iterator[SerialFaultProxy]:
 
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Reference firmware 1.0.0, 1.1.0 and 1.2.0, signed by the suite's test dev key (trusted
+    """Reference firmware 1.0.0, 1.1.0 and 1.2.0 of the board under test, signed by the suite's test dev key (trusted
     in every test's isolated home), built once per session into a private directory."""
     from toolkit.firmware.build import build_image
 
@@ -104,4 +111,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with pytest.MonkeyPatch.context() as mp:
         _private_env(mp, home / "data")
         mp.setenv("ROUTERKIT_CONFIG", str(home / "config"))
-        return {v: build_image(v, out=home / "out").path for v in ("1.0.0", "1.1.0", "1.2.0")}
+        board = board_under_test()
+        return {
+            v: build_image(v, board, out=home / "out").path for v in ("1.0.0", "1.1.0", "1.2.0")
+        }

@@ -39,6 +39,7 @@ def _other(images: dict[str, Path], version: str, salt: int = 0) -> Path:
     return images[choices[salt % len(choices)]]
 
 
+@pytest.mark.every_board
 def test_flash_over_tftp_boots_the_new_version_from_the_other_slot(
     flash_sample, proxy, images
 ) -> None:
@@ -80,6 +81,29 @@ def test_flash_over_tftp_boots_the_new_version_from_the_other_slot(
     assert (journal.last("read_back") or {}).get("length") == image.stat().st_size
     assert verify["slots"][result.slot]["ok"] is True  # the device hashed the written FIT
     # ...and it stays booted from the new slot on a fresh boot
+    flash_sample["known"] = running(state)
+    assert flash_sample["known"] == (result.version_after, result.slot)
+
+
+@pytest.mark.every_board
+def test_flash_over_ymodem_sends_only_what_the_device_lacks(flash_sample, tmp_path) -> None:
+    """YMODEM, the path of a bench without a network: delta is on by default, so only the
+    pieces neither slot holds cross the line, and the whole slot is still verified."""
+    from toolkit.firmware.build import build_image
+
+    state = ensure_running(flash_sample)
+    _, before_slot = known_running(flash_sample)
+    # A build neither slot holds (the session's images may both be on the device already).
+    image = build_image("1.3.0", state.board, out=tmp_path).path
+    result = flash(image, target_for(state), FlashOptions(path="ymodem", allow_downgrade=True))
+    flash_sample["known"] = None
+    assert result.ok and result.path.startswith("ymodem")
+    assert result.slot != before_slot
+    size = image.stat().st_size
+    assert result.image_size == size and 0 < result.reused_bytes < size
+    assert result.bytes < size  # the line carried less than the image
+    verify = result.verify or {}
+    assert verify["version"] == result.version_after and verify["slots"][result.slot]["ok"]
     flash_sample["known"] = running(state)
     assert flash_sample["known"] == (result.version_after, result.slot)
 
@@ -196,6 +220,7 @@ def _power_cut_once(holder: dict[str, Any], images: dict[str, Path], salt: int) 
     return {"threshold": threshold, "delay": delay, "chunks": len(written)}
 
 
+@pytest.mark.every_board
 def test_power_cuts_during_the_slot_write_always_boot_the_previous_firmware(
     flash_sample, images
 ) -> None:
@@ -225,6 +250,7 @@ flash(__import__("pathlib").Path(sys.argv[1]), target_for(state),
 """
 
 
+@pytest.mark.every_board
 def test_a_journal_left_by_a_sigkilled_routerkit_is_resumed(flash_sample, images) -> None:
     state = ensure_running(flash_sample)
     before = known_running(flash_sample)
@@ -275,6 +301,7 @@ def test_a_journal_left_by_a_sigkilled_routerkit_is_resumed(flash_sample, images
     assert result.version_after != before[0]
 
 
+@pytest.mark.every_board
 def test_both_slots_corrupt_stops_at_a_clear_message_and_a_serial_flash_recovers(
     flash_sample, images
 ) -> None:

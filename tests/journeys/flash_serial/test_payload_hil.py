@@ -142,6 +142,7 @@ def test_many_noisy_writes_never_corrupt_silently(flash_sample, proxy) -> None:
     assert after == before, "the sample no longer boots what it booted before the noise"
 
 
+@pytest.mark.every_board
 def test_link_drop_mid_transfer_then_rerun_resumes_with_fewer_bytes(flash_sample, proxy) -> None:
     state = flash_sample["state"]
     data = os.urandom(256 << 10)

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from tests.tools import board_under_test
+
 RELIABILITY = os.environ.get("ROUTERKIT_RELIABILITY") == "1"
 #: Seconds the throttled disk needs for the whole image: long enough to cut at a fraction.
 WRITE_SECONDS = 2.0
@@ -193,7 +195,7 @@ def cut_sample(tmp_path: Path) -> Any:
     from toolkit.targets import from_sample
 
     name = f"ssh-cut-{os.getpid()}-{secrets.token_hex(2)}"
-    state = sample.up(name=name, wait="ssh", fresh=True)
+    state = sample.up(name=name, board=board_under_test(), wait="ssh", fresh=True)
     try:
         target = from_sample(name)
         with connect_target(target, accept_new=True) as conn:
@@ -207,6 +209,7 @@ def cut_sample(tmp_path: Path) -> Any:
 
 
 @pytest.mark.hil
+@pytest.mark.every_board
 def test_power_cut_mid_slot_write_boots_the_previous_firmware(cut_sample: Any) -> None:
     name, image = cut_sample
     cut, report, before = _cut_and_reboot(name, image, 0.5)
