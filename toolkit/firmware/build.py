@@ -1,8 +1,8 @@
 """``routerkit firmware build``: the reference firmware of a board, reproducibly, in seconds.
 
-Pipeline: guest packages (cached) → initramfs → the kernel as the board takes it (cached per kernel) → FIT
-(``mkimage -f``, cached per input hash) → :func:`toolkit.firmware.image.seal` (metadata +
-signature + footer). Same inputs give the same bytes: SOURCE_DATE_EPOCH fixes every timestamp,
+Pipeline: guest packages (cached) → initramfs → the kernel as the board takes it (cached per
+kernel) → FIT (``mkimage -f``, cached per input hash) → :func:`toolkit.firmware.image.seal`
+(metadata + signature + footer). Same inputs give the same bytes: SOURCE_DATE_EPOCH fixes every timestamp,
 and nothing depends on the build directory or the time of day. The image holds no secret: SSH
 host keys are made on the device, root logins are granted by whoever flashes it.
 """

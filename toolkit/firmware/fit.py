@@ -1,8 +1,8 @@
 """FIT image of the reference firmware: the kernel + initramfs, sha256 hash nodes, and a
 signed configuration.
 
-How the kernel goes in is the board profile's ``[firmware] kernel_format`` (:data:`KERNEL_FORMATS`):
-``image`` is the raw arm64 ``Image``, gzip'ed in the FIT (U-Boot unpacks it, the kernel does
+How the kernel goes in is the board profile's ``[firmware] kernel_format``
+(:data:`KERNEL_FORMATS`): ``image`` is the raw arm64 ``Image``, gzip'ed in the FIT (U-Boot unpacks it, the kernel does
 not decompress itself); ``zimage`` is a 32-bit ARM ``zImage`` stored as it is (it is its own
 decompressor: U-Boot copies it to the load address and jumps to it).
 

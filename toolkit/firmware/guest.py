@@ -2,8 +2,8 @@
 
 Which Debian architecture and which kernel flavour a board runs is the board profile's
 ``[firmware] arch`` and ``kernel_package`` (:class:`GuestSpec`); what an architecture means to
-the build (its multiarch triplet, program interpreter, ELF class, U-Boot's name for it) is a
-fact about Debian, kept in :data:`ARCHES`.
+the build (its multiarch triplet, program interpreter, U-Boot's name for it, what ``uname -m``
+says) is a fact about Debian, kept in :data:`ARCHES`.
 
 A private apt configuration (``APT_CONFIG``) with ``APT::Architecture=<arch>`` and its own
 ``Dir::State``/``Dir::Cache`` under ``cache_dir()/guest/<arch>`` lets ``apt-get update`` and
