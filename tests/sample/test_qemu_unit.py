@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -18,9 +19,14 @@ from toolkit.sample.state import SampleState, load_state, save_state, state_path
 
 
 def _board_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str) -> None:
-    """A copy of es-virt.toml with ``extra`` lines appended to its [qemu] table."""
+    """A copy of es-virt.toml with ``extra`` lines in its [qemu] table (replacing the keys
+    they set)."""
     text = (paths.REPO_ROOT / "firmware" / "boards" / "es-virt.toml").read_text()
     assert "[qemu]\n" in text
+    head, _, qemu_table = text.partition("[qemu]\n")
+    for key in (line.split("=", 1)[0].strip() for line in extra.splitlines() if "=" in line):
+        qemu_table = re.sub(rf"(?m)^{re.escape(key)}\s*=.*\n", "", qemu_table)
+    text = head + "[qemu]\n" + qemu_table
     boards = tmp_path / "boards"
     boards.mkdir()
     (boards / "es-virt.toml").write_text(text.replace("[qemu]\n", "[qemu]\n" + extra + "\n"))
