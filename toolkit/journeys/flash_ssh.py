@@ -45,8 +45,13 @@ from toolkit.transport.ssh import SSHConnection
 
 #: Upload attempts when the link drops; sha256 mismatches get one retry (2 attempts).
 #: Upload attempts over a failing link (each on a new connection, after 1 s, 2 s, 3 s...): a
-#: device busy with a 13 MB upload in RAM has been seen to refuse new sessions for seconds.
+#: device busy with a 13 MB upload in RAM has been seen to refuse new sessions for seconds. The
+#: attempts go on until there were LINK_ATTEMPTS of them AND LINK_PATIENCE seconds have passed
+#: since the first failure: an emulated 32-bit sample on a loaded machine refused sessions
+#: for longer than four quick attempts.
 LINK_ATTEMPTS = 4
+LINK_PATIENCE = 30.0
+LINK_BACKOFF_MAX = 5.0
 SHA_ATTEMPTS = 2
 #: Headroom kept free in /tmp beyond the image (sysupgrade's own temporary files).
 TMP_HEADROOM = 256 * 1024
@@ -425,6 +430,7 @@ def _upload_checked(
     method = options.path if options.path in ("sftp", "scp", "cat") else "auto"
     sent = 0
     link_failures = 0
+    first_failure = 0.0
     mismatches = 0
     used = method
     while True:
@@ -455,7 +461,9 @@ def _upload_checked(
                 raise
             link_failures += 1
             journal.append("upload_failed", error=str(exc), attempt=link_failures)
-            if link_failures >= LINK_ATTEMPTS:
+            first_failure = first_failure or time.monotonic()
+            patient = time.monotonic() - first_failure < LINK_PATIENCE
+            if link_failures >= LINK_ATTEMPTS and not patient:
                 raise TransferError(
                     f"upload failed {link_failures} times, last: {exc}; nothing was written to flash",
                     hint="check the network link to the device",
@@ -464,7 +472,7 @@ def _upload_checked(
                 f"upload interrupted ({exc}); reconnecting and retrying", level="warning"
             )
             conn.close()
-            time.sleep(1.0 * link_failures)
+            time.sleep(min(1.0 * link_failures, LINK_BACKOFF_MAX))
             conn = connect(target, context=host_key_context(target), reporter=reporter)
             continue
         if got == digest:

@@ -197,9 +197,33 @@ def test_link_cut_mid_upload_retries_and_writes_nothing_before_a_full_copy(
     assert failed[0]["seq"] < seqs["upload_verified"] < seqs["sysupgrade_started"]
 
 
-def test_link_that_keeps_dropping_fails_with_the_slot_untouched(
-    make_device, images, client_key: Path
+def test_a_slow_device_gets_more_attempts_while_the_patience_lasts(
+    make_device, images, client_key: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Five drops in a row (one more than LINK_ATTEMPTS) within the patience: the sixth
+    upload goes through; nothing is written before it."""
+    from toolkit.journeys import flash_ssh
+
+    monkeypatch.setattr(flash_ssh, "LINK_BACKOFF_MAX", 0.05)
+    dev = make_device()
+    _ready(dev, images, client_key)
+    proxy = CuttingProxy(dev.port, after=300_000, cuts=flash_ssh.LINK_ATTEMPTS + 1)
+    try:
+        target = target_for(dev, client_key, port=proxy.port)
+        result = flash(images("1.1.0", size=1 << 20), target, FlashOptions(via="ssh", timeout=20))
+    finally:
+        proxy.close()
+    assert result.ok and result.version_after == "1.1.0"
+    failed = Journal.open(result.session).events("upload_failed")
+    assert len(failed) == flash_ssh.LINK_ATTEMPTS + 1
+
+
+def test_link_that_keeps_dropping_fails_with_the_slot_untouched(
+    make_device, images, client_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toolkit.journeys import flash_ssh
+
+    monkeypatch.setattr(flash_ssh, "LINK_PATIENCE", 3.0)  # past it after the 4 attempts
     dev = make_device()
     _ready(dev, images, client_key)
     proxy = CuttingProxy(dev.port, after=300_000, cuts=99)
