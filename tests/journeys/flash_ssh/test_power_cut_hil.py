@@ -209,7 +209,6 @@ def cut_sample(tmp_path: Path) -> Any:
 
 
 @pytest.mark.hil
-@pytest.mark.every_board
 def test_power_cut_mid_slot_write_boots_the_previous_firmware(cut_sample: Any) -> None:
     name, image = cut_sample
     cut, report, before = _cut_and_reboot(name, image, 0.5)
