@@ -69,8 +69,7 @@ def up(
         raise SampleError(
             f"sample {name!r} was made as {made_as}: its disk holds {made_as} firmware, "
             f"not {board}'s",
-            hint=f"add --fresh to remake it as {board} (its disk is rewritten), or pick another "
-            "--name",
+            hint=f"--fresh remakes it as {board}, rewriting its disk; or pick another --name",
         )
     if serial not in SERIAL_MODES:
         raise SampleError(f"unknown serial mode {serial!r} (choose {', '.join(SERIAL_MODES)})")
