@@ -51,7 +51,11 @@ EXPECTED: dict[str, list[str]] = {
         else ["delta_reflash_115200 bytes on the line", "delta_reflash_115200 wall time"]
     ),
     "fleet": ["fleet_8_vs_1"],
-    "hil": ["hil_fixture_overhead", "hil_fixture_overhead_shell"],
+    "hil": [
+        "hil_fixture_overhead",
+        "hil_fixture_overhead_shell",
+        "hil_fixture_overhead_shell_output",
+    ],
     "photos": ["photos_40x12mp", "photos_upload_bytes"],
     "pull": ["pull_nightly_cold", "pull_nightly_warm"],
     "serial_transfer": [

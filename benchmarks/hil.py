@@ -4,8 +4,9 @@ One virtual sample (QEMU, stock U-Boot, reference firmware), its console on a QE
 socket. Both sides drive that same console, one after the other, after a warm-up transition:
 
 - ours: what the ``uboot``/``shell`` fixtures do per test (``HilSession.ensure().uboot()`` /
-  ``.shell()``: the state is re-checked with one sync round trip, because a test may have
-  reset or rebooted the board) and then the test's first trivial command.
+  ``.shell()``: U-Boot's state is re-checked with one sync round trip, because a test may have
+  reset the board; a shell whose console sat at its prompt since the last answer is proven by
+  the test's first command instead) and then the test's first command.
 - peer: a labgrid ``Environment`` (``NetworkSerialPort`` protocol raw → the same chardev,
   ``SerialDriver``, ``UBootDriver``, ``ShellDriver``, ``ExternalPowerDriver`` whose
   ``cmd_cycle`` is ``routerkit sample reset``, ``UBootStrategy``) the way labgrid's docs write
@@ -13,7 +14,10 @@ socket. Both sides drive that same console, one after the other, after a warm-up
   command through the driver.
 
 "Overhead" = fixture + first command (the time before a test holds a console proven to
-answer); the fixture-only figures are printed too. Median of N rounds per state.
+answer); the fixture-only figures are printed too. Median of N rounds per case. The first
+command is ``true`` (no output); ``_shell_output`` repeats the shell case with a command that
+prints a line (``cat /etc/firmware-version``), which costs ours two process starts on the
+device that ``true`` does not (see :mod:`toolkit.target.shell`).
 
     .venv/bin/python benchmarks/hil.py [--rounds 30]
 """
@@ -48,7 +52,18 @@ def _rounds(fn: Callable[[], Any], rounds: int) -> tuple[list[float], list[float
 
 
 #: The runner's phases of one framed command, timed in ours (see :func:`instrument`).
-PHASES = {"type_checked": "type + echo check", "enter_taken": "Enter echo", "_answer": "answer"}
+PHASES = {
+    "type_checked": "type + echo check",
+    "enter_taken": "Enter echo",
+    "started": "frame start (the proof)",
+    "_answer": "answer",
+}
+#: (case, the state the fixture gives, the test's first command)
+CASES = (
+    ("uboot", "uboot", "true"),
+    ("shell", "shell", "true"),
+    ("shell_output", "shell", "cat /etc/firmware-version"),
+)
 
 
 def instrument() -> dict[str, list[float]]:
@@ -81,38 +96,29 @@ def ours(
     spent: dict[str, list[float]],
     phases: dict[str, dict[str, list[float]]],
 ) -> Runs:
-    """``spent``: what :func:`instrument` collects; each state's share goes to ``phases``."""
+    """``spent``: what :func:`instrument` collects; each case's share goes to ``phases``."""
     hil = HilSession(TargetSpec("sample", name, name), workdir)
+    runs: Runs = {}
     try:
-        hil.ensure().uboot()  # warm-up: find the prompt (or power-cycle to it)
+        for case, state, command in CASES:
+            fixture = hil.ensure().uboot if state == "uboot" else hil.ensure().shell
+            fixture().run(command)  # warm-up: find the prompt (power-cycle, boot) untimed
 
-        def uboot_test() -> float:
-            t0 = time.perf_counter()
-            uboot = hil.ensure().uboot()
-            setup = time.perf_counter() - t0
-            uboot.run("true")
-            return setup
+            def test(fixture: Callable[[], Any] = fixture, command: str = command) -> float:
+                t0 = time.perf_counter()
+                driver = fixture()
+                setup = time.perf_counter() - t0
+                driver.run(command)
+                return setup
 
-        spent.clear()
-        uboot = _rounds(uboot_test, rounds)
-        for label, values in spent.items():
-            phases.setdefault("uboot", {}).setdefault(label, []).extend(values)
-        hil.ensure().shell()  # warm-up: boot Linux
-
-        def shell_test() -> float:
-            t0 = time.perf_counter()
-            shell = hil.ensure().shell()
-            setup = time.perf_counter() - t0
-            shell.run("true")
-            return setup
-
-        spent.clear()
-        shell = _rounds(shell_test, rounds)
-        for label, values in spent.items():
-            phases.setdefault("shell", {}).setdefault(label, []).extend(values)
+            spent.clear()
+            runs[case] = _rounds(test, rounds)
+            for label, values in spent.items():
+                phases.setdefault(case, {}).setdefault(label, []).extend(values)
         # The console's own floor, for the profile line: a bare `true` typed at the prompt and
         # the prompt back (no echo check, no framing, no checksum: what no fixture may skip).
         live = hil.ensure().shell()
+        live.run("true")
         console, prompt = live.console, live.prompt_end
         for _ in range(rounds):
             console.flush_input()
@@ -124,7 +130,7 @@ def ours(
                 )
     finally:
         hil.close()
-    return {"uboot": uboot, "shell": shell}
+    return runs
 
 
 LABGRID_ENV = """
@@ -164,32 +170,27 @@ def peer(name: str, port: int, workdir: Path, rounds: int) -> Runs:
     env = Environment(str(config))
     target = env.get_target("main")
     strategy = target.get_driver("UBootStrategy")
+    runs: Runs = {}
     try:
-        strategy.transition("uboot")  # warm-up: power-cycle through routerkit, interrupt
+        for case, state, command in CASES:
+            driver_name = "UBootDriver" if state == "uboot" else "ShellDriver"
+            strategy.transition(state)  # warm-up: power-cycle through routerkit, boot
+            target.get_driver(driver_name).run_check(command)
 
-        def uboot_test() -> float:
-            t0 = time.perf_counter()
-            strategy.transition("uboot")
-            driver = target.get_driver("UBootDriver")
-            setup = time.perf_counter() - t0
-            driver.run_check("true")
-            return setup
+            def test(
+                state: str = state, driver_name: str = driver_name, command: str = command
+            ) -> float:
+                t0 = time.perf_counter()
+                strategy.transition(state)
+                driver = target.get_driver(driver_name)
+                setup = time.perf_counter() - t0
+                driver.run_check(command)
+                return setup
 
-        uboot = _rounds(uboot_test, rounds)
-        strategy.transition("shell")  # warm-up: boot Linux
-
-        def shell_test() -> float:
-            t0 = time.perf_counter()
-            strategy.transition("shell")
-            driver = target.get_driver("ShellDriver")
-            setup = time.perf_counter() - t0
-            driver.run_check("true")
-            return setup
-
-        shell = _rounds(shell_test, rounds)
+            runs[case] = _rounds(test, rounds)
     finally:
         target.deactivate_all_drivers()
-    return {"uboot": uboot, "shell": shell}
+    return runs
 
 
 def main() -> None:
@@ -222,23 +223,29 @@ def main() -> None:
         finally:
             sample.down(name)
     n = per_block * args.blocks
-    for state_name in ("uboot", "shell"):
-        o_total, o_setup = (statistics.median(x) for x in mine[state_name])
-        p_total, p_setup = (statistics.median(x) for x in theirs[state_name])
-        suffix = "" if state_name == "uboot" else "_shell"
+    for case, _state, command in CASES:
+        o_total, o_setup = (statistics.median(x) for x in mine[case])
+        p_total, p_setup = (statistics.median(x) for x in theirs[case])
+        suffix = "" if case == "uboot" else f"_{case}"
         print(
             f"hil_fixture_overhead{suffix}: ours {o_total:.1f} ms, peer(labgrid) {p_total:.1f} ms, "
-            f"ratio {o_total / p_total:.2f} (ours/peer, lower is better; fixture + first command, "
-            f"median of {n} rounds each in {args.blocks} interleaved blocks)"
+            f"ratio {o_total / p_total:.2f} (ours/peer, lower is better; fixture + first command "
+            f"`{command}`, median of {n} rounds each in {args.blocks} interleaved blocks)"
         )
         print(
             f"hil_fixture_setup_only{suffix}: ours {o_setup:.2f} ms, peer(labgrid) {p_setup:.3f} ms, "
-            f"ratio {o_setup / max(p_setup, 1e-6):.0f} (ours/peer, lower is better; ours proves the "
-            "state with one round trip, labgrid re-checks nothing when it believes the state)"
+            f"ratio {o_setup / max(p_setup, 1e-6):.0f} (ours/peer, lower is better; "
+            + (
+                "ours proves U-Boot's state with one round trip"
+                if case == "uboot"
+                else "ours hands out a shell whose console sat at its prompt and proves it with "
+                "the first command"
+            )
+            + ", labgrid re-checks nothing when it believes the state)"
         )
-        medians = {label: statistics.median(v) for label, v in phases.get(state_name, {}).items()}
+        medians = {label: statistics.median(v) for label, v in phases.get(case, {}).items()}
         print(
-            f"# hil_profile{suffix} (ms, medians): ours: state check {o_setup:.1f}, "
+            f"# hil_profile{suffix} (ms, medians): ours: fixture {o_setup:.1f}, "
             + ", ".join(
                 f"{label} {medians[label]:.1f}" for label in PHASES.values() if label in medians
             )
@@ -246,8 +253,7 @@ def main() -> None:
             f"{p_setup:.3f} for its fixture"
             + (
                 f"; the console's floor: a bare `true` line to the next prompt "
-                f"{medians[BARE]:.1f} (ours makes two exchanges, the state check and the framed "
-                f"command; the goal 0.5 is {p_total / 2:.1f})"
+                f"{medians[BARE]:.1f} (the goal 0.5 is {p_total / 2:.1f})"
                 if BARE in medians
                 else ""
             )

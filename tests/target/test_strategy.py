@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,78 @@ def test_fresh_transitions_boot_anew_from_linux_and_from_uboot(tmp_path: Path) -
         strategy.transition(Status.LINUX, fresh=True)
         assert len(board.boots) == boots + 2 and strategy.history[-1].how == "reset"
         assert strategy.shell().check("cat /etc/firmware-version").strip() == "1.0.0"
+
+
+@pytest.fixture
+def linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Strategy]]:
+    """A fake board booted to its shell under a strategy, the helper typed, console at rest."""
+    from toolkit.boards import load_board
+    from toolkit.record import Journal
+    from toolkit.target import runner
+    from toolkit.targets import Target
+    from toolkit.testing import dropbear
+    from toolkit.testing.fake_board import FakeBoard
+
+    monkeypatch.setattr(runner, "PROOF_TIMEOUT", 0.3)
+    target = Target(name="dev", board="es-virt", serial_url="fake://dev")
+    board = FakeBoard(bootdelay=0.3)
+    board.install("A", dropbear.make_image("1.0.0", tmp_path / "x.img").read_bytes())
+    journal = Journal.create("flash", board="es-virt", target="dev")
+    with board.console(target, journal) as console:
+        strategy = Strategy.attached(
+            console, load_board("es-virt"), board.power(target), status=Status.OFF
+        )
+        assert strategy.shell().check("cat /etc/firmware-version").strip() == "1.0.0"
+        yield board, strategy
+
+
+def test_a_shell_at_rest_is_handed_out_without_a_round_trip(linux: tuple[Any, Strategy]) -> None:
+    board, strategy = linux
+    shell = strategy.shell()
+    assert shell.believed is not None and strategy.history[-1].how == "believed"
+    writes = shell.console.writes
+    assert shell.check("cat /etc/firmware-version").strip() == "1.0.0"
+    assert shell.console.writes - writes == 2  # the framed line and its Enter, no check first
+    # A key typed by anyone else ends the belief: the next shell is checked first.
+    shell.console.write(b"\n")
+    strategy.shell()
+    assert strategy.history[-1].how == "checked"
+
+
+def test_a_believed_shell_that_is_busy_is_checked_then_the_command_runs_once(
+    linux: tuple[Any, Strategy],
+) -> None:
+    """The shell on the console went busy without a word (a program took the foreground):
+    the first command's frame never starts, Ctrl-C and the state check follow, and only then
+    does the command run, once."""
+    board, strategy = linux
+    fake = board.shell
+    original = fake._type
+    busy = {"on": True}
+
+    def program(char: str) -> None:  # a cooked tty: echoed, kept from the shell until Ctrl-C
+        if busy["on"] and char != "\x03":
+            fake._rx += char.encode()
+            return
+        if busy["on"]:
+            busy["on"] = False
+        original(char)
+
+    fake._type = program  # type: ignore[method-assign]
+    ran = len(fake.ran)
+    shell = strategy.shell()
+    assert shell.believed is not None
+    assert shell.check("cat /etc/firmware-version").strip() == "1.0.0"
+    assert fake.ran[ran:] == ["cat /etc/firmware-version"], "run once, after the check"
+    assert [t.how for t in strategy.history[-2:]] == ["believed", "checked"]
+
+
+def test_a_command_that_must_not_run_twice_waits_for_a_proven_prompt(
+    linux: tuple[Any, Strategy],
+) -> None:
+    board, strategy = linux
+    shell = strategy.shell()
+    writes = shell.console.writes
+    assert shell.run("cat /etc/firmware-version", idempotent=False).ok
+    assert strategy.history[-1].how == "checked"  # proven before the line was typed
+    assert shell.console.writes - writes > 2

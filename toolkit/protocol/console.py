@@ -176,20 +176,24 @@ class Console:
         self._cooked_upto = 0  # absolute offset up to which raw bytes became text
         self._text = ""
         self._ends = array("q")
+        #: Writes so far: whoever last saw the device at rest can tell whether anyone has
+        #: typed since (a driver believing a prompt, see :mod:`toolkit.target.runner`).
+        self.writes = 0
 
     # --- writing ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
         """Send bytes as they are."""
+        self.writes += 1
         self.transport.write(data)
 
     def sendline(self, line: str = "") -> None:
         """Send ``line`` followed by the console's newline."""
-        self.transport.write((line + self.newline).encode("utf-8"))
+        self.write((line + self.newline).encode("utf-8"))
 
     def write_raw(self, data: bytes) -> None:
         """Send binary data (XMODEM blocks ...). Same as :meth:`write`; named for symmetry."""
-        self.transport.write(data)
+        self.write(data)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -254,6 +258,12 @@ class Console:
     def pending_text(self) -> str:
         """Clean text received but not consumed by a match yet."""
         return self._text
+
+    def idle(self) -> bool:
+        """True when no text has arrived that nobody consumed yet (what the transport holds
+        already is read first; nothing is waited for)."""
+        self._fill(0.0)
+        return not self._text
 
     # --- transcript ------------------------------------------------------------------
 

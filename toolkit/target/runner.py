@@ -22,6 +22,14 @@ command goes through :meth:`Runner.execute`, which:
    damaged on its way. An idempotent command (the default: reads, ``setenv``, writing the same
    block again) is then run again; anything else raises. A damaged answer is never returned.
 
+A prompt that is **believed** (:attr:`Runner.believed`: a driver the strategy handed out
+without a round trip, because the console has been at this prompt since the last answer and
+nobody typed since) is proven by the first command itself: its begin marker, carrying the
+fresh nonce, can only come from the prompt that ran the line. When the marker does not come
+within :data:`PROOF_TIMEOUT` s, the belief's owner checks and restores the state (Ctrl-C, a
+check, a boot if need be) and the command is typed again. A command that is not idempotent is
+never typed at a believed prompt: the state is proven first.
+
 Prompt waits live here too (:func:`prompt_at_end`, :meth:`Runner.sync`). Two rules from the
 field: a prompt is only the last thing on its line with nothing after it, and ``# `` right
 after another ``#`` is U-Boot's ``## Loading kernel ...`` cut off by a read, not a shell.
@@ -36,6 +44,8 @@ from __future__ import annotations
 import re
 import secrets
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from toolkit.errors import DeviceCommandError, DeviceTimeout
@@ -53,6 +63,8 @@ ECHO_QUIET = 0.3
 PROMPT_QUIET = 0.3
 #: Seconds the device may take to echo the Enter of a typed line before we take it as lost.
 ENTER_ECHO = 2.0
+#: Seconds a believed prompt may take to start a command's frame before the state is checked.
+PROOF_TIMEOUT = 2.0
 _NEVER = re.compile(r"(?!)")
 #: Matches (empty, at the start, so nothing is consumed) once a newline is in the received text.
 _NEWLINE_ARRIVED = re.compile(r"\A(?=[^\n]*\n)")
@@ -69,11 +81,18 @@ def echo_pattern(line: str) -> re.Pattern[str]:
     return re.compile(r"\n?".join(re.escape(char) for char in line))
 
 
+#: Per console: (its write count, the prompt) when a runner last saw that prompt come back to
+#: what it typed. Equal write counts mean nobody has typed since (see :meth:`Runner.at_rest`).
+_AT_REST: weakref.WeakKeyDictionary[Console, tuple[int, str]] = weakref.WeakKeyDictionary()
+
+
 @dataclass(frozen=True)
 class Frame:
-    """What one framed command line looks like: the line to type and its end marker."""
+    """What one framed command line looks like: the line to type, the begin marker's text
+    (on a line of its own) and the end marker."""
 
     line: str
+    begin: str
     end: re.Pattern[str]
     nonce: str
 
@@ -104,6 +123,9 @@ class Runner:
         self.prompt = prompt
         self.attempts = attempts
         self.prompt_end = prompt_at_end(prompt)
+        #: Set when the prompt is believed, not proven (see the module docstring): called to
+        #: check and restore the state, it returns the console to use from then on.
+        self.believed: Callable[[], Console] | None = None
 
     # --- what subclasses say ------------------------------------------------------------------
 
@@ -139,6 +161,7 @@ class Runner:
             answer = re.compile(r"\n" + re.escape(marker) + r"\n[^\n]*?" + re.escape(self.prompt))
             try:
                 self.console.expect(answer, timeout=timeout / attempts)
+                self.rested()
                 return
             except DeviceTimeout as exc:
                 last = exc
@@ -165,6 +188,23 @@ class Runner:
             hint="check the serial line",
             last_output=self.console.tail(),
         ) from last
+
+    def rested(self) -> None:
+        """Note that the prompt just came back to what we typed (see :meth:`at_rest`)."""
+        _AT_REST[self.console] = (self.console.writes, self.prompt)
+
+    def at_rest(self) -> bool:
+        """True when the console has been at this prompt since a runner last saw it answer:
+        nothing typed since (by anyone, through this console) and nothing received since.
+        What a strategy needs to hand out a driver whose prompt is only believed."""
+        return (
+            _AT_REST.get(self.console)
+            == (
+                self.console.writes,
+                self.prompt,
+            )
+            and self.console.idle()
+        )
 
     def wait_prompt(self, timeout: float) -> str | None:
         """Wait for the prompt to come back at the end of the output; the text before it
@@ -258,17 +298,25 @@ class Runner:
         problem = "its echo never came back intact"
         if tries is None:
             tries = self.tries(self.frame(cmd, "0" * 8).line)
+        if not idempotent:
+            self.prove()  # typed only at a prompt known to be there (once it ran, it ran)
         for _ in range(tries):
             self.prepare()
             frame = self.frame(cmd, secrets.token_hex(4))
             if not self.type_checked(frame.line):
-                self.recover()
+                self._lost()
                 continue
             self.console.write(b"\n")
             if idempotent and not self.enter_taken():
                 problem = "the device did not take the Enter (lost on the line?)"
-                self.recover()
+                self._lost()
                 continue
+            if self.believed is not None:
+                if not self.started(frame):
+                    problem = f"{self.what} was not at its prompt"
+                    self.prove()
+                    continue
+                self.believed = None
             try:
                 return self._answer(frame, timeout)
             except Corrupted as exc:
@@ -287,6 +335,28 @@ class Runner:
             hint="check the serial cable and its baud rate",
             last_output=self.console.tail(),
         )
+
+    def prove(self) -> None:
+        """Make a believed prompt a proven one: its owner checks (and if need be restores)
+        the state, and may hand over a new console (a power cycle reopens it)."""
+        if self.believed is not None:
+            restore, self.believed = self.believed, None
+            self.console.write(b"\x03")  # whatever got the line typed so far drops it
+            self.console = restore()
+
+    def started(self, frame: Frame) -> bool:
+        """True once the frame's begin marker (or the prompt, refusing the line) came back
+        within :data:`PROOF_TIMEOUT` s; nothing is consumed (the answer's parser reads it)."""
+        started = re.compile(r"\A(?=[\s\S]*?(?:" + re.escape(frame.begin) + "|"
+                             + self.prompt_end.pattern + "))")  # fmt: skip
+        return self.console.try_expect(started, PROOF_TIMEOUT) is not None
+
+    def _lost(self) -> None:
+        """A line's echo or Enter went astray: resync at a proven prompt, prove a believed one."""
+        if self.believed is not None:
+            self.prove()
+        else:
+            self.recover()
 
     def run_status(
         self, cmd: str, timeout: float = 30.0, *, idempotent: bool = True
@@ -326,7 +396,8 @@ class Runner:
             if found.index == 0:
                 result = self.parse(frame, text, found.match)
                 # Consume the prompt that follows, so the next line starts clean.
-                self.console.try_expect(self.prompt_end, 5.0)
+                if self.console.try_expect(self.prompt_end, 5.0) is not None:
+                    self.rested()
                 return result
             text += found.text
             # A prompt and then silence, and no end marker: the marker was damaged (or the

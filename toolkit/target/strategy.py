@@ -26,7 +26,8 @@ silent is then poked with Enter. Milestones (``uboot_banner``, ``uboot_prompt``,
 
 The state is *believed*, not assumed: every request re-checks it with one cheap round trip
 (a test may have typed ``reset`` or ``reboot`` itself), and a stale belief costs a transition,
-never a wrong answer. Once a transition fails, the strategy is BROKEN: it refuses every later
+never a wrong answer. A shell whose console has sat at its prompt since our last answer (nobody
+typed, nothing came) is the exception: its first command is the check (:meth:`Strategy.shell`). Once a transition fails, the strategy is BROKEN: it refuses every later
 transition with the original reason (labgrid's rule: never keep driving half-configured
 hardware), so the tests after the failure say why they cannot run instead of timing out.
 """
@@ -221,11 +222,27 @@ class Strategy:
         return UBoot(self.console, self.board)
 
     def shell(self) -> LinuxShell:
-        """A root shell on the serial console (transitions to LINUX first)."""
-        if self.status is not Status.SSH:
-            self.transition(Status.LINUX)
-        else:
-            self.transition(Status.SSH)
+        """A root shell on the serial console (transitions to LINUX first).
+
+        When the shell is believed and the console has been at its prompt since the last
+        answer (nothing typed or received since, the helper in place), the shell is handed out
+        without a round trip: its first command proves the state (see
+        :mod:`toolkit.target.runner`), and a shell that is not there after all costs this
+        transition then, never a wrong answer.
+        """
+        wanted = Status.SSH if self.status is Status.SSH else Status.LINUX
+        if self.status in (Status.LINUX, Status.SSH):
+            shell = LinuxShell(self.console, self.board)
+            if shell.has_helper and shell.at_rest():
+
+                def restore() -> Console:
+                    self.transition(wanted)
+                    return self.console
+
+                shell.believed = restore
+                self.history.append(Transition(wanted, wanted, "believed", 0.0, True))
+                return shell
+        self.transition(wanted)
         return LinuxShell(self.console, self.board)
 
     def mark_broken(self, reason: str) -> None:

@@ -147,10 +147,11 @@ class UBoot(Runner):
         # The status is printed twice: one flipped bit must not turn "0" into "1" (a good
         # write reported as failed) unseen; two copies that differ are a damaged frame.
         line = f"echo rk-b''eg.{nonce}; {cmd}; echo rk-rc=$?-$?.{nonce}"
-        return Frame(line, re.compile(rf"rk-rc=(\d+)-(\d+)\.{nonce}(?=\n)"), nonce)
+        end = re.compile(rf"rk-rc=(\d+)-(\d+)\.{nonce}(?=\n)")
+        return Frame(line, f"\nrk-beg.{nonce}\n", end, nonce)
 
     def parse(self, frame: Frame, before: str, end: re.Match[str]) -> CommandResult:
-        begin = f"\nrk-beg.{frame.nonce}\n"
+        begin = frame.begin
         at = before.find(begin)
         if at < 0 or before.find(begin, at + 1) >= 0:
             raise Corrupted("no intact begin marker")

@@ -110,7 +110,7 @@ class FakeShell(FakeTransport):
             if self.garble_output and output:
                 self.garble_output -= 1
                 shown = _flip(output, len(output) // 2)
-            end = f"_rk_e_{framed.group('nonce')}_{status}_{status}_{digest}_"
+            end = f"_rk_e_{framed.group('nonce')}_{status}_{status}_{digest}  -"
             if self.garble_status:
                 self.garble_status -= 1
                 end = _flip(end, 3)
