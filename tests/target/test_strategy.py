@@ -203,3 +203,18 @@ def test_a_command_that_must_not_run_twice_waits_for_a_proven_prompt(
     assert shell.run("cat /etc/firmware-version", idempotent=False).ok
     assert strategy.history[-1].how == "checked"  # proven before the line was typed
     assert shell.console.writes - writes > 2
+
+
+def test_a_line_nothing_frames_is_typed_at_a_proven_prompt_only(
+    linux: tuple[Any, Strategy],
+) -> None:
+    """``reboot`` has no answer to prove the shell with: the state is checked before it."""
+    board, strategy = linux
+    boots = len(board.boots)
+    shell = strategy.shell()
+    assert shell.believed is not None
+    shell.reboot()
+    assert strategy.history[-1].how == "checked" and shell.believed is None
+    strategy.forget()
+    assert strategy.shell().check("cat /etc/firmware-version").strip() == "1.0.0"
+    assert len(board.boots) == boots + 1

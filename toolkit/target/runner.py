@@ -197,14 +197,8 @@ class Runner:
         """True when the console has been at this prompt since a runner last saw it answer:
         nothing typed since (by anyone, through this console) and nothing received since.
         What a strategy needs to hand out a driver whose prompt is only believed."""
-        return (
-            _AT_REST.get(self.console)
-            == (
-                self.console.writes,
-                self.prompt,
-            )
-            and self.console.idle()
-        )
+        last_answer = _AT_REST.get(self.console)
+        return last_answer == (self.console.writes, self.prompt) and self.console.idle()
 
     def wait_prompt(self, timeout: float) -> str | None:
         """Wait for the prompt to come back at the end of the output; the text before it
@@ -251,6 +245,7 @@ class Runner:
         """Type ``line`` and press Enter once its echo came back exactly (else Ctrl-C and type
         it again): for lines that do not come back to the prompt (``boot``, ``reset``,
         ``reboot``), so they cannot be framed, but a garbled one must still never run."""
+        self.prove()  # nothing frames this line's answer: it is typed at a proven prompt only
         tries = self.tries(line)
         for _ in range(tries):
             if self.type_checked(line):

@@ -188,7 +188,6 @@ class LinuxShell(Runner):
         """Type the helper into the shell, once (and again when the shell lost it)."""
         if self.has_helper:
             return
-        self.prove()  # the helper is typed only at a prompt known to be there
         for _ in range(self.attempts):
             self.enter(HELPER)
             if self.wait_prompt(3.0) is not None:

@@ -26,10 +26,12 @@ silent is then poked with Enter. Milestones (``uboot_banner``, ``uboot_prompt``,
 
 The state is *believed*, not assumed: every request re-checks it with one cheap round trip
 (a test may have typed ``reset`` or ``reboot`` itself), and a stale belief costs a transition,
-never a wrong answer. A shell whose console has sat at its prompt since our last answer (nobody
-typed, nothing came) is the exception: its first command is the check (:meth:`Strategy.shell`). Once a transition fails, the strategy is BROKEN: it refuses every later
-transition with the original reason (labgrid's rule: never keep driving half-configured
-hardware), so the tests after the failure say why they cannot run instead of timing out.
+never a wrong answer. A shell whose console has sat at its prompt since our last answer
+(nobody typed, nothing came) is the exception: its first command is the check
+(:meth:`Strategy.shell`). Once a transition fails, the strategy is BROKEN: it refuses every
+later transition with the original reason (labgrid's rule: never keep driving
+half-configured hardware), so the tests after the failure say why they cannot run instead of
+timing out.
 """
 
 from __future__ import annotations
