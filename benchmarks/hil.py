@@ -101,7 +101,12 @@ def ours(
     runs: Runs = {}
     try:
         for case, state, command in CASES:
-            fixture = hil.ensure().uboot if state == "uboot" else hil.ensure().shell
+
+            def fixture(state: str = state) -> Any:
+                """What the plugin's ``uboot``/``shell`` fixture does for each test."""
+                strategy = hil.ensure()
+                return strategy.uboot() if state == "uboot" else strategy.shell()
+
             fixture().run(command)  # warm-up: find the prompt (power-cycle, boot) untimed
 
             def test(fixture: Callable[[], Any] = fixture, command: str = command) -> float:
