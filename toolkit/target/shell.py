@@ -24,8 +24,8 @@ Every program the helper starts costs a process start on the device (~4.5 ms eac
 virtual sample, about a fifth of a whole exchange), so it starts as few as it can: none for a
 command without output (the sha256 of nothing is a constant; the host still checks that
 nothing came), ``cat`` and ``sha256sum`` otherwise, and ``rm`` once every 16 commands for the
-files of the 16 before (each command's file is its own: a background job the command started
-may go on writing to it).
+files of those 16 (each command's file is its own: a background job the command started may go
+on writing to it).
 
 Reads of device state go through here: :meth:`LinuxShell.read_json` (fwinfo, selftest, slots),
 :meth:`LinuxShell.read_file` (``/etc/firmware-version``), :meth:`LinuxShell.check`. The prompt
@@ -65,7 +65,7 @@ _WHOLE_TRIES = 3
 #: to garble most 700-byte answers (fwinfo at a bit-error rate of 3e-4), most 128-byte ones
 #: come through.
 PIECE = 128
-#: The sha256 of no bytes: what the helper says of a command without output, unstarted.
+#: The sha256 of no bytes: the helper prints it for a command without output (no sha256sum).
 _EMPTY = hashlib.sha256(b"").hexdigest()
 #: The helper every command runs through (see the module docstring); its echo cannot be taken
 #: for a marker (``$1`` is a nonce only once it runs).
