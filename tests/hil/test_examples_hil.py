@@ -45,7 +45,8 @@ def _copy_examples(dest: Path) -> None:
             shutil.copy(src, dest / src.name)
 
 
-@pytest.mark.every_board
+# Not every_board: the wheel test runs these examples on each shipped board, and the flash
+# behind flash_once is the serial/SSH journey every board runs (tests/journeys/).
 def test_examples_flash_once_pass_and_a_failure_carries_console_and_flash_record(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
