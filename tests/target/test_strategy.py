@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,10 @@ def test_without_power_control_a_silent_board_is_a_clear_failure(tmp_path: Path)
     assert strategy.status is Status.BROKEN
 
 
-def test_fresh_transitions_boot_anew_from_linux_and_from_uboot(tmp_path: Path) -> None:
-    """``fresh=True``: a new boot whatever runs (``reboot`` at a shell, ``reset`` at U-Boot),
-    stopping at U-Boot when that is what was asked (the in-memory board of the flash tests)."""
+@contextlib.contextmanager
+def _on_fake_board(tmp_path: Path, bootdelay: float) -> Iterator[tuple[Any, Strategy]]:
+    """The in-memory board of the flash tests (version 1.0.0 in slot A, powered off) and a
+    strategy attached to its console."""
     from toolkit.boards import load_board
     from toolkit.record import Journal
     from toolkit.targets import Target
@@ -111,13 +113,22 @@ def test_fresh_transitions_boot_anew_from_linux_and_from_uboot(tmp_path: Path) -
     from toolkit.testing.fake_board import FakeBoard
 
     target = Target(name="dev", board="es-virt", serial_url="fake://dev")
-    board = FakeBoard(bootdelay=0.5)
+    board = FakeBoard(bootdelay=bootdelay)
     board.install("A", dropbear.make_image("1.0.0", tmp_path / "x.img").read_bytes())
     journal = Journal.create("flash", board="es-virt", target="dev")
     with board.console(target, journal) as console:
-        strategy = Strategy.attached(
-            console, load_board("es-virt"), board.power(target), status=Status.OFF
+        yield (
+            board,
+            Strategy.attached(
+                console, load_board("es-virt"), board.power(target), status=Status.OFF
+            ),
         )
+
+
+def test_fresh_transitions_boot_anew_from_linux_and_from_uboot(tmp_path: Path) -> None:
+    """``fresh=True``: a new boot whatever runs (``reboot`` at a shell, ``reset`` at U-Boot),
+    stopping at U-Boot when that is what was asked (the in-memory board of the flash tests)."""
+    with _on_fake_board(tmp_path, bootdelay=0.5) as (board, strategy):
         strategy.transition(Status.LINUX)
         assert strategy.history[-1].how == "boot" and board.power_cycles == 1
         boots = len(board.boots)
@@ -133,22 +144,10 @@ def test_fresh_transitions_boot_anew_from_linux_and_from_uboot(tmp_path: Path) -
 @pytest.fixture
 def linux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Strategy]]:
     """A fake board booted to its shell under a strategy, the helper typed, console at rest."""
-    from toolkit.boards import load_board
-    from toolkit.record import Journal
     from toolkit.target import runner
-    from toolkit.targets import Target
-    from toolkit.testing import dropbear
-    from toolkit.testing.fake_board import FakeBoard
 
     monkeypatch.setattr(runner, "PROOF_TIMEOUT", 0.3)
-    target = Target(name="dev", board="es-virt", serial_url="fake://dev")
-    board = FakeBoard(bootdelay=0.3)
-    board.install("A", dropbear.make_image("1.0.0", tmp_path / "x.img").read_bytes())
-    journal = Journal.create("flash", board="es-virt", target="dev")
-    with board.console(target, journal) as console:
-        strategy = Strategy.attached(
-            console, load_board("es-virt"), board.power(target), status=Status.OFF
-        )
+    with _on_fake_board(tmp_path, bootdelay=0.3) as (board, strategy):
         assert strategy.shell().check("cat /etc/firmware-version").strip() == "1.0.0"
         yield board, strategy
 
